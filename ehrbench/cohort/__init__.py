@@ -1,0 +1,1 @@
+"""The cohort language: load a cohort config, extract its labels from a MEDS dataset."""

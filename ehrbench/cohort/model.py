@@ -1,0 +1,162 @@
+"""Typed, immutable objects for a loaded cohort config.
+
+The loader (`ehrbench.cohort.config`) builds these from YAML after every load-time check has
+passed; the extraction engine reads only these. See `../shared/spec/cohort-language.md` (shipped
+in the README) for the semantics each field carries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+# Predicates every config may name without defining them.
+ANY_EVENT = "_ANY_EVENT"
+RECORD_START = "_RECORD_START"
+RECORD_END = "_RECORD_END"
+SPECIAL_PREDICATES = (ANY_EVENT, RECORD_START, RECORD_END)
+
+
+@dataclass(frozen=True)
+class ExactCode:
+    """`code: "X"`: the row's code equals the string."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class RegexCode:
+    """`code: {regex: ...}`: an unanchored regex search over the row's code."""
+
+    pattern: str
+
+
+@dataclass(frozen=True)
+class AnyCode:
+    """`code: {any: [...]}`: the row's code is one of the strings."""
+
+    values: tuple[str, ...]
+
+
+CodeMatch = ExactCode | RegexCode | AnyCode
+
+
+@dataclass(frozen=True)
+class PlainPredicate:
+    """A test on one MEDS row; its count at a timestamp is the number of matching rows."""
+
+    name: str
+    code: CodeMatch
+    value_min: float | None = None
+    value_max: float | None = None
+    value_min_inclusive: bool = False
+    value_max_inclusive: bool = False
+    # Equality tests on other data columns, as (column, value) pairs in config order.
+    other_cols: tuple[tuple[str, object], ...] = ()
+    # True for `static: true` and for every `patient_demographics` entry: tests null-time rows.
+    static: bool = False
+
+
+@dataclass(frozen=True)
+class DerivedPredicate:
+    """`expr: and(a, b, ...)` or `or(...)`: 1 at a timestamp where the combination holds."""
+
+    name: str
+    op: Literal["and", "or"]
+    inputs: tuple[str, ...]
+
+
+Predicate = PlainPredicate | DerivedPredicate
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a boundary is measured from: the trigger, or a boundary of a window.
+
+    `window` is None for the trigger. `side` is "start" or "end" of `window`; a bare `start` or
+    `end` inside a window definition is resolved to that window's own name.
+    """
+
+    window: str | None
+    side: Literal["start", "end"] | None = None
+
+    @property
+    def is_trigger(self) -> bool:
+        return self.window is None
+
+
+TRIGGER = Reference(window=None)
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """One side of a window: a reference moved by a duration, or to the next/previous event.
+
+    kind "offset": `REF`, `REF + Δ`, `REF - Δ` (`offset` signed; zero for a bare reference).
+    kind "next":   `REF -> PRED` (first timestamp at or after REF where PRED's count > 0).
+    kind "prev":   `REF <- PRED` (last timestamp at or before REF where PRED's count > 0).
+    A `null` start is stored as kind "prev" to `_RECORD_START` from the window's own end, and a
+    `null` end as kind "next" to `_RECORD_END` from its own start (the spec's definition);
+    `was_null` remembers the original spelling for messages and the window tree.
+    """
+
+    reference: Reference
+    kind: Literal["offset", "next", "prev"]
+    offset: dt.timedelta = dt.timedelta(0)
+    predicate: str | None = None
+    was_null: bool = False
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """`has: {PRED: "(min, max)"}`: the window's count of PRED lies in [min, max] (None = open)."""
+
+    predicate: str
+    min_count: int | None
+    max_count: int | None
+
+
+@dataclass(frozen=True)
+class Window:
+    """A named window: two boundaries, their inclusivity, constraints and optional roles."""
+
+    name: str
+    start: Boundary
+    end: Boundary
+    start_inclusive: bool
+    end_inclusive: bool
+    has: tuple[Constraint, ...] = ()
+    is_label: bool = False
+    label_predicate: str | None = None
+    index_timestamp: Literal["start", "end"] | None = None
+
+    @property
+    def anchored_side(self) -> Literal["start", "end"]:
+        """The side that refers outside this window (to the trigger or another window)."""
+        return "end" if self.start.reference.window == self.name else "start"
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A fully checked cohort config, ready for extraction.
+
+    `windows` is in dependency order: every window comes after the windows it refers to.
+    `demographics` holds the `patient_demographics` entries (all static plain predicates).
+    """
+
+    source: Path | None
+    predicates: dict[str, Predicate]
+    demographics: dict[str, PlainPredicate]
+    trigger: str
+    windows: tuple[Window, ...] = ()
+    description: str | None = field(default=None, compare=False)
+
+    @property
+    def label_window(self) -> Window | None:
+        return next((w for w in self.windows if w.is_label), None)
+
+    @property
+    def index_window(self) -> Window | None:
+        return next((w for w in self.windows if w.index_timestamp), None)

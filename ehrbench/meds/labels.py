@@ -1,0 +1,96 @@
+"""Label tables in the MEDS 0.4 label schema.
+
+ehrbench writes all six label columns, as ACES does: `subject_id`, `prediction_time`,
+`boolean_value`, and `integer_value`, `float_value`, `categorical_value`, which stay null unless a
+cohort fills them. The `meds` 0.4 schema marks the optional value columns non-nullable, so an
+optional column that is null on every row is treated as absent when validating.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import meds
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.io import atomic_path
+
+LABEL_SCHEMA: dict[str, pl.DataType] = {
+    "subject_id": pl.Int64(),
+    "prediction_time": pl.Datetime("us"),
+    "boolean_value": pl.Boolean(),
+    "integer_value": pl.Int64(),
+    "float_value": pl.Float32(),
+    "categorical_value": pl.String(),
+}
+REQUIRED_LABEL_COLUMNS = ("subject_id", "prediction_time")
+
+
+def empty_labels() -> pl.DataFrame:
+    """An empty label table with the full MEDS label schema."""
+    return pl.DataFrame(schema=LABEL_SCHEMA)
+
+
+def _validate_label_table(table: pa.Table, path: str | os.PathLike) -> None:
+    """Check `table` against `meds.LabelSchema`, treating all-null optional columns as absent."""
+    for name in REQUIRED_LABEL_COLUMNS:
+        if name not in table.column_names:
+            raise EhrbenchError(
+                f"label table {path} has no `{name}` column: a MEDS label table needs "
+                "`subject_id` (int64) and `prediction_time` (timestamp[us])."
+            )
+    all_null = [
+        name
+        for name in table.column_names
+        if name not in REQUIRED_LABEL_COLUMNS and table.column(name).null_count == table.num_rows
+    ]
+    try:
+        meds.LabelSchema.validate(table.drop_columns(all_null))
+    except Exception as exc:  # flexible_schema raises its own exception types
+        raise EhrbenchError(f"label table {path} does not match the MEDS label schema: {exc}") from exc
+
+
+def write_labels(labels: pl.DataFrame, path: str | os.PathLike) -> None:
+    """Validate `labels` against the MEDS label schema and write it atomically as parquet."""
+    extra = [c for c in labels.columns if c not in LABEL_SCHEMA]
+    if extra:
+        raise EhrbenchError(
+            f"label table for {path} has column(s) {extra} outside the MEDS label schema "
+            f"(allowed: {list(LABEL_SCHEMA)})."
+        )
+    full = labels.with_columns(
+        pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in LABEL_SCHEMA.items()
+        if name not in labels.columns
+    ).select(pl.col(name).cast(dtype) for name, dtype in LABEL_SCHEMA.items())
+    arrow_schema = pa.schema(
+        [
+            ("subject_id", pa.int64()),
+            ("prediction_time", pa.timestamp("us")),
+            ("boolean_value", pa.bool_()),
+            ("integer_value", pa.int64()),
+            ("float_value", pa.float32()),
+            ("categorical_value", pa.string()),
+        ]
+    )
+    table = full.to_arrow().cast(arrow_schema)
+    _validate_label_table(table, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_labels(path: str | os.PathLike) -> pl.DataFrame:
+    """Read a MEDS label table, checking its columns and their types against the schema."""
+    path = Path(path)
+    if not path.exists():
+        raise EhrbenchError(f"label file {path} does not exist.")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise EhrbenchError(f"{path} is not a readable parquet label table ({exc}).") from exc
+    _validate_label_table(table, path)
+    return pl.from_arrow(table)
