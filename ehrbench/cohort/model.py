@@ -128,8 +128,8 @@ class Window:
     start_inclusive: bool
     end_inclusive: bool
     has: tuple[Constraint, ...] = ()
-    is_label: bool = False
-    label_predicate: str | None = None
+    # `label: PRED`: the label is PRED's count in this window (at most one window has one).
+    label: str | None = None
     index_timestamp: Literal["start", "end"] | None = None
 
     @property
@@ -155,7 +155,7 @@ class Cohort:
 
     @property
     def label_window(self) -> Window | None:
-        return next((w for w in self.windows if w.is_label), None)
+        return next((w for w in self.windows if w.label), None)
 
     @property
     def index_window(self) -> Window | None:
