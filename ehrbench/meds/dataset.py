@@ -1,18 +1,28 @@
 """A MEDS 0.4 dataset folder, opened lazily, shard by shard.
 
 Layout (MEDS 0.4): `data/**/*.parquet` (the event shards), `metadata/codes.parquet`,
-`metadata/dataset.json`, `metadata/subject_splits.parquet`.
+`metadata/dataset.json`, `metadata/subject_splits.parquet`. Opening a folder validates it (see
+`ehrbench.meds.validate`) unless the caller opts out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import meds
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.meds.splits import DEFAULT_FRACTIONS, hash_splits
+from ehrbench.meds.validate import (
+    check_dataset_json,
+    read_codes,
+    read_subject_splits,
+    validate_dataset,
+)
 
 
 @dataclass(frozen=True)
@@ -22,23 +32,50 @@ class MedsDataset:
     root: Path
     shards: tuple[Path, ...]
 
+    @property
+    def splits_path(self) -> Path:
+        """Where the dataset's subject splits live (the file may not exist)."""
+        return self.root / meds.subject_splits_filepath
+
     def scan(self, shard: Path) -> pl.LazyFrame:
         """Lazily read one event shard."""
-        return pl.scan_parquet(shard)
+        return pl.scan_parquet(shard, glob=False)
 
     def read_shard(self, shard: Path) -> pl.DataFrame:
         """Read one event shard into memory."""
-        return pl.read_parquet(shard)
+        return pl.read_parquet(shard, glob=False)
+
+    def subject_ids(self) -> pl.Series:
+        """Every distinct subject_id in the data, sorted (reads only that column)."""
+        ids = [self.scan(s).select(pl.col("subject_id").unique()).collect() for s in self.shards]
+        return pl.concat(ids).get_column("subject_id").unique().sort()
+
+    def metadata(self) -> dict:
+        """The validated `metadata/dataset.json`, or `{}` when the dataset has none."""
+        path = self.root / meds.dataset_metadata_filepath
+        return check_dataset_json(path) if path.exists() else {}
+
+    def codes(self) -> pl.DataFrame | None:
+        """The validated `metadata/codes.parquet`, or None when the dataset has none."""
+        path = self.root / meds.code_metadata_filepath
+        return read_codes(path) if path.exists() else None
 
     def subject_splits(self) -> pl.DataFrame:
-        """The (subject_id, split) table from `metadata/subject_splits.parquet`."""
-        path = self.root / "metadata" / "subject_splits.parquet"
-        if not path.exists():
-            raise EhrbenchError(
-                f"{path} does not exist: the dataset at {self.root} has no subject splits. "
-                "Run `ehrbench splits DIR --write` to assign a stable hash split and save it."
-            )
-        return pl.read_parquet(path, columns=["subject_id", "split"])
+        """The (subject_id, split) table from `metadata/subject_splits.parquet`.
+
+        Without that file, every subject gets the stable hash split (70/15/15, see
+        `ehrbench.meds.splits`), computed but not written, and a warning goes to stderr: every task
+        on this dataset then sees the same split, and `ehrbench splits DIR --write` saves it.
+        """
+        if self.splits_path.exists():
+            return read_subject_splits(self.splits_path).select("subject_id", "split")
+        print(
+            f"warning: {self.splits_path} does not exist; using the stable hash split "
+            f"{'/'.join(f'{f:g}' for f in DEFAULT_FRACTIONS)} (train/tuning/held_out). "
+            f"Run `ehrbench splits {self.root} --write` to save it with the dataset.",
+            file=sys.stderr,
+        )
+        return hash_splits(self.subject_ids().to_list(), DEFAULT_FRACTIONS)
 
     def fingerprint(self) -> str:
         """A short hash of every shard's and metadata file's relative path, size and mtime."""
@@ -51,10 +88,15 @@ class MedsDataset:
         return digest.hexdigest()[:16]
 
 
-def open_dataset(path: str | Path) -> MedsDataset:
-    """Open the MEDS dataset folder at `path`."""
+def open_dataset(path: str | Path, *, validate: bool = True, deep: bool = True) -> MedsDataset:
+    """Open the MEDS dataset folder at `path`, validating it unless `validate=False`.
+
+    `deep=False` skips the costlier sort-order and code-coverage checks (see `validate_dataset`).
+    """
     root = Path(path)
-    data_dir = root / "data"
+    if not root.is_dir():
+        raise EhrbenchError(f"{root} does not exist or is not a folder: expected a MEDS dataset.")
+    data_dir = root / meds.data_subdirectory
     if not data_dir.is_dir():
         raise EhrbenchError(
             f"{root} is not a MEDS dataset folder: expected a `data/` subfolder holding the "
@@ -63,4 +105,7 @@ def open_dataset(path: str | Path) -> MedsDataset:
     shards = tuple(sorted(data_dir.rglob("*.parquet")))
     if not shards:
         raise EhrbenchError(f"{data_dir} holds no parquet shards: expected `data/**/*.parquet`.")
-    return MedsDataset(root=root, shards=shards)
+    dataset = MedsDataset(root=root, shards=shards)
+    if validate:
+        validate_dataset(dataset, deep=deep)
+    return dataset

@@ -51,7 +51,9 @@ def _validate_label_table(table: pa.Table, path: str | os.PathLike) -> None:
     try:
         meds.LabelSchema.validate(table.drop_columns(all_null))
     except Exception as exc:  # flexible_schema raises its own exception types
-        raise EhrbenchError(f"label table {path} does not match the MEDS label schema: {exc}") from exc
+        raise EhrbenchError(
+            f"label table {path} does not match the MEDS label schema: {exc}"
+        ) from exc
 
 
 def write_labels(labels: pl.DataFrame, path: str | os.PathLike) -> None:

@@ -1,0 +1,87 @@
+"""Write small MEDS folders from a polars frame, for tests.
+
+`write_meds_folder` writes what it is given: it does not validate, so tests can also build broken
+folders. With `sort=True` (default) rows are sorted by subject then time, static rows first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import meds
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ehrbench.meds.splits import hash_splits
+
+
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    """To Arrow with `string` columns (what meds expects), `text_value` as `large_string`."""
+    table = frame.to_arrow()
+    fields = [
+        f.with_type(pa.large_string() if f.name == "text_value" else pa.string())
+        if pa.types.is_large_string(f.type)
+        else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields))
+
+
+def events_frame(rows: list[tuple]) -> pl.DataFrame:
+    """Events from (subject_id, time, code, numeric_value) tuples, with the MEDS dtypes."""
+    return pl.DataFrame(
+        rows,
+        schema={
+            "subject_id": pl.Int64,
+            "time": pl.Datetime("us"),
+            "code": pl.String,
+            "numeric_value": pl.Float32,
+        },
+        orient="row",
+    )
+
+
+def write_meds_folder(
+    root: str | Path,
+    events: pl.DataFrame,
+    splits: dict[int, str] | None = None,
+    shards: int = 1,
+    *,
+    sort: bool = True,
+    write_splits: bool = True,
+    dataset_json: dict | None = None,
+) -> Path:
+    """Write `events` as a MEDS folder at `root` and return `root`.
+
+    Subjects (in sorted order) are cut into `shards` contiguous groups, written as
+    `data/<i>.parquet`. `splits` maps subject_id -> split; None means the stable 70/15/15 hash
+    split. `metadata/codes.parquet` lists every distinct code (if there is a `code` column).
+    """
+    root = Path(root)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "metadata").mkdir(exist_ok=True)
+    if sort:
+        events = events.sort("subject_id", "time", nulls_last=False, maintain_order=True)
+    subjects = events.get_column("subject_id").unique().sort().to_list()
+    for i in range(shards):
+        chunk = set(subjects[i * len(subjects) // shards : (i + 1) * len(subjects) // shards])
+        part = events.filter(pl.col("subject_id").is_in(list(chunk)))
+        pq.write_table(_arrow(part), root / "data" / f"{i}.parquet")
+    if "code" in events.columns:
+        codes = events.select(pl.col("code").unique().sort()).to_arrow()
+        pq.write_table(meds.CodeMetadataSchema.align(codes), root / meds.code_metadata_filepath)
+    if write_splits:
+        table = (
+            hash_splits(subjects)
+            if splits is None
+            else pl.DataFrame(
+                {"subject_id": list(splits), "split": list(splits.values())},
+                schema={"subject_id": pl.Int64, "split": pl.String},
+            )
+        )
+        pq.write_table(_arrow(table), root / meds.subject_splits_filepath)
+    blob = {"dataset_name": "test", "meds_version": meds.__version__} | (dataset_json or {})
+    (root / meds.dataset_metadata_filepath).write_text(json.dumps(blob))
+    return root
