@@ -1,0 +1,219 @@
+"""Cluster bootstrap by subject, vectorised over resamples.
+
+A resample draws as many subjects as the held-out set has, uniformly with replacement, and takes
+every row of each drawn subject as many times as it was drawn. `Resamples` stores the draw as a
+count matrix [n_resamples, n_subjects] over the sorted distinct subject ids, so it depends only
+on (subject set, n_resamples, seed): every model scored on the same held-out rows sees the very
+same resamples, which is what paired comparisons need.
+
+Each resample is a weight vector over rows (the count of the row's subject). All metrics are
+computed for a block of resamples at once from a weight matrix W [block, n_rows]:
+
+- rows are sorted by score once; per resample, the positive and negative weight of each distinct
+  score is a `np.add.reduceat` over the sorted columns;
+- AUROC = sum over scores of P_s * (N below s + N_s / 2) / (P * N): the Mann-Whitney statistic,
+  ties counting 1/2, equal to scikit-learn's `roc_auc_score` on the explicitly resampled rows;
+- AUPRC = sum over scores in descending order of P_s / P * TP_s / (TP_s + FP_s), with TP_s, FP_s
+  the weights at or above s: scikit-learn's `average_precision_score` on the resampled rows;
+- Brier, ECE and prevalence are weighted sums over the same per-score totals (rows sharing a
+  score share its calibration bin).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from numpy.typing import ArrayLike
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.metrics.scores import METRICS, N_BINS, as_arrays, bin_index, point_metrics
+
+N_RESAMPLES = 1000
+CI_LEVEL = 0.95
+# Weight-matrix cells per block: bounds memory (about 32 MB per float64 matrix) on large sets.
+_BLOCK_CELLS = 4_000_000
+# Metrics that get a bootstrap distribution (counts are reported without an interval).
+BOOTSTRAP_METRICS = ("auroc", "auprc", "brier", "ece", "prevalence")
+METRIC_ROW_SCHEMA: dict[str, pl.DataType] = {
+    "metric": pl.String(),
+    "value": pl.Float64(),
+    "ci_low": pl.Float64(),
+    "ci_high": pl.Float64(),
+    "n_boot": pl.Int64(),
+}
+# A run's full metrics table: overall (group "all", level "all") and per subgroup level.
+METRIC_TABLE_SCHEMA: dict[str, pl.DataType] = {
+    "group": pl.String(),
+    "level": pl.String(),
+    **METRIC_ROW_SCHEMA,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Resamples:
+    """Subject resamples: `counts[b, j]` is how often `subjects[j]` is drawn in resample b."""
+
+    subjects: np.ndarray
+    counts: np.ndarray
+    seed: int
+
+    @property
+    def n_resamples(self) -> int:
+        """Number of resamples (rows of `counts`)."""
+        return int(self.counts.shape[0])
+
+    def row_weights(self, subject_id: ArrayLike, rows: slice | None = None) -> np.ndarray:
+        """Weight matrix [n_resamples (or the `rows` slice of them), n_rows] for these rows."""
+        ids = np.asarray(subject_id)
+        cols = np.searchsorted(self.subjects, ids)
+        found = cols < self.subjects.size
+        found[found] = self.subjects[cols[found]] == ids[found]
+        if not found.all():
+            raise EhrbenchError(
+                f"bootstrap: subject_id(s) {ids[~found][:3].tolist()} are not among the "
+                f"{self.subjects.size} subjects the resamples were drawn over; draw the "
+                "resamples from the same held-out rows that are scored."
+            )
+        counts = self.counts if rows is None else self.counts[rows]
+        return counts[:, cols].astype(np.float64)
+
+
+def draw_resamples(
+    subject_id: ArrayLike, n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> Resamples:
+    """Draw `n_resamples` cluster-bootstrap resamples over the distinct ids in `subject_id`.
+
+    Uses `numpy.random.default_rng(seed)`; the subjects are sorted first, so the result does not
+    depend on row order, only on the subject set, `n_resamples` and `seed`.
+    """
+    if n_resamples < 1:
+        raise EhrbenchError(f"bootstrap: n_resamples must be at least 1, got {n_resamples}.")
+    subjects = np.unique(np.asarray(subject_id))
+    n = subjects.size
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, max(n, 1), size=(n_resamples, n))
+    # One bincount over all resamples: offset resample b's draws by b * n.
+    flat = (draws + np.arange(n_resamples)[:, None] * n).ravel()
+    counts = np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n)
+    return Resamples(subjects=subjects, counts=counts.astype(np.int32), seed=seed)
+
+
+def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.full(num.shape, math.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def _rank_metrics(pos_s: np.ndarray, neg_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted AUROC and AUPRC from positive/negative weight per distinct score, ascending."""
+    n_pos = pos_s.sum(axis=1)
+    n_neg = neg_s.sum(axis=1)
+    neg_below = np.cumsum(neg_s, axis=1) - neg_s
+    both = (n_pos > 0) & (n_neg > 0)
+    auroc = _safe_ratio((pos_s * (neg_below + 0.5 * neg_s)).sum(axis=1), n_pos * n_neg)
+    # Precision at each threshold, thresholds descending (as scikit-learn's PR curve).
+    tp = np.cumsum(pos_s[:, ::-1], axis=1)
+    fp = np.cumsum(neg_s[:, ::-1], axis=1)
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
+    auprc = _safe_ratio((pos_s[:, ::-1] * precision).sum(axis=1), n_pos)
+    return np.where(both, auroc, math.nan), np.where(both, auprc, math.nan)
+
+
+def weighted_metrics(
+    y_true: ArrayLike, y_prob: ArrayLike, weights: np.ndarray, n_bins: int = N_BINS
+) -> dict[str, np.ndarray]:
+    """Metrics of `BOOTSTRAP_METRICS` for each row of `weights` [n_weightings, n_rows].
+
+    Row i of `weights` weights the predictions as if each row were repeated that many times; a
+    metric that is undefined for a weighting (one class, zero total weight) is NaN.
+    """
+    y, p = as_arrays(y_true, y_prob)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != y.size:
+        raise EhrbenchError(f"bootstrap: weights must be [n, {y.size}], got {w.shape}.")
+    if y.size == 0:
+        return {name: np.full(w.shape[0], math.nan) for name in BOOTSTRAP_METRICS}
+    if not np.all(p[1:] >= p[:-1]):
+        # Callers that score many weightings sort once and so skip this column gather.
+        order = np.argsort(p, kind="stable")
+        p, y, w = p[order], y[order], w[:, order]
+    # Everything below works on [n_weightings, n_distinct_scores] sums: all rows sharing a score
+    # share its calibration bin and its threshold.
+    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+    score = p[starts]
+    pos_s = np.add.reduceat(w * y, starts, axis=1)
+    all_s = np.add.reduceat(w, starts, axis=1)
+    neg_s = all_s - pos_s
+    total = all_s.sum(axis=1)
+    auroc, auprc = _rank_metrics(pos_s, neg_s)
+    bins = bin_index(score, n_bins)
+    bin_starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
+    gap = np.add.reduceat(all_s * score - pos_s, bin_starts, axis=1)
+    squared_error = (pos_s * (1.0 - score) ** 2 + neg_s * score**2).sum(axis=1)
+    return {
+        "auroc": auroc,
+        "auprc": auprc,
+        "brier": _safe_ratio(squared_error, total),
+        "ece": _safe_ratio(np.abs(gap).sum(axis=1), total),
+        "prevalence": _safe_ratio(pos_s.sum(axis=1), total),
+    }
+
+
+def bootstrap_distribution(
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    subject_id: ArrayLike,
+    resamples: Resamples,
+    n_bins: int = N_BINS,
+) -> dict[str, np.ndarray]:
+    """Each metric of `BOOTSTRAP_METRICS` on every resample: arrays of length n_resamples."""
+    y, p = as_arrays(y_true, y_prob)
+    order = np.argsort(p, kind="stable")
+    y, p, subjects = y[order], p[order], np.asarray(subject_id)[order]
+    block = max(1, _BLOCK_CELLS // max(y.size, 1))
+    parts = [
+        weighted_metrics(y, p, resamples.row_weights(subjects, slice(s, s + block)), n_bins)
+        for s in range(0, resamples.n_resamples, block)
+    ]
+    return {name: np.concatenate([part[name] for part in parts]) for name in BOOTSTRAP_METRICS}
+
+
+def percentile_interval(
+    distribution: np.ndarray, level: float = CI_LEVEL
+) -> tuple[float, float, int]:
+    """(low, high, n_valid): the percentile interval over the resamples where the metric exists."""
+    valid = distribution[~np.isnan(distribution)]
+    if not valid.size:
+        return math.nan, math.nan, 0
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(valid, [alpha, 1.0 - alpha])
+    return float(low), float(high), int(valid.size)
+
+
+def bootstrap_metrics(
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    subject_id: ArrayLike,
+    resamples: Resamples,
+    n_bins: int = N_BINS,
+    level: float = CI_LEVEL,
+) -> pl.DataFrame:
+    """One row per metric of `METRICS`: point value, percentile interval, valid resamples.
+
+    The interval is NaN when the point value is NaN (e.g. AUROC with one class); counts
+    (n_rows, n_subjects) have a null interval.
+    """
+    point = point_metrics(y_true, y_prob, subject_id, n_bins)
+    dist = bootstrap_distribution(y_true, y_prob, subject_id, resamples, n_bins)
+    rows = []
+    for name in METRICS:
+        if name not in dist:
+            rows.append((name, point[name], None, None, None))
+        elif math.isnan(point[name]):
+            rows.append((name, point[name], math.nan, math.nan, 0))
+        else:
+            rows.append((name, point[name], *percentile_interval(dist[name], level)))
+    return pl.DataFrame(rows, schema=METRIC_ROW_SCHEMA, orient="row")

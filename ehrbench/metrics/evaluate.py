@@ -1,0 +1,68 @@
+"""A run's metrics table from its meds-evaluation prediction frame.
+
+The table has one row per (group, level, metric): group `all` / level `all` for the whole
+held-out set, then `sex` and `age_band` levels when demographics are given. Columns follow
+`METRIC_TABLE_SCHEMA`: value, 95% percentile interval (ci_low, ci_high) and n_boot, the number
+of resamples on which the metric was defined. Probabilities are scored as float32, the type they
+are stored in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.metrics.bootstrap import CI_LEVEL, Resamples, bootstrap_metrics
+from ehrbench.metrics.scores import N_BINS
+from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, subgroup_metrics
+
+PREDICTION_COLUMNS = (
+    "subject_id",
+    "prediction_time",
+    "boolean_value",
+    "predicted_boolean_probability",
+)
+
+
+def check_predictions(predictions: pl.DataFrame, source: str = "predictions") -> None:
+    """Raise `EhrbenchError` unless `predictions` has the columns metrics need, without nulls."""
+    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
+    if missing:
+        raise EhrbenchError(
+            f"{source}: missing column(s) {missing}; a prediction frame needs "
+            f"{list(PREDICTION_COLUMNS)} (the meds-evaluation form)."
+        )
+    nulls = [c for c in PREDICTION_COLUMNS if predictions[c].null_count()]
+    if nulls:
+        raise EhrbenchError(f"{source}: column(s) {nulls} contain nulls; every row needs a value.")
+
+
+def evaluate_predictions(
+    predictions: pl.DataFrame,
+    resamples: Resamples,
+    demographics: pl.DataFrame | None = None,
+    age_bands: Sequence[int] = DEFAULT_AGE_BANDS,
+    n_bins: int = N_BINS,
+    level: float = CI_LEVEL,
+) -> pl.DataFrame:
+    """Overall metrics with intervals, plus sex and age-band subgroups if `demographics` given."""
+    check_predictions(predictions)
+    # Score the probabilities as stored (float32, the meds-evaluation type), so the metrics can
+    # be reproduced exactly from the saved prediction parquet.
+    predictions = predictions.with_columns(
+        pl.col("predicted_boolean_probability").cast(pl.Float32).cast(pl.Float64)
+    )
+    overall = bootstrap_metrics(
+        predictions["boolean_value"].to_numpy(),
+        predictions["predicted_boolean_probability"].to_numpy(),
+        predictions["subject_id"].to_numpy(),
+        resamples,
+        n_bins,
+        level,
+    ).select(pl.lit("all").alias("group"), pl.lit("all").alias("level"), pl.all())
+    if demographics is None:
+        return overall
+    groups = subgroup_metrics(predictions, demographics, resamples, age_bands, n_bins, level)
+    return pl.concat([overall, groups])
