@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "ehrbench.synth.commands",
     "ehrbench.meds.commands",
     "ehrbench.cohort.commands",
+    "ehrbench.cohort.library_commands",
     "ehrbench.features.commands",
     "ehrbench.models.commands",
     "ehrbench.protocol.commands",
