@@ -143,6 +143,8 @@ class Cohort:
     """A fully checked cohort config, ready for extraction.
 
     `windows` is in dependency order: every window comes after the windows it refers to.
+    `predicates` holds only the predicates the cohort uses (the trigger, window bounds, `has`,
+    labels, and the inputs of derived ones), in config order, as ACES evaluates only those.
     `demographics` holds the `patient_demographics` entries (all static plain predicates).
     """
 
@@ -152,6 +154,9 @@ class Cohort:
     trigger: str
     windows: tuple[Window, ...] = ()
     description: str | None = field(default=None, compare=False)
+    # Load-time warnings (e.g. no index_timestamp), for commands to print; the loader never
+    # emits them through the `warnings` module.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def label_window(self) -> Window | None:
