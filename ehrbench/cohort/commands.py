@@ -1,0 +1,199 @@
+"""Command-line verbs for cohorts: `ehrbench cohort check | extract | explain | schema`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import polars as pl
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.io import write_parquet_atomic, write_text_atomic
+
+CHECK_EXAMPLE = """example:
+  ehrbench cohort check mortality.yaml
+  ehrbench cohort check mortality.yaml --predicates mimic_predicates.yaml --data data/mimic_meds
+"""
+EXTRACT_EXAMPLE = """example:
+  ehrbench cohort extract mortality.yaml --data data/mimic_meds --out labels/mortality.parquet
+  (also writes labels/mortality.attrition.json; add --audit audit.parquet for window details)
+"""
+EXPLAIN_EXAMPLE = """example:
+  ehrbench cohort explain mortality.yaml --data data/mimic_meds --subject 10000032
+"""
+SCHEMA_EXAMPLE = """example:
+  ehrbench cohort schema > cohort.schema.json
+  then start a cohort YAML with `# yaml-language-server: $schema=cohort.schema.json`
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `cohort` verb and its sub-verbs."""
+    cohort = subparsers.add_parser(
+        "cohort",
+        help="check, extract and explain ACES-compatible cohort definitions",
+        description="Cohort definitions (ACES task-configuration language) on MEDS data.",
+        epilog=CHECK_EXAMPLE + EXTRACT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = cohort.add_subparsers(dest="cohort_command", metavar="VERB")
+    cohort.set_defaults(handler=lambda args: _usage(cohort))
+
+    check = _verb(verbs, "check", "validate a cohort and print its window tree", CHECK_EXAMPLE)
+    check.add_argument("--data", metavar="DIR", help="MEDS dataset: check columns, print attrition")
+    check.set_defaults(handler=_check)
+
+    extract = _verb(verbs, "extract", "write the cohort's labels", EXTRACT_EXAMPLE)
+    extract.add_argument("--data", metavar="DIR", required=True, help="MEDS dataset folder")
+    extract.add_argument("--out", metavar="LABELS.parquet", required=True, help="label file")
+    extract.add_argument("--audit", metavar="AUDIT.parquet", help="also write the audit table")
+    extract.add_argument(
+        "--overwrite", action="store_true", help="replace output files that already exist"
+    )
+    extract.set_defaults(handler=_extract)
+
+    explain = _verb(verbs, "explain", "show how the cohort treats one subject", EXPLAIN_EXAMPLE)
+    explain.add_argument("--data", metavar="DIR", required=True, help="MEDS dataset folder")
+    explain.add_argument("--subject", metavar="ID", type=int, required=True, help="subject_id")
+    explain.set_defaults(handler=_explain)
+
+    schema = verbs.add_parser(
+        "schema",
+        help="print the cohort language's JSON Schema",
+        epilog=SCHEMA_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    schema.set_defaults(handler=_schema)
+
+
+def _verb(verbs, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+    parser = verbs.add_parser(
+        name, help=help_text, epilog=example, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("cohort", metavar="COHORT.yaml", help="cohort config file")
+    parser.add_argument(
+        "--predicates", metavar="P.yaml", help="predicates file overriding the cohort's entries"
+    )
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _warn(messages) -> None:
+    for message in messages:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def _load(args: argparse.Namespace, dataset=None):
+    """Load the cohort, checking predicate columns against `dataset` when given."""
+    from ehrbench.cohort.config import load_cohort
+
+    columns = None
+    if dataset is not None:
+        columns = set()
+        for shard in dataset.shards:
+            columns.update(dataset.scan(shard).collect_schema().names())
+    return load_cohort(args.cohort, args.predicates, data_columns=columns)
+
+
+def _open(path: str):
+    from ehrbench.meds import open_dataset
+
+    # The engine checks what it relies on as it reads (columns and their types, one shard per
+    # subject) and needs no row order, so the full-read validation is skipped.
+    return open_dataset(path, validate=False)
+
+
+def _run_extract(cohort, dataset, audit: bool):
+    from ehrbench.cohort.extract import extract
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return extract(cohort, dataset, audit=audit)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ehrbench.cohort.tree import render_tree
+
+    dataset = _open(args.data) if args.data else None
+    cohort = _load(args, dataset)
+    print(f"{args.cohort}: valid cohort")
+    print(render_tree(cohort), end="")
+    _warn(cohort.warnings)
+    if dataset is not None:
+        result = _run_extract(cohort, dataset, audit=False)
+        print()
+        print(result.attrition.render(), end="")
+        _warn(result.warnings)
+    return 0
+
+
+def attrition_path(labels_path: str | Path) -> Path:
+    """Where the attrition JSON of a label file goes: `X.parquet` -> `X.attrition.json`."""
+    path = Path(labels_path)
+    return path.with_name(path.stem + ".attrition.json")
+
+
+def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise EhrbenchError(
+            f"{', '.join(existing)} already exist(s): refusing to replace them. Choose another "
+            "--out / --audit path, or pass --overwrite to replace them."
+        )
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from ehrbench.meds import write_labels
+
+    out = Path(args.out)
+    outputs = [out, attrition_path(out)] + ([Path(args.audit)] if args.audit else [])
+    _refuse_existing(outputs, args.overwrite)
+    dataset = _open(args.data)
+    cohort = _load(args, dataset)
+    result = _run_extract(cohort, dataset, audit=bool(args.audit))
+    if cohort.index_window is None:
+        # As ACES does (and the spec says): null prediction times, written with a warning.
+        # Such a file is not a valid MEDS label table, so the MEDS check is skipped here.
+        write_parquet_atomic(result.labels, out)
+    else:
+        write_labels(result.labels, out)
+    write_text_atomic(result.attrition.to_json(), attrition_path(out))
+    if args.audit:
+        write_parquet_atomic(result.audit, args.audit)
+    print(result.attrition.render(), end="")
+    print(_summary(result.labels, out))
+    _warn(result.warnings)
+    return 0
+
+
+def _summary(labels: pl.DataFrame, out: Path) -> str:
+    rows = labels.height
+    text = f"wrote {out}: {rows:,} rows, {labels['subject_id'].n_unique():,} subjects"
+    positives = labels["boolean_value"].sum() if rows else 0
+    if rows and labels["boolean_value"].null_count() < rows:
+        text += f", prevalence {positives / rows:.4f} ({positives:,} positive)"
+    return text
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from ehrbench.cohort.explain import explain
+
+    dataset = _open(args.data)
+    cohort = _load(args, dataset)
+    _warn(cohort.warnings)
+    print(explain(cohort, dataset, args.subject), end="")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from ehrbench.cohort.schema import cohort_json_schema
+
+    print(json.dumps(cohort_json_schema(), indent=2))
+    return 0

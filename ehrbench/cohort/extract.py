@@ -1,0 +1,482 @@
+"""The extraction engine: a cohort config and MEDS events in, one label row per kept trigger out.
+
+Design. ACES aggregates every window over every row; only the trigger anchors need answers.
+Per shard, `predicates.count_events` reduces the events to per-(subject, time) counts of the
+referenced predicates (code tests run once per distinct code through the parquet dictionary),
+kept only where some count is non-zero, sorted by (subject, time). The counts become cumulative
+sums, and every window edge of every trigger is then a vectorised search inside the trigger's
+subject block of that table (`Timeline`):
+
+- a window's count of a predicate is the difference of its cumulative sum at the two edges,
+  the search side choosing whether a row exactly at the edge is inside;
+- `REF -> PRED` / `REF <- PRED` is a `np.searchsorted` in the sorted rows where PRED is non-zero,
+  accepted only if the row found belongs to the same subject.
+
+Semantics are the spec's (`../shared/spec/cohort-language.md`, sections 2 to 6, and section 9
+where ACES 0.7.3 is not copied).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ehrbench.cohort.attrition import Attrition, AttritionStep
+from ehrbench.cohort.model import Boundary, Cohort, Constraint, Window
+from ehrbench.cohort.predicates import (
+    CountTable,
+    EventSource,
+    PredicatePlan,
+    count_events,
+    plan_predicates,
+)
+from ehrbench.errors import EhrbenchError
+from ehrbench.meds import LABEL_SCHEMA, MedsDataset, empty_labels
+
+Side = tuple[str, str]  # (window name, "start" | "end")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The result of extracting a cohort: labels, attrition, optional audit table, warnings."""
+
+    labels: pl.DataFrame
+    attrition: Attrition
+    audit: pl.DataFrame | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class Evaluation:
+    """Every trigger of one event table with its windows placed and counted.
+
+    Times are int64 microseconds since the epoch. `placed[w]` says whether window `w` (and
+    everything it hangs on) could be placed; `failed_step[i]` is the index in `steps` of the
+    first step trigger `i` failed (-1: kept). `found[(w, side)]` says whether that boundary's
+    own event search succeeded. Times and counts are only meaningful where placed.
+    """
+
+    steps: list[str]
+    subject_ids: np.ndarray
+    subjects_demographic: int
+    trigger_subjects: np.ndarray
+    trigger_times: np.ndarray
+    times: dict[Side, np.ndarray] = field(default_factory=dict)
+    found: dict[Side, np.ndarray] = field(default_factory=dict)
+    placed: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    failed_step: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+    @property
+    def kept(self) -> np.ndarray:
+        return self.failed_step < 0
+
+
+class Timeline:
+    """A shard's count table, answering window queries for many anchors at once by search.
+
+    Rows are the count table's (subject, time) rows. A query time is located within its
+    subject's block of rows by a vectorised bisection (`position`); counts are differences of
+    cumulative sums at two positions; event searches look up the sorted row positions where a
+    predicate is non-zero.
+    """
+
+    def __init__(self, table: CountTable):
+        self.times = table.times
+        self._counts = table.counts
+        n = len(table.subjects)
+        new_subject = np.ones(n, dtype=bool)
+        new_subject[1:] = table.subjects[1:] != table.subjects[:-1]
+        block = np.cumsum(new_subject) - 1
+        starts = np.flatnonzero(new_subject)
+        ends = np.append(starts[1:], n)
+        self.block_start = starts[block]
+        self.block_end = ends[block]
+        self._cumulative: dict[str, np.ndarray] = {}
+        self._events: dict[str, np.ndarray] = {}
+
+    def position(self, lo: np.ndarray, hi: np.ndarray, t: np.ndarray, after: bool) -> np.ndarray:
+        """Per query, the first row in [lo, hi) whose time is > t (`after`) or >= t, else hi."""
+        lo, hi = lo.copy(), hi.copy()
+        last = max(len(self.times) - 1, 0)
+        while True:
+            active = lo < hi
+            if not active.any():
+                return lo
+            mid = (lo + hi) >> 1
+            value = self.times[np.minimum(mid, last)]
+            right = (value <= t) if after else (value < t)
+            lo = np.where(active & right, mid + 1, lo)
+            hi = np.where(active & ~right, mid, hi)
+
+    def count(
+        self,
+        name: str,
+        block: tuple[np.ndarray, np.ndarray],
+        times: tuple[np.ndarray, np.ndarray],
+        inclusive: tuple[bool, bool],
+    ) -> np.ndarray:
+        """`name`'s count over rows between times[0] and times[1] with the given edges."""
+        if name not in self._cumulative:
+            self._cumulative[name] = np.concatenate(
+                ([0], np.cumsum(self._counts[name], dtype=np.int64))
+            )
+        cumulative = self._cumulative[name]
+        first = self.position(*block, times[0], after=not inclusive[0])
+        past = self.position(*block, times[1], after=inclusive[1])
+        return np.maximum(cumulative[past] - cumulative[first], 0)
+
+    def _event_rows(self, name: str) -> np.ndarray:
+        if name not in self._events:
+            self._events[name] = np.flatnonzero(self._counts[name] > 0)
+        return self._events[name]
+
+    def next_event(
+        self, name: str, block: tuple[np.ndarray, np.ndarray], ref: np.ndarray, inclusive: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """First time at/after (`inclusive`) or after `ref` where `name` > 0; (times, found)."""
+        rows = self._event_rows(name)
+        if len(rows) == 0:
+            return ref.copy(), np.zeros(len(ref), dtype=bool)
+        start = self.position(*block, ref, after=not inclusive)
+        pos = np.searchsorted(rows, start, side="left")
+        clipped = np.minimum(pos, len(rows) - 1)
+        found = (pos < len(rows)) & (rows[clipped] < block[1])
+        return self.times[rows[clipped]], found
+
+    def prev_event(
+        self, name: str, block: tuple[np.ndarray, np.ndarray], ref: np.ndarray, inclusive: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Last time at/before (`inclusive`) or before `ref` where `name` > 0; (times, found)."""
+        rows = self._event_rows(name)
+        if len(rows) == 0:
+            return ref.copy(), np.zeros(len(ref), dtype=bool)
+        past = self.position(*block, ref, after=inclusive)
+        pos = np.searchsorted(rows, past, side="left") - 1
+        clipped = np.maximum(pos, 0)
+        found = (pos >= 0) & (rows[clipped] >= block[0])
+        return self.times[rows[clipped]], found
+
+
+def step_names(cohort: Cohort) -> list[str]:
+    """The attrition steps of `cohort`, in the order extraction applies them."""
+    plan = plan_predicates(cohort)
+    demo = ", ".join(plan.static) if plan.static else "none"
+    steps = [f"demographics ({demo})", f"trigger {cohort.trigger}"]
+    for window in cohort.windows:
+        steps.append(f"window {window.name}: placed")
+        steps.extend(f"window {window.name}: has {_constraint_text(c)}" for c in window.has)
+    return steps
+
+
+def _constraint_text(c: Constraint) -> str:
+    return f"{c.predicate} in ({c.min_count}, {c.max_count})"
+
+
+def _check_static_uses(cohort: Cohort, plan: PredicatePlan) -> None:
+    """Static predicates only filter subjects: they have no timestamp to trigger or count at."""
+    if cohort.trigger in plan.static:
+        raise EhrbenchError(
+            f"trigger `{cohort.trigger}` is a static predicate (it tests rows without a time), so "
+            "it has no timestamp to anchor windows on: trigger on a timed predicate instead."
+        )
+    for window in cohort.windows:
+        uses = [c.predicate for c in window.has] + [window.label]
+        uses += [b.predicate for b in (window.start, window.end)]
+        for name in uses:
+            if name in plan.static:
+                raise EhrbenchError(
+                    f"window `{window.name}` uses static predicate `{name}`, which tests rows "
+                    "without a time and so has no count inside a window; use it under "
+                    "`patient_demographics` to filter subjects instead."
+                )
+
+
+def evaluate(
+    cohort: Cohort, events: Path | pl.DataFrame | pl.LazyFrame, *, count_all: bool = False
+) -> Evaluation:
+    """Find and test every trigger in `events` (a parquet shard or a frame).
+
+    `count_all` counts every timed predicate in every window (for audit and explain); otherwise
+    only what `has` and `label` need.
+    """
+    plan = plan_predicates(cohort)
+    _check_static_uses(cohort, plan)
+    table = count_events(cohort, plan, EventSource(events))
+    rows = np.flatnonzero(table.counts[cohort.trigger] > 0)
+    timeline = Timeline(table)
+    ev = Evaluation(
+        steps=step_names(cohort),
+        subject_ids=table.subject_ids,
+        subjects_demographic=table.subjects_kept,
+        trigger_subjects=table.subjects[rows],
+        trigger_times=table.times[rows],
+        failed_step=np.full(len(rows), -1, dtype=np.int64),
+    )
+    _place_windows(
+        cohort,
+        plan,
+        timeline,
+        (timeline.block_start[rows], timeline.block_end[rows]),
+        ev,
+        count_all,
+    )
+    return ev
+
+
+Block = tuple[np.ndarray, np.ndarray]
+
+
+def _place_windows(
+    cohort: Cohort,
+    plan: PredicatePlan,
+    timeline: Timeline,
+    block: Block,
+    ev: Evaluation,
+    count_all: bool,
+) -> None:
+    """Place every window for every trigger, count, and record the first failing step.
+
+    `block` holds, per trigger, the first and past-the-last count-table rows of its subject.
+    """
+    valid = np.ones(len(ev.trigger_times), dtype=bool)
+    step = 2
+    for window in cohort.windows:
+        anchored = window.anchored_side
+        other = "start" if anchored == "end" else "end"
+        placed = np.ones(len(valid), dtype=bool)
+        for side in (anchored, other):
+            boundary: Boundary = getattr(window, side)
+            ref = boundary.reference
+            if ref.is_trigger:
+                ref_times = ev.trigger_times
+            else:
+                ref_times = ev.times[(ref.window, ref.side)]
+                if ref.window != window.name:
+                    placed &= ev.placed[ref.window]
+            times, found = _resolve(boundary, window, ref_times, block, timeline)
+            ev.times[(window.name, side)] = times
+            ev.found[(window.name, side)] = found
+            placed &= found
+        ev.placed[window.name] = placed
+        ev.failed_step[valid & ~placed] = step
+        valid &= placed
+        step += 1
+        names = plan.timed if count_all else _counted_names(window)
+        for name in names:
+            ev.counts[(window.name, name)] = _window_count(window, name, ev, block, timeline)
+        for constraint in window.has:
+            count = ev.counts[(window.name, constraint.predicate)]
+            holds = np.ones(len(valid), dtype=bool)
+            if constraint.min_count is not None:
+                holds &= count >= constraint.min_count
+            if constraint.max_count is not None:
+                holds &= count <= constraint.max_count
+            ev.failed_step[valid & ~holds] = step
+            valid &= holds
+            step += 1
+
+
+def _counted_names(window: Window) -> list[str]:
+    names = [c.predicate for c in window.has]
+    if window.label and window.label not in names:
+        names.append(window.label)
+    return names
+
+
+def _resolve(
+    boundary: Boundary, window: Window, ref: np.ndarray, block: Block, timeline: Timeline
+) -> tuple[np.ndarray, np.ndarray]:
+    """A boundary's times from its reference's times, and whether each could be placed."""
+    if boundary.kind == "offset":
+        offset = boundary.offset // dt.timedelta(microseconds=1)
+        return ref + offset, np.ones(len(ref), dtype=bool)
+    # Whether REF's own timestamp can be the event: end_inclusive for `->`, start_inclusive
+    # for `<-` (spec section 5, following ACES's code rather than its docs). On the side that
+    # refers outside the window (`start: trigger -> X`), ACES 0.7.3 never takes REF's own
+    # timestamp, whatever the flags (observed with aces-cli on every flag combination).
+    own_side = boundary.reference.window == window.name
+    if boundary.kind == "next":
+        inclusive = own_side and window.end_inclusive
+        return timeline.next_event(boundary.predicate, block, ref, inclusive)
+    inclusive = own_side and window.start_inclusive
+    return timeline.prev_event(boundary.predicate, block, ref, inclusive)
+
+
+def _window_count(
+    window: Window, name: str, ev: Evaluation, block: Block, timeline: Timeline
+) -> np.ndarray:
+    """`name`'s count in `window` for every trigger: earlier edge start_inclusive, later end."""
+    start = ev.times[(window.name, "start")]
+    end = ev.times[(window.name, "end")]
+    edges = (np.minimum(start, end), np.maximum(start, end))
+    inclusive = (window.start_inclusive, window.end_inclusive)
+    return timeline.count(name, block, edges, inclusive)
+
+
+def shard_attrition(ev: Evaluation) -> Attrition:
+    """Attrition of one evaluation: a trigger leaves at its first failed step."""
+    failed = ev.failed_step
+    rows = [
+        AttritionStep(ev.steps[0], len(ev.subject_ids), ev.subjects_demographic, None, None),
+        AttritionStep(
+            ev.steps[1],
+            ev.subjects_demographic,
+            len(np.unique(ev.trigger_subjects)),
+            None,
+            len(failed),
+        ),
+    ]
+    for index, name in enumerate(ev.steps[2:], start=2):
+        before = rows[-1]
+        survives = (failed < 0) | (failed > index)
+        rows.append(
+            AttritionStep(
+                name,
+                before.subjects_kept,
+                len(np.unique(ev.trigger_subjects[survives])),
+                before.triggers_kept,
+                int(survives.sum()),
+            )
+        )
+    return Attrition(tuple(rows))
+
+
+def _prediction_times(cohort: Cohort, ev: Evaluation) -> np.ndarray | None:
+    window = cohort.index_window
+    if window is None:
+        return None
+    return ev.times[(window.name, window.index_timestamp)]
+
+
+def shard_labels(cohort: Cohort, ev: Evaluation) -> pl.DataFrame:
+    """The label rows of one evaluation's kept triggers, in trigger order."""
+    kept = ev.kept
+    times = _prediction_times(cohort, ev)
+    window = cohort.label_window
+    values = None
+    if window is not None:
+        values = ev.counts[(window.name, window.label)][kept] > 0
+    return pl.DataFrame(
+        {
+            "subject_id": ev.trigger_subjects[kept],
+            "prediction_time": None if times is None else times[kept],
+            "boolean_value": values,
+        },
+        schema={k: LABEL_SCHEMA[k] for k in ("subject_id", "prediction_time", "boolean_value")},
+    ).with_columns(
+        pl.lit(None, dtype=LABEL_SCHEMA[name]).alias(name)
+        for name in ("integer_value", "float_value", "categorical_value")
+    )
+
+
+def shard_audit(cohort: Cohort, ev: Evaluation) -> pl.DataFrame:
+    """Per kept trigger: the trigger time, each window's start/end and every predicate's count."""
+    kept = ev.kept
+    us = pl.Datetime("us")
+    columns: dict[str, pl.Series] = {
+        "subject_id": pl.Series("subject_id", ev.trigger_subjects[kept], dtype=pl.Int64),
+        "trigger": pl.Series("trigger", ev.trigger_times[kept]).cast(us),
+    }
+    times = _prediction_times(cohort, ev)
+    if times is not None:
+        columns["prediction_time"] = pl.Series("prediction_time", times[kept]).cast(us)
+    for window in cohort.windows:
+        for side in ("start", "end"):
+            name = f"{window.name}.{side}"
+            columns[name] = pl.Series(name, ev.times[(window.name, side)][kept]).cast(us)
+        for pred in plan_predicates(cohort).timed:
+            name = f"{window.name}.{pred}"
+            columns[name] = pl.Series(name, ev.counts[(window.name, pred)][kept], dtype=pl.Int64)
+    return pl.DataFrame(list(columns.values()))
+
+
+def _finish(
+    cohort: Cohort, labels: pl.DataFrame, attrition: Attrition, audit: pl.DataFrame | None
+) -> Extraction:
+    """Sort the rows and collect the warnings the spec asks for."""
+    messages = []
+    demographics = attrition.steps[0]
+    if demographics.subjects_in and not demographics.subjects_kept:
+        messages.append(
+            f"the demographic filter ({demographics.step}) keeps no subject: every entry must "
+            "match a null-time row of the same subject, so exclusive entries give an empty cohort."
+        )
+    if labels.is_empty():
+        messages.append("the cohort is empty: no trigger passed every step (see the attrition).")
+    if cohort.index_window is None:
+        messages.append(
+            "no window sets `index_timestamp`, so every prediction_time is null (as in ACES; "
+            "MEDS tools reject such a label file); add `index_timestamp: start` or `end` to the "
+            "window whose boundary is the prediction time."
+        )
+    label_window = cohort.label_window
+    if label_window is not None and labels.height and labels["boolean_value"].n_unique() == 1:
+        messages.append(
+            f"every label is {labels['boolean_value'][0]} ({labels.height} rows): check the label "
+            f"window `{label_window.name}` and predicate `{label_window.label}`."
+        )
+    for message in messages:
+        warnings.warn(message, UserWarning, stacklevel=3)
+    # One stable permutation for labels and audit: ties of prediction_time keep trigger order.
+    order = (
+        labels.with_row_index("row")
+        .sort("subject_id", "prediction_time", maintain_order=True)["row"]
+        .to_numpy()
+    )
+    labels = labels[order]
+    if audit is not None:
+        audit = audit[order]
+    return Extraction(labels=labels, attrition=attrition, audit=audit, warnings=tuple(messages))
+
+
+def extract_events(
+    cohort: Cohort, events: pl.DataFrame | pl.LazyFrame, *, audit: bool = False
+) -> Extraction:
+    """Extract `cohort` from one in-memory (or lazy) MEDS event table."""
+    ev = evaluate(cohort, events, count_all=audit)
+    return _finish(
+        cohort,
+        shard_labels(cohort, ev),
+        shard_attrition(ev),
+        shard_audit(cohort, ev) if audit else None,
+    )
+
+
+def _check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.ndarray:
+    """Raise if a subject of `shard` was in an earlier shard; return the union of subjects."""
+    repeated = np.intersect1d(seen, subjects)
+    if len(repeated):
+        raise EhrbenchError(
+            f"subject {repeated[0]} of {shard} also appears in an earlier shard "
+            f"({len(repeated)} such subject(s)); MEDS keeps all rows of a subject in one shard, "
+            "and windows cannot span shards."
+        )
+    return np.union1d(seen, subjects)
+
+
+def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Extraction:
+    """Extract `cohort` from a MEDS dataset, shard by shard (memory bounded by one shard).
+
+    A subject's events must all lie in one shard (as MEDS requires); this is checked.
+    """
+    labels, attritions, audits = [], [], []
+    seen = np.zeros(0, dtype=np.int64)
+    for shard in dataset.shards:
+        ev = evaluate(cohort, shard, count_all=audit)
+        seen = _check_disjoint(seen, ev.subject_ids, shard)
+        labels.append(shard_labels(cohort, ev))
+        attritions.append(shard_attrition(ev))
+        if audit:
+            audits.append(shard_audit(cohort, ev))
+    return _finish(
+        cohort,
+        pl.concat(labels) if labels else empty_labels(),
+        Attrition.combine(attritions, step_names(cohort)),
+        pl.concat(audits) if audit and audits else None,
+    )
