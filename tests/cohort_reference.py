@@ -208,7 +208,7 @@ def reference_labels(cohort: Cohort, rows: list[dict]) -> list[tuple]:
             if lw is not None:
                 start, end = times[(lw.name, "start")], times[(lw.name, "end")]
                 n = subject.window_count(lw.label, start, end, lw.start_inclusive, lw.end_inclusive)
-                label = n > 0
+                label = (n == 0) if lw.label_negated else (n > 0)
             out.append((sid, prediction_time, label))
     # Stable sort: ties of prediction_time keep trigger order (None sorts first).
     return sorted(out, key=lambda r: (r[0], r[1] is not None, r[1] or 0))

@@ -82,6 +82,18 @@ W = "windows"
 
 # (id, config, YAML path in the message, fragments the message must contain)
 CASES = [
+    (
+        "label_negated not a boolean",
+        mutated(windows__target__label_negated="yes"),
+        "windows.target.label_negated",
+        ["true or false"],
+    ),
+    (
+        "label_negated without a label",
+        mutated(windows__gap__label_negated=True),
+        "windows.gap.label_negated",
+        ["needs a `label`"],
+    ),
     ("unknown top-level key", {**BASE, "widnows": {}}, "widnows", ["did you mean 'windows'"]),
     ("missing trigger", mutated(trigger=DELETE), None, ["'trigger'"]),
     ("missing predicates", mutated(predicates=DELETE), None, ["'predicates'"]),

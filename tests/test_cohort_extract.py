@@ -7,6 +7,7 @@ the plain-Python reference evaluator, so the two can only agree by both being ri
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import polars as pl
 import pytest
@@ -376,6 +377,14 @@ def test_label_is_count_greater_than_zero():
     c = cohort([ADM, LAB], "adm", [window("w", "trigger", "start + 2h", label="lab", index="end")])
     data = rows((1, 0, "ADM"), (1, 1, "LAB"), (1, 1, "LAB"), (2, 0, "ADM"))
     assert labels(c, data) == [(1, at(2), True), (2, at(2), False)]
+
+
+def test_negated_label_is_true_when_the_count_is_zero():
+    # ehrbench extension `label_negated`: the complement of the count > 0 label.
+    w = window("w", "trigger", "start + 2h", label="lab", index="end")
+    c = cohort([ADM, LAB], "adm", [replace(w, label_negated=True)])
+    data = rows((1, 0, "ADM"), (1, 1, "LAB"), (2, 0, "ADM"))
+    assert labels(c, data) == [(1, at(2), False), (2, at(2), True)]
 
 
 def test_no_index_timestamp_gives_null_prediction_time_and_a_warning():

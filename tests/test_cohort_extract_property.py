@@ -147,7 +147,9 @@ def cohorts(draw):
         refs += [Reference(name, "start"), Reference(name, "end")]
     if windows:
         i = draw(st.integers(0, len(windows) - 1))
-        windows[i] = _replace(windows[i], label=draw(st.sampled_from(timed)))
+        windows[i] = _replace(
+            windows[i], label=draw(st.sampled_from(timed)), label_negated=draw(st.booleans())
+        )
         j = draw(st.integers(0, len(windows) - 1))
         windows[j] = _replace(windows[j], index_timestamp=draw(st.sampled_from(["start", "end"])))
     trigger = draw(st.sampled_from([*predicates, ANY_EVENT, RECORD_START, RECORD_END]))

@@ -81,6 +81,7 @@ WINDOW_KEYS = (
     "end_inclusive",
     "has",
     "label",
+    "label_negated",
     "index_timestamp",
 )
 
@@ -659,6 +660,13 @@ def _parse_window(name, spec, names, predicates, demographics, source: _Source) 
     label = spec.get("label")
     if label is not None:
         label = _usable(label, "a label", predicates, demographics, source, (*keys, "label"))
+    negated = spec.get("label_negated", False)
+    if not isinstance(negated, bool):
+        source.fail(
+            (*keys, "label_negated"), f"label_negated must be true or false, got {negated!r}"
+        )
+    if negated and label is None:
+        source.fail((*keys, "label_negated"), "label_negated needs a `label` on the same window")
     index = spec.get("index_timestamp")
     if index is not None and index not in ("start", "end"):
         source.fail((*keys, "index_timestamp"), f"expected start or end, got {index!r}")
@@ -670,6 +678,7 @@ def _parse_window(name, spec, names, predicates, demographics, source: _Source) 
         end_inclusive=_inclusive(spec, "end_inclusive", source, keys),
         has=_constraints(spec.get("has"), predicates, demographics, source, (*keys, "has")),
         label=label,
+        label_negated=negated,
         index_timestamp=index,
     )
 

@@ -361,7 +361,8 @@ def shard_labels(cohort: Cohort, ev: Evaluation) -> pl.DataFrame:
     window = cohort.label_window
     values = None
     if window is not None:
-        values = ev.counts[(window.name, window.label)][kept] > 0
+        present = ev.counts[(window.name, window.label)][kept] > 0
+        values = ~present if window.label_negated else present
     return pl.DataFrame(
         {
             "subject_id": ev.trigger_subjects[kept],

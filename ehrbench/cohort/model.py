@@ -130,6 +130,9 @@ class Window:
     has: tuple[Constraint, ...] = ()
     # `label: PRED`: the label is PRED's count in this window (at most one window has one).
     label: str | None = None
+    # ehrbench extension `label_negated: true`: the label is true when that count is 0 (ACES has
+    # no negation, so "no discharge within 7 days" cannot be written otherwise).
+    label_negated: bool = False
     index_timestamp: Literal["start", "end"] | None = None
 
     @property

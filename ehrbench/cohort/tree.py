@@ -45,7 +45,7 @@ def describe_window(window: Window) -> str:
     if window.has:
         text += "  has " + ", ".join(format_constraint(c) for c in window.has)
     if window.label:
-        text += f"  label={window.label}"
+        text += f"  label={'no ' if window.label_negated else ''}{window.label}"
     if window.index_timestamp:
         text += f"  index_timestamp={window.index_timestamp} (prediction time)"
     return text
