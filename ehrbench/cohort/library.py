@@ -1,0 +1,199 @@
+"""The cohort library: the standard cohorts in the repository's `cohorts/` folder.
+
+Each `cohorts/<name>.yaml` is a dataset-agnostic cohort whose dataset-specific predicates are
+left as `???`; each `cohorts/predicates/<dataset>.yaml` fills them in for one dataset's code
+vocabulary. Every cohort file opens with a header comment: a title line, then fields written
+`# Field: text` (continued on lines indented under it), among them `Prediction time` and
+`Label`.
+
+Where the library is: `cohorts/` sits beside the `ehrbench/` package in the source tree, so it is
+found at `Path(ehrbench.__file__).parents[1] / "cohorts"`. ehrbench is installed editable
+(`pip install -e .`, what `make setup` does), so an installed ehrbench finds the library there.
+A copy installed some other way can point at any folder of the same layout with `root=` (the
+command line's `--library DIR`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+import ehrbench
+from ehrbench.errors import EhrbenchError
+
+HEADER_FIELD = re.compile(r"^#\s?([A-Z][A-Za-z ]*):\s*(.*)$")
+COUNT_SCHEMA = {
+    "cohort": pl.String,
+    "rows": pl.Int64,
+    "positives": pl.Int64,
+    "prevalence": pl.Float64,
+}
+
+
+@dataclass(frozen=True)
+class LibraryCohort:
+    """One library cohort: its file and what its header comment says."""
+
+    name: str
+    path: Path
+    title: str
+    fields: dict[str, str]
+    description: str | None
+
+    @property
+    def prediction_time(self) -> str:
+        """The header's `Prediction time` (or the description when the header lacks it)."""
+        return self.fields.get("Prediction time") or self.description or ""
+
+    @property
+    def label(self) -> str:
+        """The header's `Label` (or the title when the header lacks it)."""
+        return self.fields.get("Label") or self.title
+
+
+def library_dir(root: str | Path | None = None) -> Path:
+    """The library folder: `root` when given, else `cohorts/` beside the ehrbench package."""
+    path = Path(root) if root is not None else Path(ehrbench.__file__).parents[1] / "cohorts"
+    if not path.is_dir():
+        raise EhrbenchError(
+            f"The cohort library folder {path} does not exist. The library ships in the "
+            "`cohorts/` folder of the ehrbench source tree and is found there when ehrbench is "
+            "installed editable (`pip install -e .`); otherwise pass the folder that holds "
+            "the cohort YAML files (--library DIR)."
+        )
+    return path
+
+
+def cohort_paths(root: str | Path | None = None) -> list[Path]:
+    """The library's cohort files, sorted by name."""
+    return sorted(library_dir(root).glob("*.yaml"))
+
+
+def cohort_path(name: str, root: str | Path | None = None) -> Path:
+    """The file of the library cohort called `name` (e.g. `mortality_in_hospital`)."""
+    known = {path.stem: path for path in cohort_paths(root)}
+    if name in known:
+        return known[name]
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise EhrbenchError(
+        f"The cohort library ({library_dir(root)}) has no cohort {name!r}: expected one of "
+        f"{', '.join(known) or '(none)'}{hint}"
+    )
+
+
+def predicates_paths(root: str | Path | None = None) -> dict[str, Path]:
+    """The library's predicates files by dataset name (`synthetic`, `mimic_iv`, ...)."""
+    folder = library_dir(root) / "predicates"
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_predicates(name_or_path: str | Path, root: str | Path | None = None) -> Path:
+    """A predicates file from a library dataset name (`mimic_iv`) or a path to a YAML file."""
+    known = predicates_paths(root)
+    if str(name_or_path) in known:
+        return known[str(name_or_path)]
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    raise EhrbenchError(
+        f"The predicates file {name_or_path!r} is neither a file nor a library predicates name; "
+        f"expected a path to a predicates YAML or one of: {', '.join(known) or '(none)'}."
+    )
+
+
+def predicates_for_dataset(dataset_name: str, root: str | Path | None = None) -> Path:
+    """The library predicates file whose name appears in a dataset's `dataset_name`.
+
+    The name is lower-cased with non-alphanumerics as `_`, so `MIMIC-IV-demo` picks `mimic_iv`.
+    Raises `EhrbenchError` unless exactly one predicates file matches.
+    """
+    normal = re.sub(r"[^a-z0-9]+", "_", dataset_name.lower())
+    known = predicates_paths(root)
+    matches = [path for name, path in known.items() if name in normal]
+    if len(matches) != 1:
+        raise EhrbenchError(
+            f"Cannot tell which predicates file fits the dataset named {dataset_name!r} "
+            f"(metadata/dataset.json dataset_name): {len(matches)} of the library's predicates "
+            f"files ({', '.join(known) or 'none'}) match it. Pass --predicates NAME or a path."
+        )
+    return matches[0]
+
+
+def parse_header(text: str) -> tuple[str, dict[str, str]]:
+    """The title line and the `# Field: text` fields of a cohort file's leading comment block.
+
+    A comment line indented past `# ` continues the field above it; lines are joined with
+    single spaces.
+    """
+    title = ""
+    fields: dict[str, str] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        match = HEADER_FIELD.match(line)
+        body = line.lstrip("#").strip()
+        if match and not line.startswith("#  "):
+            current = match.group(1)
+            fields[current] = match.group(2).strip()
+        elif current is not None and line.startswith("#  "):
+            fields[current] = f"{fields[current]} {body}".strip()
+        elif not title and current is None:
+            title = body
+        else:
+            current = None  # a free comment paragraph ends the field above it
+    return title, fields
+
+
+def describe(path: str | Path) -> LibraryCohort:
+    """Read one cohort file's header comment and `description`."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    title, fields = parse_header(text)
+    match = re.search(r"^description:\s*(.+)$", text, flags=re.MULTILINE)
+    description = match.group(1).strip().strip("\"'") if match else None
+    return LibraryCohort(path.stem, path, title, fields, description)
+
+
+def list_cohorts(root: str | Path | None = None) -> list[LibraryCohort]:
+    """Every library cohort, sorted by name, with its header."""
+    return [describe(path) for path in cohort_paths(root)]
+
+
+def cohort_counts(
+    cohorts: list[LibraryCohort], data: str | Path, predicates: str | Path
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Extract each cohort on a MEDS dataset: rows, positives and prevalence per cohort.
+
+    Returns the table (one row per cohort that extracted, columns of `COUNT_SCHEMA`) and, by
+    cohort name, the message of each cohort that failed to load or extract.
+    """
+    from ehrbench.cohort.config import load_cohort
+    from ehrbench.cohort.extract import extract
+    from ehrbench.meds import open_dataset
+
+    dataset = open_dataset(data, deep=False)
+    columns = {
+        name for shard in dataset.shards for name in dataset.scan(shard).collect_schema().names()
+    }
+    rows, failures = [], {}
+    for item in cohorts:
+        try:
+            cohort = load_cohort(item.path, predicates, data_columns=columns)
+            with warnings.catch_warnings():
+                # An empty or one-class cohort is visible in the table itself.
+                warnings.simplefilter("ignore", UserWarning)
+                labels = extract(cohort, dataset).labels
+        except EhrbenchError as exc:
+            failures[item.name] = str(exc)
+            continue
+        positives = int(labels["boolean_value"].sum()) if labels.height else 0
+        prevalence = positives / labels.height if labels.height else float("nan")
+        rows.append((item.name, labels.height, positives, prevalence))
+    return pl.DataFrame(rows, schema=COUNT_SCHEMA, orient="row"), failures

@@ -1,0 +1,124 @@
+"""Command-line verb for the cohort library: `ehrbench cohorts`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+
+import polars as pl
+
+from ehrbench.cohort.library import (
+    LibraryCohort,
+    cohort_counts,
+    list_cohorts,
+    predicates_for_dataset,
+    resolve_predicates,
+)
+from ehrbench.errors import EhrbenchError
+
+EXAMPLE = """example:
+  ehrbench cohorts
+  ehrbench cohorts --data data/mimic_meds --predicates mimic_iv
+  ehrbench cohorts --data data/synthetic --markdown > cohort_table.md
+
+--predicates takes a library dataset name (the files in cohorts/predicates/: synthetic,
+mimic_iv) or a path. Without it, --data picks the library predicates file whose name appears in
+the dataset's metadata/dataset.json dataset_name (MIMIC-IV-demo -> mimic_iv).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `cohorts` verb."""
+    parser = subparsers.add_parser(
+        "cohorts",
+        help="list the cohort library; with --data, each cohort's rows and prevalence",
+        description="List the library's standard cohorts (name, prediction time, label) and,\n"
+        "given a MEDS dataset, extract each one and show its row count and prevalence.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", metavar="DIR", help="MEDS dataset to extract every cohort on")
+    parser.add_argument(
+        "--predicates", metavar="P.yaml", help="predicates file: library name or path"
+    )
+    parser.add_argument(
+        "--library", metavar="DIR", help="cohort folder (default: the repository's cohorts/)"
+    )
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.set_defaults(handler=_cohorts)
+
+
+def short(text: str) -> str:
+    """The first clause of a header field: up to the first `(`, `;` or sentence end."""
+    clause = re.split(r" \(|; |\. ", text, maxsplit=1)[0]
+    return clause.rstrip(".").strip()
+
+
+def _cohorts(args: argparse.Namespace) -> int:
+    cohorts = list_cohorts(args.library)
+    if not cohorts:
+        raise EhrbenchError(f"The cohort library folder {args.library} holds no cohort YAML file.")
+    if args.predicates and not args.data:
+        raise EhrbenchError("--predicates is used with --data only: pass the MEDS folder too.")
+    counts, failures = None, {}
+    if args.data:
+        predicates = _predicates(args)
+        print(f"predicates: {predicates}", file=sys.stderr)
+        counts, failures = cohort_counts(cohorts, args.data, predicates)
+    render = _markdown if args.markdown else _plain
+    print(render(cohorts, counts, failures), end="")
+    for name, message in failures.items():
+        print(f"error: {name}: {message}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _predicates(args: argparse.Namespace):
+    if args.predicates:
+        return resolve_predicates(args.predicates, args.library)
+    from ehrbench.meds import open_dataset
+
+    name = open_dataset(args.data, deep=False).metadata().get("dataset_name")
+    if not name:
+        raise EhrbenchError(
+            f"{args.data}/metadata/dataset.json has no dataset_name to pick a predicates file "
+            "by: pass --predicates NAME (a file of cohorts/predicates/) or a path."
+        )
+    return predicates_for_dataset(name, args.library)
+
+
+def _count_cells(name: str, counts: pl.DataFrame | None, failures: dict) -> list[str]:
+    if counts is None:
+        return []
+    if name in failures:
+        return ["error", "", ""]
+    row = counts.row(by_predicate=pl.col("cohort") == name, named=True)
+    prevalence = "" if math.isnan(row["prevalence"]) else f"{row['prevalence']:.3f}"
+    return [f"{row['rows']:,}", f"{row['positives']:,}", prevalence]
+
+
+def _plain(cohorts: list[LibraryCohort], counts, failures) -> str:
+    head = ["cohort"] + (["rows", "positives", "prevalence"] if counts is not None else [])
+    head += ["prediction time", "label"]
+    table = [head] + [
+        [c.name, *_count_cells(c.name, counts, failures), short(c.prediction_time), short(c.label)]
+        for c in cohorts
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head) - 1)]
+    return "".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True))
+        + f"  {row[-1]}\n"
+        for row in table
+    )
+
+
+def _markdown(cohorts: list[LibraryCohort], counts, failures) -> str:
+    head = ["cohort", "prediction time", "label"]
+    head += ["rows", "positives", "prevalence"] if counts is not None else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in cohorts:
+        cells = [f"`{c.name}`", short(c.prediction_time), short(c.label)]
+        cells += _count_cells(c.name, counts, failures)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
