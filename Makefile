@@ -19,6 +19,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ehrbench demo --out $(DEMO_DIR)
 
+# The full synthetic benchmark (tasks/synthetic.yaml): long; rerunning resumes where it stopped.
+fewshot: $(STAMP)
+	$(BIN)/ehrbench run tasks/synthetic.yaml
+	$(BIN)/ehrbench report results/synthetic
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

@@ -1,0 +1,194 @@
+"""The tables a finished (or resumed) grid leaves in its results folder, built from the store.
+
+- `results.parquet` / `results.csv`: one row per (run, group, level, metric) with value and 95%
+  interval bounds, for the runs of the current grid only (a store may also hold runs of an
+  earlier version of the suite, which are kept but not reported);
+- `runs.csv`: one row per run of the grid with its status and, for a failed run, its error;
+- `paired.parquet` / `.csv`: per (cohort, k, seed), each model's AUROC minus the baseline's on the
+  same subject resamples, with its interval and bootstrap p-value;
+- `calibration.parquet` / `.csv`: the 10-bin calibration curve of every ok run;
+- `manifest.json`: what the report's header and cohort sections need.
+
+Everything here is recomputed from the stored runs, so it is the same whether the grid ran in
+one go or was resumed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ehrbench import __version__
+from ehrbench.io import write_parquet_atomic, write_text_atomic
+from ehrbench.metrics.bootstrap import draw_resamples
+from ehrbench.metrics.calibration import calibration_curve
+from ehrbench.metrics.paired import paired_auroc
+from ehrbench.protocol.runner import GridResult, PlannedRun
+from ehrbench.protocol.store import ResultsStore
+
+KEY_COLUMNS = ("run_id", "cohort", "model", "k", "seed")
+PAIRED_SCHEMA: dict[str, pl.DataType] = {
+    "cohort": pl.String(),
+    "model": pl.String(),
+    "baseline": pl.String(),
+    "k": pl.String(),
+    "seed": pl.Int64(),
+    "difference": pl.Float64(),
+    "ci_low": pl.Float64(),
+    "ci_high": pl.Float64(),
+    "p_value": pl.Float64(),
+    "n_boot": pl.Int64(),
+}
+MANIFEST = "manifest.json"
+
+
+def _write_table(frame: pl.DataFrame, folder: Path, stem: str) -> None:
+    write_parquet_atomic(frame, folder / f"{stem}.parquet")
+    write_text_atomic(frame.write_csv(), folder / f"{stem}.csv")
+
+
+def _ok(result: GridResult) -> list[PlannedRun]:
+    return [p for p in result.planned if result.statuses.get(p.key.run_id) == "ok"]
+
+
+def write_outputs(result: GridResult) -> dict[str, Path]:
+    """Write every table of the module docstring into the suite's output folder."""
+    suite = result.suite
+    folder = suite.output
+    store = ResultsStore(folder)
+    run_ids = [p.key.run_id for p in result.planned]
+    results = store.load_all().filter(pl.col("run_id").is_in(run_ids))
+    _write_table(results, folder, "results")
+    runs = store.runs().filter(pl.col("run_id").is_in(run_ids)).drop("info")
+    write_text_atomic(runs.write_csv(), folder / "runs.csv")
+    predictions = {p.key.run_id: store.predictions(p.key) for p in _ok(result)}
+    _write_table(paired_table(result, predictions), folder, "paired")
+    _write_table(calibration_table(result, predictions), folder, "calibration")
+    write_text_atomic(
+        json.dumps(manifest(result), indent=2, sort_keys=True) + "\n", folder / MANIFEST
+    )
+    return {name: folder / f"{name}.parquet" for name in ("results", "paired", "calibration")}
+
+
+def paired_table(result: GridResult, predictions: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """AUROC(model) - AUROC(baseline) per (cohort, k, seed), on shared subject resamples."""
+    suite = result.suite
+    baseline = suite.baseline
+    if baseline is None:
+        return pl.DataFrame(schema=PAIRED_SCHEMA)
+    by_cell = {(p.cohort, p.model, str(p.run.k), p.run.seed): p for p in _ok(result)}
+    rows = []
+    for (cohort, model, k, seed), planned in by_cell.items():
+        base = by_cell.get((cohort, baseline, k, seed))
+        if model == baseline or base is None:
+            continue
+        mine, theirs = predictions[planned.key.run_id], predictions[base.key.run_id]
+        # The same draw as the runs' own intervals: it depends only on the held-out subjects.
+        resamples = draw_resamples(
+            mine["subject_id"].to_numpy(), suite.resamples, suite.bootstrap_seed
+        )
+        diff = paired_auroc(mine, theirs, resamples)
+        rows.append(
+            (
+                cohort,
+                model,
+                baseline,
+                k,
+                seed,
+                diff.difference,
+                diff.ci_low,
+                diff.ci_high,
+                diff.p_value,
+                diff.n_boot,
+            )
+        )
+    return pl.DataFrame(rows, schema=PAIRED_SCHEMA, orient="row")
+
+
+def calibration_table(result: GridResult, predictions: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The calibration curve of every ok run, with the run's key columns."""
+    tables = []
+    for planned in _ok(result):
+        frame = predictions[planned.key.run_id]
+        curve = calibration_curve(
+            frame["boolean_value"].to_numpy(),
+            frame["predicted_boolean_probability"].cast(pl.Float64).to_numpy(),
+        )
+        key = pl.DataFrame(
+            [
+                (
+                    planned.key.run_id,
+                    planned.cohort,
+                    planned.model,
+                    str(planned.run.k),
+                    planned.run.seed,
+                )
+            ],
+            schema={
+                "run_id": pl.String,
+                "cohort": pl.String,
+                "model": pl.String,
+                "k": pl.String,
+                "seed": pl.Int64,
+            },
+            orient="row",
+        )
+        tables.append(key.join(curve, how="cross"))
+    if not tables:
+        return pl.DataFrame(schema={c: pl.String for c in KEY_COLUMNS})
+    return pl.concat(tables)
+
+
+def manifest(result: GridResult) -> dict[str, Any]:
+    """The facts the report header and cohort sections show."""
+    suite = result.suite
+    statuses = list(result.statuses.values())
+    cohorts: dict[str, Any] = {}
+    for name, summary in result.cohorts.items():
+        folder = suite.output / "cohorts" / name
+        cohorts[name] = {
+            "counts": summary,
+            "attrition": json.loads((folder / "attrition.json").read_text(encoding="utf-8")),
+        }
+    return {
+        "suite": {
+            "name": suite.name,
+            "description": suite.description,
+            "file": str(suite.source),
+            "overrides": list(suite.overrides),
+        },
+        "ehrbench_version": __version__,
+        "config_hash": suite.config_hash(),
+        "dataset": {
+            "path": str(suite.dataset_path),
+            "fingerprint": result.fingerprint,
+            "synthetic": suite.synthetic.as_dict() if suite.synthetic else None,
+        },
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "models": list(suite.models),
+        "baseline": suite.baseline,
+        "k": [str(k) for k in suite.plan.ks],
+        "seeds": list(suite.plan.seeds),
+        "bootstrap": {"resamples": suite.resamples, "seed": suite.bootstrap_seed},
+        "age_bands": list(suite.age_bands),
+        "features": {
+            "tabular": _plain(suite.tabular.__dict__),
+            "sequence": _plain(suite.sequence.__dict__),
+        },
+        "cohorts": cohorts,
+        "cohort_order": list(result.cohorts),  # JSON objects are written with sorted keys
+        "skipped_cohorts": result.skipped_cohorts,
+        "runs": {
+            "total": len(result.planned),
+            "ok": statuses.count("ok"),
+            "failed": statuses.count("failed"),
+        },
+    }
+
+
+def _plain(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}

@@ -1,0 +1,193 @@
+"""What a grid needs before its runs: the dataset, each cohort's labels, and their features.
+
+Each piece is computed once per results folder and reused on a rerun:
+
+- a synthetic dataset is generated into its folder only when that folder is absent or empty
+  (`generate_dataset` builds it beside and renames it into place, so an interrupted generation
+  leaves nothing behind); an existing one must match the suite's `dataset.synthetic`;
+- a cohort's labels are extracted once per (dataset fingerprint, cohort file, predicates file)
+  into `cohorts/<name>/` with its attrition (JSON and text) and a summary;
+- features go through the feature cache in `features/` (keyed by dataset, labels and config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ehrbench.cohort.config import load_cohort
+from ehrbench.cohort.extract import extract
+from ehrbench.errors import EhrbenchError
+from ehrbench.features.cache import cached_sequences, cached_tabular
+from ehrbench.io import write_text_atomic
+from ehrbench.meds import MedsDataset, open_dataset, read_labels, write_labels
+from ehrbench.metrics.bootstrap import Resamples, draw_resamples
+from ehrbench.metrics.subgroups import demographics_from_events
+from ehrbench.models.training import SPLITS, label_values, split_indices
+from ehrbench.protocol.suite import Suite, SyntheticSpec
+from ehrbench.synth.dataset import generate_dataset
+
+Log = Callable[[str], None]
+
+
+def prepare_dataset(suite: Suite, log: Log) -> MedsDataset:
+    """Open the suite's dataset, generating the synthetic one first if its folder is absent."""
+    path = suite.dataset_path
+    spec = suite.synthetic
+    if spec is not None and path.is_dir() and any(path.iterdir()):
+        _check_synthetic(path, spec)
+    elif spec is not None:
+        log(
+            f"generating the synthetic dataset ({spec.subjects} subjects, seed {spec.seed}, "
+            f"{spec.shards} shard(s)) into {path}"
+        )
+        generate_dataset(path, n_subjects=spec.subjects, seed=spec.seed, n_shards=spec.shards)
+    return open_dataset(path, validate=True, deep=False)
+
+
+def _check_synthetic(path: Path, spec: SyntheticSpec) -> None:
+    """Refuse to reuse a generated dataset whose settings differ from the suite's."""
+    metadata = path / "metadata" / "dataset.json"
+    made = None
+    if metadata.is_file():
+        made = json.loads(metadata.read_text(encoding="utf-8")).get("ehrbench_synth")
+    if not isinstance(made, dict):
+        return  # not written by `ehrbench synth`: a folder the user supplied, used as it is
+    wanted = spec.as_dict()
+    found = {key: made.get(key) for key in wanted}
+    if found != wanted:
+        raise EhrbenchError(
+            f"The dataset folder {path} was generated with {found} ({metadata}), but the suite "
+            f"asks for dataset.synthetic = {wanted}; choose another `output` (or "
+            "`dataset.path`), or delete that folder to generate it again."
+        )
+
+
+def demographics(dataset: MedsDataset) -> pl.DataFrame:
+    """Sex and birth time of every subject (for the subgroup metrics)."""
+    return pl.concat(
+        [demographics_from_events(dataset.scan(shard)) for shard in dataset.shards]
+    ).sort("subject_id")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+@dataclass
+class CohortData:
+    """One cohort's labels, split row indices, shared resamples and (lazily) its features."""
+
+    name: str
+    labels: pl.DataFrame
+    y: np.ndarray
+    indices: dict[str, np.ndarray]
+    resamples: Resamples
+    summary: dict[str, Any]
+    features: dict[str, Any] = field(default_factory=dict)
+
+
+def cohort_summary(labels: pl.DataFrame, indices: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Rows, subjects, positives and prevalence, overall and per split."""
+    y = label_values(labels, "cohort labels")
+
+    def counts(rows: np.ndarray) -> dict[str, Any]:
+        subjects = labels["subject_id"].gather(rows).n_unique() if rows.size else 0
+        positives = int(y[rows].sum())
+        prevalence = positives / rows.size if rows.size else None
+        return {
+            "rows": int(rows.size),
+            "subjects": subjects,
+            "positives": positives,
+            "prevalence": prevalence,
+        }
+
+    return {
+        "all": counts(np.arange(labels.height)),
+        **{split: counts(indices[split]) for split in SPLITS},
+    }
+
+
+def load_cohort_data(
+    suite: Suite, dataset: MedsDataset, splits: pl.DataFrame, name: str, log: Log
+) -> CohortData:
+    """Extract (or reuse) one cohort's labels into `<output>/cohorts/<name>/`.
+
+    Raises `EhrbenchError` when the cohort cannot be loaded or extracted, or has no label row.
+    """
+    folder = suite.output / "cohorts" / name
+    key = {
+        "dataset": dataset.fingerprint(),
+        "cohort_file": _digest(suite.cohort_path(name)),
+        "predicates_file": _digest(suite.predicates),
+    }
+    record_path = folder / "cohort.json"
+    labels = _reuse(folder, record_path, key)
+    reused = labels is not None
+    if not reused:
+        labels = _extract(suite, dataset, name, folder)
+    if labels.height == 0:
+        raise EhrbenchError(
+            f"cohort `{name}` ({suite.cohort_path(name)}) gives no label row on {dataset.root}; "
+            f"see {folder / 'attrition.txt'} for where the rows were dropped."
+        )
+    labels = labels.sort("subject_id", "prediction_time", maintain_order=True)
+    indices = split_indices(labels, splits, str(folder / "labels.parquet"))
+    summary = cohort_summary(labels, indices)
+    if not reused:
+        record = {"key": key, "cohort": name, "file": str(suite.cohort_path(name)), **summary}
+        write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n", record_path)
+    held_out = labels["subject_id"].gather(indices["held_out"]).to_numpy()
+    log(
+        f"cohort {name}: {summary['all']['rows']} rows, prevalence "
+        f"{_percent(summary['all']['prevalence'])} (held_out {summary['held_out']['rows']} rows)"
+    )
+    return CohortData(
+        name=name,
+        labels=labels,
+        y=label_values(labels, str(folder / "labels.parquet")),
+        indices=indices,
+        resamples=draw_resamples(held_out, suite.resamples, suite.bootstrap_seed),
+        summary=summary,
+    )
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _reuse(folder: Path, record_path: Path, key: dict[str, str]) -> pl.DataFrame | None:
+    """The labels extracted earlier with the same key, or None."""
+    if not record_path.exists() or not (folder / "labels.parquet").exists():
+        return None
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    return read_labels(folder / "labels.parquet") if record.get("key") == key else None
+
+
+def _extract(suite: Suite, dataset: MedsDataset, name: str, folder: Path) -> pl.DataFrame:
+    cohort = load_cohort(suite.cohort_path(name), suite.predicates)
+    extraction = extract(cohort, dataset)
+    (folder / "cohort.json").unlink(missing_ok=True)  # the old record no longer applies
+    write_text_atomic(extraction.attrition.to_json(), folder / "attrition.json")
+    write_text_atomic(extraction.attrition.render(), folder / "attrition.txt")
+    write_labels(extraction.labels, folder / "labels.parquet")
+    return extraction.labels
+
+
+def cohort_features(suite: Suite, dataset: MedsDataset, data: CohortData, kind: str) -> Any:
+    """The cohort's tabular or sequence features, fitted on its train rows (cached on disk)."""
+    if kind not in data.features:
+        cache = suite.output / "features"
+        if kind == "tabular":
+            features, _ = cached_tabular(dataset, data.labels, suite.tabular, "train", cache)
+        else:
+            features, _ = cached_sequences(dataset, data.labels, suite.sequence, "train", cache)
+        data.features[kind] = features
+    return data.features[kind]

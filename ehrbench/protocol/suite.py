@@ -1,0 +1,511 @@
+"""Task suites: one YAML file (OmegaConf) naming a dataset, cohorts, models and the few-shot grid.
+
+A suite file looks like this (every key but `dataset`, `predicates`, `cohorts`, `models` and
+`output` has a default):
+
+    name: synthetic
+    dataset:
+      synthetic: {subjects: 2000, seed: 0, shards: 2}   # or: path: /data/mimic_meds
+    predicates: ../cohorts/predicates/synthetic.yaml
+    cohorts_dir: ../cohorts                               # default: ../cohorts
+    cohorts: all                                          # or a list of names from cohorts_dir
+    models: [logreg, lightgbm, gru]
+    baseline: logreg                                      # paired comparisons against it
+    k: [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, all]
+    seeds: [0, 1, 2, 3, 4]
+    features:
+      tabular: {windows: [1d, 7d, 30d, 365d, full], min_count: 10, max_codes: null}
+      sequence: {max_events: 512, min_count: 10, max_codes: null}
+    model_params: {gru: {max_epochs: 10}}    # fixed in every grid setting of that model
+    grids: {lightgbm: [{num_leaves: 8}]}     # replaces that model's hyperparameter grid
+    bootstrap: {resamples: 1000, seed: 0}
+    subgroups: {age_bands: [18, 45, 65, 80]}
+    output: ../results/synthetic
+
+Relative paths written in the file are resolved against the file's folder; relative paths given
+as `key=value` overrides on the command line are resolved against the current directory, as a
+user typing them expects. With `dataset.synthetic`, the dataset is generated into
+`dataset.path` (default: `<output>/dataset`) when that folder does not exist yet.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.features.sequence import SequenceConfig
+from ehrbench.features.tabular import TabularConfig
+from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, age_band_labels
+from ehrbench.models.base import model_class
+from ehrbench.models.grid import expand_grid
+from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
+
+# Allowed keys, nested as in the file; a leaf is None, a section a dict of its keys.
+SCHEMA: dict[str, Any] = {
+    "name": None,
+    "description": None,
+    "dataset": {"path": None, "synthetic": {"subjects": None, "seed": None, "shards": None}},
+    "predicates": None,
+    "cohorts_dir": None,
+    "cohorts": None,
+    "models": None,
+    "baseline": None,
+    "k": None,
+    "seeds": None,
+    "features": {
+        "tabular": {"windows": None, "min_count": None, "max_codes": None},
+        "sequence": {"max_events": None, "min_count": None, "max_codes": None},
+    },
+    "model_params": None,
+    "grids": None,
+    "bootstrap": {"resamples": None, "seed": None},
+    "subgroups": {"age_bands": None},
+    "output": None,
+}
+REQUIRED = ("dataset", "predicates", "cohorts", "models", "output")
+PATH_KEYS = ("dataset.path", "predicates", "cohorts_dir", "output")
+DEFAULT_COHORTS_DIR = "../cohorts"
+DEFAULT_RESAMPLES = 1000
+# Bump when a change in ehrbench makes earlier run results incomparable.
+RUN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """A synthetic dataset to generate when the dataset folder is absent."""
+
+    subjects: int
+    seed: int
+    shards: int
+
+    def as_dict(self) -> dict[str, int]:
+        """The spec as JSON-ready fields."""
+        return {"subjects": self.subjects, "seed": self.seed, "shards": self.shards}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A checked task suite with absolute paths; see the module docstring for the file format."""
+
+    source: Path
+    name: str
+    description: str | None
+    dataset_path: Path
+    synthetic: SyntheticSpec | None
+    predicates: Path
+    cohorts_dir: Path
+    cohorts: tuple[str, ...]
+    models: tuple[str, ...]
+    baseline: str | None
+    plan: FewShotPlan
+    tabular: TabularConfig
+    sequence: SequenceConfig
+    model_params: dict[str, dict[str, Any]]
+    grids: dict[str, list[dict[str, Any]]]
+    resamples: int
+    bootstrap_seed: int
+    age_bands: tuple[int, ...]
+    output: Path
+    overrides: tuple[str, ...] = ()
+    resolved: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def cohort_path(self, cohort: str) -> Path:
+        """The cohort file of `cohort`."""
+        return self.cohorts_dir / f"{cohort}.yaml"
+
+    def model_kind(self, model: str) -> str:
+        """ "tabular" or "sequence": which features the model reads."""
+        return model_class(model).kind
+
+    @property
+    def needs_sequences(self) -> bool:
+        """Whether any model of the suite reads sequence features."""
+        return any(self.model_kind(m) == "sequence" for m in self.models)
+
+    def config_hash(self) -> str:
+        """A hash of everything in the suite that can change a result (the output path aside)."""
+        settings = {k: v for k, v in self.resolved.items() if k != "output"}
+        settings["cohort_files"] = {c: _file_digest(self.cohort_path(c)) for c in self.cohorts}
+        settings["predicates_file"] = _file_digest(self.predicates)
+        return _digest(settings)
+
+    def run_config_hash(self, cohort: str, model: str) -> str:
+        """A hash of exactly what one (cohort, model) run depends on besides data, k and seed.
+
+        Covers the cohort and predicates files, the model's feature settings, its fixed
+        hyperparameters and grid, and the bootstrap and subgroup settings; not the list of
+        models, cohorts, k values or seeds, so growing a grid keeps the runs already done.
+        """
+        kind = self.model_kind(model)
+        features = self.tabular if kind == "tabular" else self.sequence
+        return _digest(
+            {
+                "format": RUN_FORMAT,
+                "cohort_file": _file_digest(self.cohort_path(cohort)),
+                "predicates_file": _file_digest(self.predicates),
+                "features": {"kind": kind, **_jsonable(features.__dict__)},
+                "model_params": self.model_params.get(model, {}),
+                "grid": self.grids.get(model),
+                "bootstrap": {"resamples": self.resamples, "seed": self.bootstrap_seed},
+                "age_bands": list(self.age_bands),
+            }
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _digest(payload: Any) -> str:
+    text = json.dumps(_jsonable(payload), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+class _Reader:
+    """Knows where each setting came from, to name it in error messages."""
+
+    def __init__(self, path: Path, override_keys: set[str]) -> None:
+        self.path = path
+        self.override_keys = override_keys
+
+    def from_command_line(self, key: str) -> bool:
+        """Whether `key`, a section holding it, or a key inside it came from the command line."""
+        return any(
+            key == given or key.startswith(f"{given}.") or given.startswith(f"{key}.")
+            for given in self.override_keys
+        )
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        where = (
+            "the command-line override" if self.from_command_line(key) else f"the suite {self.path}"
+        )
+        raise EhrbenchError(f"Task suite {self.path}: `{key}` (from {where}) {message}")
+
+    def base_dir(self, key: str) -> Path:
+        return Path.cwd() if self.from_command_line(key) else self.path.parent
+
+
+def _hint(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
+    """`key=value` items (OmegaConf dotlist, values parsed as YAML) -> (tree, dotted keys)."""
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise EhrbenchError(
+                f"Override {item!r} is not `key=value`; examples: `k=[4,all]`, "
+                "`models=[logreg]`, `dataset.synthetic.subjects=500`, `output=results/x`."
+            )
+    try:
+        tree = OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0]
+        raise EhrbenchError(
+            f"Overrides {list(items)} cannot be read ({first}); write each as `key=value`, "
+            "lists as `k=[4,all]`."
+        ) from exc
+    return tree, {item.partition("=")[0].strip() for item in items}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise EhrbenchError(f"Task suite {path} does not exist or is not a file.")
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except (OmegaConfBaseException, yaml.YAMLError, OSError) as exc:
+        first = str(exc).splitlines()[0]
+        raise EhrbenchError(f"Task suite {path} is not valid YAML: {first}.") from exc
+    if not isinstance(config, dict):
+        raise EhrbenchError(
+            f"Task suite {path} must be a mapping of settings (dataset, cohorts, models, ...)."
+        )
+    return config
+
+
+def _merge(path: Path, config: dict, overrides: dict) -> dict[str, Any]:
+    try:
+        merged = OmegaConf.merge(OmegaConf.create(config), OmegaConf.create(overrides))
+        return OmegaConf.to_container(merged, resolve=True)
+    except (OmegaConfBaseException, TypeError, ValueError) as exc:
+        first = str(exc).splitlines()[0]
+        raise EhrbenchError(
+            f"Task suite {path}: the command-line overrides do not fit the file ({first}); "
+            "override a section key by key, e.g. `dataset.path=DIR`."
+        ) from exc
+
+
+def _check_keys(tree: Any, schema: dict, reader: _Reader, prefix: str = "") -> None:
+    if not isinstance(tree, dict):
+        reader.fail(prefix.rstrip("."), f"must be a mapping with keys {sorted(schema)}.")
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            reader.fail(
+                dotted,
+                f"is not a suite setting; expected one of {sorted(schema)}.{_hint(key, schema)}",
+            )
+        if isinstance(schema[key], dict) and value is not None:
+            _check_keys(value, schema[key], reader, f"{dotted}.")
+
+
+def load_suite(
+    path: str | Path, overrides: Sequence[str] = (), output: str | Path | None = None
+) -> Suite:
+    """Read a suite file, apply `key=value` overrides and check everything; return a `Suite`.
+
+    `output`, when given, replaces the suite's output folder (relative to the current folder).
+    Raises `EhrbenchError` naming the file, the key, whether it came from the command line, and
+    what was expected.
+    """
+    path = Path(path)
+    override_tree, override_keys = parse_overrides(overrides)
+    if output is not None:
+        override_tree["output"] = str(output)
+        override_keys.add("output")
+    reader = _Reader(path, override_keys)
+    config = _merge(path, _read_file(path), override_tree)
+    _check_keys(config, SCHEMA, reader)
+    for key in REQUIRED:
+        if config.get(key) is None:
+            reader.fail(key, "is required (see the suite format in `ehrbench run --help`).")
+    output = _path(config, "output", reader)
+    cohorts_dir = _path(config, "cohorts_dir", reader, DEFAULT_COHORTS_DIR)
+    models = _models(config, reader)
+    return Suite(
+        source=path,
+        name=_text(config, "name", reader, path.stem),
+        description=_text(config, "description", reader, None),
+        dataset_path=_dataset_path(config, reader, output),
+        synthetic=_synthetic(config, reader),
+        predicates=_existing_file(config, "predicates", reader),
+        cohorts_dir=cohorts_dir,
+        cohorts=_cohorts(config, reader, cohorts_dir),
+        models=models,
+        baseline=_baseline(config, reader, models),
+        plan=_plan(config, reader),
+        tabular=_feature_config(config, "tabular", TabularConfig, reader),
+        sequence=_feature_config(config, "sequence", SequenceConfig, reader),
+        model_params=_model_params(config, reader, models),
+        grids=_grids(config, reader, models),
+        resamples=_int(
+            config.get("bootstrap") or {}, "resamples", "bootstrap", reader, DEFAULT_RESAMPLES, 1
+        ),
+        bootstrap_seed=_int(config.get("bootstrap") or {}, "seed", "bootstrap", reader, 0),
+        age_bands=_age_bands(config, reader),
+        output=output,
+        overrides=tuple(overrides),
+        resolved=config,
+    )
+
+
+def _text(config: dict, key: str, reader: _Reader, default: str | None) -> str | None:
+    value = config.get(key, default)
+    if value is not None and not isinstance(value, str):
+        reader.fail(key, f"must be text, got {value!r}.")
+    return value
+
+
+def _path(config: dict, key: str, reader: _Reader, default: str | None = None) -> Path:
+    value = config.get(key)
+    if value is None:
+        value, base = default, reader.path.parent
+    else:
+        base = reader.base_dir(key)
+    if not isinstance(value, str) or not value.strip():
+        reader.fail(key, f"must be a path, got {value!r}.")
+    return (base / Path(value).expanduser()).resolve()
+
+
+def _existing_file(config: dict, key: str, reader: _Reader) -> Path:
+    path = _path(config, key, reader)
+    if not path.is_file():
+        reader.fail(key, f"names {path}, which does not exist or is not a file.")
+    return path
+
+
+def _dataset_path(config: dict, reader: _Reader, output: Path) -> Path:
+    dataset = config["dataset"]
+    if dataset.get("path") is None and dataset.get("synthetic") is None:
+        reader.fail(
+            "dataset",
+            "needs `path` (a MEDS dataset folder) or `synthetic: {subjects, seed, shards}`.",
+        )
+    if dataset.get("path") is None:
+        return output / "dataset"
+    value = dataset["path"]
+    if not isinstance(value, str) or not value.strip():
+        reader.fail("dataset.path", f"must be a path, got {value!r}.")
+    path = (reader.base_dir("dataset.path") / Path(value).expanduser()).resolve()
+    if dataset.get("synthetic") is None and not path.is_dir():
+        reader.fail("dataset.path", f"names {path}, which is not a folder (a MEDS dataset).")
+    return path
+
+
+def _synthetic(config: dict, reader: _Reader) -> SyntheticSpec | None:
+    spec = config["dataset"].get("synthetic")
+    if spec is None:
+        return None
+    return SyntheticSpec(
+        subjects=_int(spec, "subjects", "dataset.synthetic", reader, None, minimum=10),
+        seed=_int(spec, "seed", "dataset.synthetic", reader, 0),
+        shards=_int(spec, "shards", "dataset.synthetic", reader, 1, minimum=1),
+    )
+
+
+def _int(
+    section: dict, key: str, prefix: str, reader: _Reader, default: int | None, minimum: int = 0
+) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        reader.fail(f"{prefix}.{key}", f"must be a whole number >= {minimum}, got {value!r}.")
+    return value
+
+
+def _names(config: dict, key: str, reader: _Reader) -> list[str]:
+    value = config[key]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        reader.fail(key, f"must be a non-empty list of names, got {value!r}.")
+    if len(set(value)) != len(value):
+        reader.fail(key, f"lists a name twice: {value}.")
+    return value
+
+
+def _cohorts(config: dict, reader: _Reader, cohorts_dir: Path) -> tuple[str, ...]:
+    if not cohorts_dir.is_dir():
+        reader.fail("cohorts_dir", f"names {cohorts_dir}, which is not a folder of cohort files.")
+    available = sorted(p.stem for p in cohorts_dir.glob("*.yaml"))
+    names = _names(config, "cohorts", reader)
+    if names == ["all"]:
+        if not available:
+            reader.fail("cohorts", f"is `all` but {cohorts_dir} holds no *.yaml cohort file.")
+        return tuple(available)
+    for name in names:
+        if name not in available:
+            reader.fail(
+                "cohorts",
+                f"names `{name}`, which is not a cohort file in {cohorts_dir}; available: "
+                f"{available} (or `all`).{_hint(name, available)}",
+            )
+    return tuple(names)
+
+
+def _models(config: dict, reader: _Reader) -> tuple[str, ...]:
+    names = _names(config, "models", reader)
+    for name in names:
+        try:
+            model_class(name)
+        except EhrbenchError as exc:
+            reader.fail("models", f"names an unknown model: {exc}")
+    return tuple(names)
+
+
+def _baseline(config: dict, reader: _Reader, models: tuple[str, ...]) -> str | None:
+    baseline = config.get("baseline", "logreg" if "logreg" in models else models[0])
+    if baseline is not None and baseline not in models:
+        reader.fail("baseline", f"is `{baseline}`, which is not among the models {list(models)}.")
+    return baseline
+
+
+def _plan(config: dict, reader: _Reader) -> FewShotPlan:
+    ks = config.get("k", list(K_VALUES))
+    seeds = config.get("seeds", list(DEFAULT_SEEDS))
+    for key, value in (("k", ks), ("seeds", seeds)):
+        if not isinstance(value, list):
+            reader.fail(key, f"must be a list, e.g. `{key}=[4,all]`, got {value!r}.")
+    try:
+        FewShotPlan.from_config(ks, DEFAULT_SEEDS)
+    except EhrbenchError as exc:
+        reader.fail("k", f"is not valid: {exc}")
+    try:
+        return FewShotPlan.from_config(ks, seeds)
+    except EhrbenchError as exc:
+        reader.fail("seeds", f"is not valid: {exc}")
+
+
+def _feature_config(config: dict, kind: str, config_cls: type, reader: _Reader):
+    settings = dict(((config.get("features") or {}).get(kind)) or {})
+    if "windows" in settings and isinstance(settings["windows"], list):
+        settings["windows"] = tuple(settings["windows"])
+    for key in ("min_count", "max_events"):
+        if key in settings:
+            _int(settings, key, f"features.{kind}", reader, None, minimum=1)
+    try:
+        return config_cls(**settings)
+    except (EhrbenchError, TypeError, ValueError) as exc:
+        reader.fail(f"features.{kind}", f"is not valid: {exc}")
+
+
+def _per_model(config: dict, key: str, reader: _Reader, models: tuple[str, ...]) -> dict:
+    """The entries of a per-model section for the suite's models.
+
+    Entries for other known models are dropped, so `models=[logreg]` on the command line works
+    with a suite that sets GRU hyperparameters; an unknown model name is an error (a typo).
+    """
+    value = config.get(key) or {}
+    if not isinstance(value, dict):
+        reader.fail(key, f"must map model names to settings, got {value!r}.")
+    for name in value:
+        try:
+            model_class(name)
+        except EhrbenchError as exc:
+            reader.fail(f"{key}.{name}", f"does not name a model: {exc}")
+    return {name: settings for name, settings in value.items() if name in models}
+
+
+def _model_params(config: dict, reader: _Reader, models: tuple[str, ...]) -> dict:
+    params = _per_model(config, "model_params", reader, models)
+    for name, fixed in params.items():
+        if not isinstance(fixed, dict):
+            reader.fail(f"model_params.{name}", f"must map hyperparameters to values: {fixed!r}.")
+        try:
+            expand_grid(name, overrides=fixed)
+        except EhrbenchError as exc:
+            reader.fail(f"model_params.{name}", f"is not valid: {exc}")
+    return {name: dict(fixed) for name, fixed in params.items()}
+
+
+def _grids(config: dict, reader: _Reader, models: tuple[str, ...]) -> dict:
+    grids = _per_model(config, "grids", reader, models)
+    for name, grid in grids.items():
+        if not isinstance(grid, list) or not grid or not all(isinstance(g, dict) for g in grid):
+            reader.fail(
+                f"grids.{name}",
+                f"must be a non-empty list of hyperparameter settings, got {grid!r}.",
+            )
+        try:
+            expand_grid(name, grid=grid)
+        except EhrbenchError as exc:
+            reader.fail(f"grids.{name}", f"is not valid: {exc}")
+    return {name: [dict(g) for g in grid] for name, grid in grids.items()}
+
+
+def _age_bands(config: dict, reader: _Reader) -> tuple[int, ...]:
+    bands = (config.get("subgroups") or {}).get("age_bands", list(DEFAULT_AGE_BANDS))
+    try:
+        age_band_labels(bands)
+    except EhrbenchError as exc:
+        reader.fail("subgroups.age_bands", f"is not valid: {exc}")
+    return tuple(bands)

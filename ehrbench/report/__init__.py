@@ -1,0 +1,1 @@
+"""The benchmark report: Markdown and one self-contained HTML page from a results folder."""

@@ -1,0 +1,221 @@
+"""The report's numbers, computed from a results folder written by `ehrbench run`.
+
+Conventions used throughout the report:
+
+- a learning-curve point is the mean over replicate seeds of the run's value; its band is the
+  mean over seeds of the runs' 95% bootstrap interval bounds (the typical uncertainty of one
+  replicate); `k = all` is one run;
+- the macro average of a model at a k is the mean of those points over the cohorts where the
+  model has a value at that k (the count of cohorts is reported with it);
+- the win rate of a model against the baseline at a k is the share of cohorts where its
+  seed-mean AUROC is strictly higher.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.protocol.fewshot import ALL, MAX_K
+
+REQUIRED_FILES = ("manifest.json", "results.parquet", "paired.parquet", "calibration.parquet")
+CURVE_METRICS = ("auroc", "auprc")
+
+
+@dataclass(frozen=True)
+class ResultsFolder:
+    """Everything `ehrbench run` wrote that the report reads."""
+
+    root: Path
+    manifest: dict[str, Any]
+    results: pl.DataFrame
+    paired: pl.DataFrame
+    calibration: pl.DataFrame
+    runs: pl.DataFrame
+
+    @property
+    def models(self) -> list[str]:
+        """The suite's models, in suite order."""
+        return list(self.manifest["models"])
+
+    @property
+    def cohorts(self) -> list[str]:
+        """The cohorts that were run, in suite order."""
+        return list(self.manifest["cohort_order"])
+
+    @property
+    def baseline(self) -> str | None:
+        """The model the paired comparisons are against."""
+        return self.manifest.get("baseline")
+
+
+def load_results(root: str | Path) -> ResultsFolder:
+    """Read a results folder; raise `EhrbenchError` naming what is missing."""
+    root = Path(root)
+    if not root.is_dir():
+        raise EhrbenchError(
+            f"{root} is not a folder: expected the output folder of `ehrbench run`."
+        )
+    missing = [name for name in REQUIRED_FILES if not (root / name).exists()]
+    if missing:
+        raise EhrbenchError(
+            f"{root} lacks {missing}: expected the output folder of a finished `ehrbench run` "
+            "(rerun the suite to write them; finished runs are not recomputed)."
+        )
+    runs_csv = root / "runs.csv"
+    return ResultsFolder(
+        root=root,
+        manifest=json.loads((root / "manifest.json").read_text(encoding="utf-8")),
+        results=pl.read_parquet(root / "results.parquet"),
+        paired=pl.read_parquet(root / "paired.parquet"),
+        calibration=pl.read_parquet(root / "calibration.parquet"),
+        runs=pl.read_csv(runs_csv, schema_overrides={"k": pl.String})
+        if runs_csv.exists()
+        else pl.DataFrame(),
+    )
+
+
+def k_order(k: str) -> int:
+    """Sort key of a k label: numbers ascending, `all` last."""
+    return MAX_K + 1 if k == ALL else int(k)
+
+
+def _k_sort() -> pl.Expr:
+    return pl.col("k").map_elements(k_order, return_dtype=pl.Int64)
+
+
+def overall(folder: ResultsFolder, metric: str) -> pl.DataFrame:
+    """Per (cohort, model, k, seed): the run's overall value and interval for `metric`."""
+    return folder.results.filter((pl.col("group") == "all") & (pl.col("metric") == metric)).select(
+        "cohort", "model", "k", "seed", "value", "ci_low", "ci_high"
+    )
+
+
+def curve(folder: ResultsFolder, metric: str) -> pl.DataFrame:
+    """Per (cohort, model, k): seed-mean value and interval bounds, and the number of seeds."""
+    return (
+        overall(folder, metric)
+        .filter(pl.col("value").is_not_nan())
+        .group_by("cohort", "model", "k")
+        .agg(
+            pl.col("value").mean(),
+            pl.col("ci_low").mean(),
+            pl.col("ci_high").mean(),
+            pl.col("value").alias("per_seed"),
+            pl.len().alias("n_seeds"),
+        )
+        .sort("cohort", "model", _k_sort())
+    )
+
+
+def macro(folder: ResultsFolder, metric: str) -> pl.DataFrame:
+    """Per (model, k): mean over cohorts of the seed-mean value, and how many cohorts."""
+    return (
+        curve(folder, metric)
+        .group_by("model", "k")
+        .agg(pl.col("value").mean(), pl.len().alias("n_cohorts"))
+        .sort("model", _k_sort())
+    )
+
+
+def ks_present(folder: ResultsFolder) -> list[str]:
+    """The k values with at least one result, in grid order."""
+    return sorted(set(folder.results["k"].to_list()), key=k_order)
+
+
+def at_all(folder: ResultsFolder, metric: str) -> pl.DataFrame:
+    """The k = all runs' value and interval for `metric` per (cohort, model)."""
+    return overall(folder, metric).filter(pl.col("k") == ALL).drop("k", "seed")
+
+
+def win_rates(folder: ResultsFolder) -> pl.DataFrame:
+    """Per (model, k): cohorts won against the baseline (seed-mean AUROC), and cohorts compared."""
+    baseline = folder.baseline
+    points = curve(folder, "auroc").select("cohort", "model", "k", "value")
+    if baseline is None or points.is_empty():
+        return pl.DataFrame(
+            schema={"model": pl.String, "k": pl.String, "wins": pl.Int64, "compared": pl.Int64}
+        )
+    base = points.filter(pl.col("model") == baseline).select(
+        "cohort", "k", pl.col("value").alias("base")
+    )
+    return (
+        points.filter(pl.col("model") != baseline)
+        .join(base, on=["cohort", "k"])
+        .group_by("model", "k")
+        .agg((pl.col("value") > pl.col("base")).sum().alias("wins"), pl.len().alias("compared"))
+        .sort("model", _k_sort())
+    )
+
+
+def paired_at(folder: ResultsFolder, k: str) -> pl.DataFrame:
+    """Paired AUROC differences against the baseline at one k, per (cohort, model)."""
+    return folder.paired.filter(pl.col("k") == k).sort("cohort", "model", "seed")
+
+
+def subgroups(folder: ResultsFolder) -> pl.DataFrame:
+    """k = all subgroup rows: cohort, model, group, level, metric, value, ci_low, ci_high."""
+    return folder.results.filter((pl.col("k") == ALL) & (pl.col("group") != "all")).select(
+        "cohort", "model", "group", "level", "metric", "value", "ci_low", "ci_high"
+    )
+
+
+def calibration_at_all(folder: ResultsFolder) -> pl.DataFrame:
+    """The calibration bins of the k = all runs."""
+    if "k" not in folder.calibration.columns:
+        return folder.calibration
+    return folder.calibration.filter((pl.col("k") == ALL) & (pl.col("n") > 0))
+
+
+def failed_runs(folder: ResultsFolder) -> pl.DataFrame:
+    """Failed runs grouped by (cohort, model, error): how many and at which k."""
+    if folder.runs.is_empty():
+        return pl.DataFrame(
+            schema={
+                "cohort": pl.String,
+                "model": pl.String,
+                "runs": pl.Int64,
+                "k": pl.String,
+                "error": pl.String,
+            }
+        )
+    return (
+        folder.runs.filter(pl.col("status") == "failed")
+        .with_columns(pl.col("k").cast(pl.String))
+        .group_by("cohort", "model", "error")
+        .agg(pl.len().alias("runs"), pl.col("k").unique().alias("ks"))
+        .with_columns(
+            pl.col("ks")
+            .map_elements(lambda ks: ", ".join(sorted(ks, key=k_order)), return_dtype=pl.String)
+            .alias("k")
+        )
+        .select("cohort", "model", "runs", "k", "error")
+        .sort("cohort", "model", "error")
+    )
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number for a table cell ("n/a" when missing)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def fmt_interval(value: float | None, low: float | None, high: float | None) -> str:
+    """`0.812 [0.771, 0.850]`, or the bare value when the interval is missing."""
+    if fmt(low) == "n/a" or fmt(high) == "n/a":
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
+def fmt_signed_interval(value: float, low: float, high: float) -> str:
+    """`+0.012 [-0.004, +0.030]` for differences."""
+    if any(fmt(v) == "n/a" for v in (value, low, high)):
+        return "n/a"
+    return f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"

@@ -1,0 +1,158 @@
+"""The grid runner: a full run, resume after an interrupt, failed runs, skipped cohorts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import polars as pl
+import pytest
+from protocol_helpers import COHORT, COHORTS, tiny_dataset, tiny_suite
+
+import ehrbench.protocol.runner as runner_module
+from ehrbench.protocol.outputs import write_outputs
+from ehrbench.protocol.runner import GridRunner
+from ehrbench.protocol.store import ResultsStore
+from ehrbench.protocol.suite import load_suite
+
+QUIET = {"log": lambda message: None}
+# 2 models x (k=4 with seeds 0 and 1, k=all once) = 6 runs.
+N_RUNS = 6
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return tiny_dataset(tmp_path_factory.mktemp("grid") / "meds")
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, dataset):
+    """One uninterrupted grid, its suite and its result tables."""
+    folder = tmp_path_factory.mktemp("full")
+    suite = load_suite(tiny_suite(folder, dataset))
+    result = GridRunner(suite, **QUIET).run()
+    write_outputs(result)
+    return suite, result
+
+
+def test_full_grid_writes_every_table(full_run):
+    suite, result = full_run
+    assert result.computed == N_RUNS and result.failed == 0
+    assert set(result.statuses.values()) == {"ok"}
+    out = suite.output
+    results = pl.read_parquet(out / "results.parquet")
+    assert results.select("model", "k", "seed").unique().height == N_RUNS
+    assert set(results["group"]) == {"all", "sex", "age_band"}
+    overall = results.filter((pl.col("group") == "all") & (pl.col("metric") == "auroc"))
+    assert overall["ci_low"].le(overall["value"]).all()
+    assert overall["value"].le(overall["ci_high"]).all()
+    assert pl.read_csv(out / "results.csv").height == results.height
+    paired = pl.read_parquet(out / "paired.parquet")
+    assert set(paired["model"]) == {"lightgbm"} and set(paired["baseline"]) == {"logreg"}
+    assert paired.height == 3  # k=4 seeds 0 and 1, k=all
+    calibration = pl.read_parquet(out / "calibration.parquet")
+    assert calibration.select("run_id").n_unique() == N_RUNS
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["runs"] == {"total": N_RUNS, "ok": N_RUNS, "failed": 0}
+    assert manifest["cohorts"][COHORT]["counts"]["held_out"]["rows"] > 0
+    assert (out / "cohorts" / COHORT / "attrition.json").exists()
+
+
+def test_k_shot_sets_come_from_train_and_tuning_only(full_run):
+    suite, result = full_run
+    store = ResultsStore(suite.output)
+    for planned in result.planned:
+        info = store.record(planned.key)["info"]
+        if planned.run.k == 4:
+            # 4 negatives and 4 positives from each of train and tuning.
+            assert info["train_rows"] == 8 and info["train_positives"] == 4
+            assert info["tuning_rows"] == 8 and info["tuning_positives"] == 4
+        predictions = store.predictions(planned.key)
+        labels = pl.read_parquet(suite.output / "cohorts" / COHORT / "labels.parquet")
+        held_out = result.cohorts[COHORT]["held_out"]["rows"]
+        assert predictions.height == held_out < labels.height
+        assert set(predictions.columns) >= {
+            "predicted_boolean_probability",
+            "predicted_boolean_value",
+        }
+
+
+def test_interrupted_grid_resumes_and_matches_an_uninterrupted_run(tmp_path, dataset, full_run):
+    _, full = full_run
+    suite = load_suite(tiny_suite(tmp_path, dataset))
+    finished = []
+
+    def stop_after_two(planned, status):
+        finished.append(planned.key.run_id)
+        if len(finished) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        GridRunner(suite, on_run=stop_after_two, **QUIET).run()
+    store = ResultsStore(suite.output)
+    assert [store.status(p.key) for p in full.planned].count("ok") == 2
+    stamps = {
+        rid: (suite.output / "runs" / rid / "run.json").stat().st_mtime_ns for rid in finished
+    }
+
+    computed = []
+    resumed = GridRunner(suite, on_run=lambda p, s: computed.append(p.key.run_id), **QUIET).run()
+    assert resumed.computed == N_RUNS - 2
+    assert not set(computed) & set(finished)
+    for rid, stamp in stamps.items():  # finished runs were not rewritten
+        assert (suite.output / "runs" / rid / "run.json").stat().st_mtime_ns == stamp
+    write_outputs(resumed)
+    for table in ("results", "paired", "calibration"):
+        mine = pl.read_parquet(suite.output / f"{table}.parquet")
+        theirs = pl.read_parquet(full.suite.output / f"{table}.parquet")
+        assert mine.equals(theirs), table
+    # A third run has nothing left to do.
+    assert GridRunner(suite, **QUIET).run().computed == 0
+
+
+def test_a_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, dataset, monkeypatch):
+    suite = load_suite(tiny_suite(tmp_path, dataset))
+    real = runner_module.select_and_fit
+
+    def flaky(name, *args, **kwargs):
+        if name == "lightgbm" and args[4] == 1:  # seed 1
+            raise ValueError("boom on purpose")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "select_and_fit", flaky)
+    result = GridRunner(suite, **QUIET).run()
+    assert result.computed == N_RUNS and result.failed == 1
+    write_outputs(result)
+    runs = pl.read_csv(suite.output / "runs.csv")
+    failed = runs.filter(pl.col("status") == "failed").row(0, named=True)
+    assert (failed["model"], failed["seed"]) == ("lightgbm", 1)
+    assert failed["error"] == "ValueError: boom on purpose"
+    manifest = json.loads((suite.output / "manifest.json").read_text())
+    assert manifest["runs"] == {"total": N_RUNS, "ok": N_RUNS - 1, "failed": 1}
+
+    monkeypatch.setattr(runner_module, "select_and_fit", real)
+    assert GridRunner(suite, **QUIET).run().computed == 0  # failed runs are kept ...
+    retried = GridRunner(suite, retry_failed=True, **QUIET).run()  # ... unless asked
+    assert retried.computed == 1 and retried.failed == 0
+
+
+def test_a_broken_cohort_is_skipped_and_reported(tmp_path, dataset):
+    cohorts = tmp_path / "cohorts"
+    cohorts.mkdir()
+    shutil.copy(COHORTS / f"{COHORT}.yaml", cohorts)
+    (cohorts / "broken.yaml").write_text("trigger: nothing\npredicates: {}\n", encoding="utf-8")
+    path = tiny_suite(
+        tmp_path,
+        dataset,
+        cohorts_dir=str(cohorts),
+        cohorts=["broken", COHORT],
+        models=["logreg"],
+        k=["all"],
+    )
+    messages = []
+    result = GridRunner(load_suite(path), log=messages.append).run()
+    assert list(result.cohorts) == [COHORT]
+    assert "broken" in result.skipped_cohorts
+    assert any(m.startswith("warning: cohort broken skipped") for m in messages)
+    assert result.computed == 1
+    assert any(m.startswith("[1/1]") and "elapsed" in m and "left" in m for m in messages)
