@@ -1,0 +1,186 @@
+"""`ehrbench train`: fit one model on a dataset's train/tuning rows and predict held_out."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.meds import open_dataset, read_labels
+from ehrbench.models.base import model_class
+from ehrbench.models.training import (
+    check_split_sizes,
+    label_values,
+    split_indices,
+    train_and_predict,
+    write_run,
+)
+
+_EPILOG = """\
+example:
+  ehrbench train --data synth_meds --labels labels/in_hospital_mortality.parquet \\
+      --model lightgbm --out runs/mortality_lightgbm
+  ehrbench train --data synth_meds --labels labels.parquet --model gru --out runs/gru \\
+      max_epochs=10 max_len=256 features.max_events=256
+
+overrides: `name=value` fixes a model hyperparameter in every grid setting (the grid then
+searches the others); `features.name=value` sets a feature-builder setting.
+The run folder gets predictions.parquet (meds-evaluation form, held_out rows),
+hyperparameters.json (chosen setting and every grid score) and model/ (the fitted model).
+"""
+
+
+def parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split `key=value` items into (model hyperparameters, feature settings)."""
+    for item in items:
+        if "=" not in item or item.startswith("="):
+            raise EhrbenchError(
+                f"override {item!r} is not `key=value` (e.g. `learning_rate=0.1` or "
+                "`features.min_count=5`)."
+            )
+    try:
+        tree = OmegaConf.to_container(OmegaConf.from_dotlist(items))
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:  # values are parsed as YAML
+        raise EhrbenchError(f"cannot read the overrides {items}: {exc}") from exc
+    features = tree.pop("features", {}) or {}
+    if not isinstance(features, dict):
+        raise EhrbenchError("`features=` needs a setting name, e.g. `features.min_count=5`.")
+    for name, value in tree.items():
+        if isinstance(value, dict | list):
+            raise EhrbenchError(
+                f"override `{name}` has the value {value!r}: a model hyperparameter takes one "
+                "value (e.g. `learning_rate=0.1`); the grid is searched over the others."
+            )
+    return tree, features
+
+
+def feature_config(config_cls: type, settings: dict[str, Any]) -> Any:
+    """A feature config dataclass with `settings` applied (lists become tuples)."""
+    known = {field.name for field in dataclasses.fields(config_cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise EhrbenchError(
+            f"unknown feature setting(s) {['features.' + k for k in unknown]}: the settings of "
+            f"{config_cls.__name__} are {sorted(known)}."
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return config_cls(**values)
+
+
+def build_features(kind: str, dataset: Any, labels: pl.DataFrame, settings: dict[str, Any]) -> Any:
+    """Tabular or sequence features of every label row, fitted on the train split only."""
+    if kind == "tabular":
+        from ehrbench.features.tabular import TabularConfig, build_tabular
+
+        return build_tabular(dataset, labels, feature_config(TabularConfig, settings), "train")
+    from ehrbench.features.sequence import SequenceConfig, build_sequences
+
+    return build_sequences(dataset, labels, feature_config(SequenceConfig, settings), "train")
+
+
+def check_subjects_in_data(labels: pl.DataFrame, dataset: Any, source: Path) -> None:
+    """Raise when some label subjects have no events in the dataset."""
+    present = dataset.subject_ids().cast(pl.Int64)
+    wanted = labels["subject_id"].cast(pl.Int64).unique().sort()
+    missing = wanted.filter(~wanted.is_in(present.implode()))
+    if missing.len():
+        raise EhrbenchError(
+            f"label table {source}: {missing.len()} of {wanted.len()} subject(s) (e.g. "
+            f"{missing.head(5).to_list()}) are not in the dataset {dataset.root}. Were the labels "
+            "extracted from another dataset?"
+        )
+
+
+def check_classes(y: np.ndarray, indices: dict[str, np.ndarray], source: Path) -> None:
+    """Raise when the train or tuning rows hold one class only."""
+    for name in ("train", "tuning"):
+        part = y[indices[name]]
+        n_pos = int(part.sum())
+        if n_pos in (0, part.size):
+            raise EhrbenchError(
+                f"label table {source}: the `{name}` split has {n_pos} positive and "
+                f"{part.size - n_pos} negative row(s) in `boolean_value`; fitting and choosing a "
+                "model needs both classes there."
+            )
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse a run folder that already holds files, so no earlier run is overwritten."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise EhrbenchError(
+            f"--out {out} already exists and is not an empty folder: choose a new run folder "
+            "(an earlier run is never overwritten)."
+        )
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _train(args: argparse.Namespace) -> int:
+    model_cls = model_class(args.model)
+    params, settings = parse_overrides(args.overrides)
+    model_cls(**params)  # unknown hyperparameter names fail before any work
+    out = Path(args.out)
+    check_out_dir(out)
+    dataset = open_dataset(args.data, deep=False)
+    labels = read_labels(args.labels)
+    source = Path(args.labels)
+    y = label_values(labels, str(source))
+    check_subjects_in_data(labels, dataset, source)
+    indices = split_indices(labels, dataset.subject_splits(), str(source))
+    check_split_sizes(indices, str(source))
+    check_classes(y, indices, source)
+    started = time.monotonic()
+    _log(f"building {model_cls.kind} features for {labels.height:,} label rows ...")
+    features = build_features(model_cls.kind, dataset, labels, settings)
+    _log(f"features built in {time.monotonic() - started:.1f}s; searching the grid ...")
+    result = train_and_predict(args.model, features, labels, indices, args.seed, params, _log)
+    write_run(result, out, args.seed)
+    held_out = (
+        "undefined (one class)" if result.held_out_auroc is None else f"{result.held_out_auroc:.4f}"
+    )
+    sizes = ", ".join(f"{k} {v.size:,}" for k, v in indices.items())
+    print(f"{args.model}: rows {sizes}; chosen {result.fit.params}")
+    print(f"tuning AUROC {result.fit.tuning_auroc:.4f}; held_out AUROC {held_out}")
+    print(f"wrote {out}/predictions.parquet, hyperparameters.json, model/")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `train` verb."""
+    parser = subparsers.add_parser(
+        "train",
+        help="fit a model on train/tuning and predict held_out",
+        description=(
+            "Build features for a label table, choose the model's hyperparameters by tuning\n"
+            "AUROC (train rows fit, tuning rows choose and early-stop), predict the held_out\n"
+            "rows, and write the run folder. Splits are the dataset's own."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", required=True, metavar="DIR", help="MEDS dataset folder")
+    parser.add_argument(
+        "--labels", required=True, metavar="LABELS.parquet", help="MEDS label table"
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME",
+        help="logreg, lightgbm, random_forest, gru, lstm or transformer",
+    )
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="new run folder")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides (see below)")
+    parser.set_defaults(handler=_train)
