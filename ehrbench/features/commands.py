@@ -1,0 +1,158 @@
+"""Command-line verbs: `ehrbench featurize tabular` and `ehrbench featurize sequence`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.features.cache import cached_sequences, cached_tabular, copy_entry, entry_path
+from ehrbench.features.sequence import SequenceConfig
+from ehrbench.features.tabular import TabularConfig
+from ehrbench.meds import open_dataset, read_labels
+
+TABULAR_OUTPUTS = ("features.npz", "rows.parquet", "feature_names.parquet", "vocabulary.json")
+SEQUENCE_OUTPUTS = ("sequences.npz", "sequences.json")
+
+_TABULAR_EXAMPLE = (
+    "ehrbench featurize tabular --data mimic_meds --labels labels/mortality.parquet "
+    "--out features/mortality --windows 1d,7d,30d,365d,full --min-count 10 --fit-on train"
+)
+_SEQUENCE_EXAMPLE = (
+    "ehrbench featurize sequence --data mimic_meds --labels labels/mortality.parquet "
+    "--out sequences/mortality --max-events 512 --fit-on train"
+)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _check_outputs(out: Path, names: tuple[str, ...], overwrite: bool) -> None:
+    existing = [name for name in names if (out / name).exists()]
+    if existing and not overwrite:
+        raise EhrbenchError(
+            f"{out} already holds {existing}: refusing to overwrite earlier features. "
+            "Choose another --out folder or pass --overwrite."
+        )
+
+
+def _cache_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cache) if args.cache else Path(args.out) / ".cache"
+
+
+def _report(kind: str, out: Path, shape: tuple[int, int], hit: bool, seconds: float) -> None:
+    source = "from the cache" if hit else f"in {seconds:.1f} s"
+    print(f"wrote {kind} features for {shape[0]:,} rows x {shape[1]:,} to {out} ({source})")
+
+
+def _tabular(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    _check_outputs(out, TABULAR_OUTPUTS, args.overwrite)
+    config = TabularConfig(
+        windows=tuple(w for w in args.windows.split(",") if w.strip()),
+        min_count=args.min_count,
+        max_codes=args.max_codes,
+    )
+    dataset = open_dataset(args.data, deep=False)
+    labels = read_labels(args.labels)
+    started = time.perf_counter()
+    features, hit = cached_tabular(dataset, labels, config, args.fit_on, _cache_dir(args))
+    # Copy the cached files rather than serialise (and compress) the matrix a second time.
+    entry = entry_path("tabular", dataset, labels, config, args.fit_on, _cache_dir(args))
+    copy_entry(entry, TABULAR_OUTPUTS, out)
+    _report("tabular", out, features.matrix.shape, hit, time.perf_counter() - started)
+    return 0
+
+
+def _sequence(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    _check_outputs(out, SEQUENCE_OUTPUTS, args.overwrite)
+    config = SequenceConfig(
+        max_events=args.max_events, min_count=args.min_count, max_codes=args.max_codes
+    )
+    dataset = open_dataset(args.data, deep=False)
+    labels = read_labels(args.labels)
+    started = time.perf_counter()
+    features, hit = cached_sequences(dataset, labels, config, args.fit_on, _cache_dir(args))
+    entry = entry_path("sequence", dataset, labels, config, args.fit_on, _cache_dir(args))
+    copy_entry(entry, SEQUENCE_OUTPUTS, out)
+    shape = (features.codes.shape[0], features.codes.shape[1])
+    _report("sequence", out, shape, hit, time.perf_counter() - started)
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="MEDS dataset folder")
+    parser.add_argument("--labels", required=True, help="MEDS label table (parquet)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--min-count",
+        type=_positive_int,
+        default=10,
+        help="keep codes seen at least this often in the fitting rows' history (default 10)",
+    )
+    parser.add_argument(
+        "--max-codes", type=_positive_int, default=None, help="keep at most the N most frequent"
+    )
+    parser.add_argument(
+        "--fit-on",
+        default="train",
+        help="split(s) whose label rows fit the vocabulary and statistics, comma-separated "
+        "(default train; never held_out for a benchmark)",
+    )
+    parser.add_argument("--cache", default=None, help="cache folder (default OUT/.cache)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace feature files already in OUT"
+    )
+
+
+def register(subparsers) -> None:
+    """Add `featurize tabular` and `featurize sequence`."""
+    featurize = subparsers.add_parser(
+        "featurize",
+        help="tabular or sequence features for a label table",
+        description="Leak-free features for every row of a MEDS label table: only events at "
+        "or before each row's prediction_time count; vocabularies and statistics come from the "
+        "fitting split's rows only. Results are cached by (dataset, labels, config, split).",
+        epilog=f"examples:\n  {_TABULAR_EXAMPLE}\n  {_SEQUENCE_EXAMPLE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kinds = featurize.add_subparsers(dest="kind", metavar="KIND", required=True)
+    tabular = kinds.add_parser(
+        "tabular",
+        help="windowed counts and value aggregates as a sparse matrix",
+        description="Writes OUT/features.npz (scipy CSR, float32, one row per label row), "
+        "OUT/rows.parquet (subject_id, prediction_time), OUT/feature_names.parquet and "
+        "OUT/vocabulary.json. A window `Xd` covers (prediction_time - X, prediction_time].",
+        epilog=f"example:\n  {_TABULAR_EXAMPLE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(tabular)
+    tabular.add_argument(
+        "--windows",
+        default="1d,7d,30d,365d,full",
+        help="comma-separated lookback windows (durations such as 12h, 30d, 2w, or full)",
+    )
+    tabular.set_defaults(handler=_tabular)
+    sequence = kinds.add_parser(
+        "sequence",
+        help="the last N events of each row as padded arrays",
+        description="Writes OUT/sequences.npz (codes, values, value_mask, hours_before, lengths, "
+        "static, age_years, subject_id, prediction_time_us) and OUT/sequences.json (vocabulary, "
+        "static codes). Sequences are left-aligned: most recent event last, padding after.",
+        epilog=f"example:\n  {_SEQUENCE_EXAMPLE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(sequence)
+    sequence.add_argument(
+        "--max-events", type=_positive_int, default=512, help="events per row (default 512)"
+    )
+    sequence.set_defaults(handler=_sequence)
