@@ -1,0 +1,233 @@
+"""Benchmark: ehrbench's cohort extraction against ACES 0.7.3, side by side on synthetic data.
+
+The synthetic dataset (`ehrbench synth --subjects N --seed 0 --shards K`) is made once under
+benchmarks/results/work/ and reused. Three cohorts from benchmarks/cohorts/ (in-hospital
+mortality at 24 h with a gap and an event-bound outcome window, 30-day readmission at a live
+discharge, hyperkalemia with `value_min`) are extracted by both tools, alternating runs so both
+see the same machine load:
+
+- ACES: one `aces-cli -m data=sharded data.shard=...` process that goes through the event
+  files one after the other (how ACES documents running on a sharded MEDS dataset);
+- ehrbench: `ehrbench cohort extract` on the whole folder, one process.
+
+Each process runs under `/usr/bin/time -v` (peak RSS). Times are medians over `--repeats` runs;
+peaks are the largest over runs. Labels are compared row for row by `aces_compare`, with the
+spec's section-9 differences accounted for. Results go to benchmarks/results/cohort_<N>.json,
+and benchmarks/results/cohort.md is rebuilt from every such JSON file.
+
+Usage: .venv/bin/python benchmarks/bench_cohort.py --subjects 10000 --shards 1 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aces_compare import EHRBENCH, compare_cohort, peak_rss_kib, run_ehrbench  # noqa: E402
+from aces_run import ACES_CLI, aces_available, event_shards, run_aces  # noqa: E402
+
+from ehrbench.io import write_text_atomic  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+WORK = RESULTS / "work"
+COHORTS = ("mortality_24h", "readmission_30d", "hyperkalemia_24h")
+
+
+def synthetic_dataset(subjects: int, shards: int) -> Path:
+    """The synthetic MEDS folder for `subjects` and `shards`, made once by `ehrbench synth`."""
+    root = WORK / f"synth_{subjects}_{shards}"
+    if not (root / "data").is_dir():
+        WORK.mkdir(parents=True, exist_ok=True)
+        args = [str(EHRBENCH), "synth", "--subjects", str(subjects), "--seed", "0"]
+        args += ["--out", str(root), "--shards", str(shards)]
+        subprocess.run(args, check=True)
+    return root
+
+
+def dataset_rows(root: Path) -> int:
+    """The number of event rows in the dataset (from the parquet footers)."""
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in event_shards(root))
+
+
+def startup_cost() -> dict:
+    """Wall time and peak RSS of each tool doing nothing (`--version` / `--help`)."""
+    cost = {}
+    for tool, args in (
+        ("ehrbench", [str(EHRBENCH), "--version"]),
+        ("aces", [str(ACES_CLI), "--help"]),
+    ):
+        started = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-v", *args], capture_output=True, text=True)
+        cost[f"{tool}_seconds"] = round(time.perf_counter() - started, 2)
+        cost[f"{tool}_peak_mib"] = round((peak_rss_kib(proc.stderr) or 0) / 1024)
+    return cost
+
+
+# The engine alone, without the command line's start-up (which imports every area's commands).
+API_SCRIPT = """
+import sys
+from ehrbench.cohort.config import load_cohort
+from ehrbench.cohort.extract import extract
+from ehrbench.meds import open_dataset, write_labels
+write_labels(extract(load_cohort(sys.argv[1]), open_dataset(sys.argv[2])).labels, sys.argv[3])
+"""
+
+
+def run_ehrbench_api(cohort: Path, data: Path) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of `load_cohort` + `extract` + `write_labels` alone."""
+    with tempfile.TemporaryDirectory(prefix="ehrbench-api-") as tmp:
+        args = ["/usr/bin/time", "-v", sys.executable, "-W", "ignore", "-c", API_SCRIPT]
+        args += [str(cohort), str(data), str(Path(tmp) / "labels.parquet")]
+        started = time.perf_counter()
+        proc = subprocess.run(args, capture_output=True, text=True, check=True)
+        return time.perf_counter() - started, peak_rss_kib(proc.stderr) or 0
+
+
+def bench_cohort(name: str, data: Path, repeats: int) -> dict:
+    """Time both tools `repeats` times on cohort `name` and compare their labels."""
+    cohort = HERE / "cohorts" / f"{name}.yaml"
+    aces_runs, ours_runs, api_runs = [], [], []
+    for _ in range(repeats):
+        ours_runs.append(run_ehrbench(cohort, data, measure=True))
+        api_runs.append(run_ehrbench_api(cohort, data))
+        aces_runs.append(run_aces(cohort, data, measure=True))
+    comparison = compare_cohort(cohort, data, aces=aces_runs[0], ehrbench=ours_runs[0])
+    labels = ours_runs[0].labels["boolean_value"]
+    aces_s = statistics.median(r.seconds for r in aces_runs)
+    ours_s = statistics.median(r.seconds for r in ours_runs)
+    aces_kib = max(r.peak_rss_kib for r in aces_runs)
+    ours_kib = max(r.peak_rss_kib for r in ours_runs)
+    api_s = statistics.median(r[0] for r in api_runs)
+    api_kib = max(r[1] for r in api_runs)
+    return {
+        "cohort": name,
+        "rows_aces": comparison.aces_rows,
+        "rows_ehrbench": comparison.ehrbench_rows,
+        "positives": int(labels.sum()),
+        "mismatches": comparison.mismatches,
+        "expected_differences": comparison.expected,
+        "aces_seconds": round(aces_s, 2),
+        "ehrbench_seconds": round(ours_s, 2),
+        "speedup": round(aces_s / ours_s, 1),
+        "aces_peak_mib": round(aces_kib / 1024),
+        "ehrbench_peak_mib": round(ours_kib / 1024),
+        "memory_ratio": round(ours_kib / aces_kib, 3),
+        "api_seconds": round(api_s, 2),
+        "api_speedup": round(aces_s / api_s, 1),
+        "api_peak_mib": round(api_kib / 1024),
+        "api_memory_ratio": round(api_kib / aces_kib, 3),
+        "repeats": repeats,
+    }
+
+
+def render(results: list[dict]) -> str:
+    """The markdown report of every benchmark run on disk."""
+    lines = [
+        "# Cohort extraction: ehrbench vs ACES 0.7.3",
+        "",
+        "Written by `benchmarks/bench_cohort.py`. Synthetic data, seed 0 (origin given per run);",
+        "ACES runs its documented sharded mode (one multirun process, shard after shard),",
+        "ehrbench runs `ehrbench cohort extract` on the folder; both under `/usr/bin/time -v`",
+        "(wall time, peak RSS). Times are medians of the repeats, peaks the largest.",
+        "speedup = ACES time / ehrbench time; memory = ehrbench peak / ACES peak. The `API`",
+        "columns run `load_cohort` + `extract` + `write_labels` in a bare Python process: the",
+        "engine without the command line's start-up (see the start-up line under each table).",
+        "",
+    ]
+    for run in sorted(results, key=lambda r: r["subjects"]):
+        lines += [
+            f"## {run['subjects']:,} subjects, {run['shards']} shard(s), "
+            f"{run['event_rows']:,} event rows ({run['repeats']} repeat(s), {run['machine']})",
+            "",
+            f"Data: {run['data']}.",
+            "",
+            "| cohort | rows (ACES / ehrbench) | positives | mismatches | ACES s | ehrbench s "
+            "| speedup | ACES peak MiB | ehrbench peak MiB | memory | API s | API speedup "
+            "| API peak MiB | API memory |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c in run["cohorts"]:
+            lines.append(
+                f"| {c['cohort']} | {c['rows_aces']} / {c['rows_ehrbench']} | {c['positives']} "
+                f"| {c['mismatches']} | {c['aces_seconds']} | {c['ehrbench_seconds']} "
+                f"| {c['speedup']}x | {c['aces_peak_mib']} | {c['ehrbench_peak_mib']} "
+                f"| {c['memory_ratio']:.1%} | {c['api_seconds']} | {c['api_speedup']}x "
+                f"| {c['api_peak_mib']} | {c['api_memory_ratio']:.1%} |"
+            )
+        notes = [
+            f"- {c['cohort']}: {reason}: {n}"
+            for c in run["cohorts"]
+            for reason, n in c["expected_differences"].items()
+        ]
+        if notes:
+            lines += ["", "Expected differences (spec section 9), not counted as mismatches:"]
+            lines += notes
+        startup = run["startup"]
+        lines += [
+            "",
+            f"Startup alone (included above): `ehrbench --version` {startup['ehrbench_seconds']} s"
+            f" / {startup['ehrbench_peak_mib']} MiB; `aces-cli --help` {startup['aces_seconds']} s"
+            f" / {startup['aces_peak_mib']} MiB.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="example: .venv/bin/python benchmarks/bench_cohort.py --subjects 100000 "
+        "--shards 10 --repeats 1",
+    )
+    parser.add_argument("--subjects", type=int, default=10_000)
+    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cohorts", nargs="+", default=list(COHORTS), choices=COHORTS)
+    parser.add_argument(
+        "--data", type=Path, help="an existing MEDS folder to use instead of generating one"
+    )
+    args = parser.parse_args(argv)
+    if not aces_available():
+        print("ACES is not installed: run `bash benchmarks/aces_env.sh` first.")
+        return 2
+    if args.data:
+        data, origin = args.data, f"the MEDS folder {args.data}"
+    else:
+        data = synthetic_dataset(args.subjects, args.shards)
+        origin = f"`ehrbench synth --subjects {args.subjects} --seed 0 --shards {args.shards}`"
+    cohorts = []
+    for name in args.cohorts:
+        cohorts.append(bench_cohort(name, data, args.repeats))
+        print(json.dumps(cohorts[-1]), flush=True)
+    run = {
+        "subjects": args.subjects,
+        "shards": args.shards,
+        "event_rows": dataset_rows(data),
+        "data": origin,
+        "repeats": args.repeats,
+        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "startup": startup_cost(),
+        "cohorts": cohorts,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    write_text_atomic(json.dumps(run, indent=2) + "\n", RESULTS / f"cohort_{args.subjects}.json")
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("cohort_*.json"))]
+    write_text_atomic(render(runs), RESULTS / "cohort.md")
+    print(render([run]))
+    return 0 if all(c["mismatches"] == 0 for c in cohorts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
