@@ -1,8 +1,9 @@
 """The `ehrbench` command line.
 
 Each area of the package contributes its verbs through a `commands` module with a
-`register(subparsers)` function; this module only assembles them and turns errors into
-one-paragraph messages. A user never sees a traceback unless they pass `--debug`.
+`register(subparsers)` function; this module only assembles them (importing just the module of
+the verb being run) and turns errors into one-paragraph messages. A user never sees a
+traceback unless they pass `--debug`.
 """
 
 from __future__ import annotations
@@ -16,21 +17,33 @@ import traceback
 from ehrbench import __version__
 from ehrbench.errors import EhrbenchError
 
-# Modules that add subcommands, in the order their verbs appear in `ehrbench --help`.
-COMMAND_MODULES = [
-    "ehrbench.synth.commands",
-    "ehrbench.meds.commands",
-    "ehrbench.cohort.commands",
-    "ehrbench.cohort.library_commands",
-    "ehrbench.features.commands",
-    "ehrbench.models.commands",
-    "ehrbench.protocol.commands",
-    "ehrbench.report.commands",
-]
+# Each verb and the module that registers it. Only the chosen verb's module is imported, so a
+# command pays for its own dependencies (scikit-learn, torch, scipy) and not for the others';
+# `ehrbench --help` imports them all to list every verb.
+VERB_MODULES = {
+    "synth": "ehrbench.synth.commands",
+    "info": "ehrbench.meds.commands",
+    "validate": "ehrbench.meds.commands",
+    "splits": "ehrbench.meds.commands",
+    "meds-from-events": "ehrbench.meds.commands",
+    "import-mimic-demo": "ehrbench.meds.commands",
+    "cohort": "ehrbench.cohort.commands",
+    "cohorts": "ehrbench.cohort.library_commands",
+    "featurize": "ehrbench.features.commands",
+    "train": "ehrbench.models.commands",
+    "run": "ehrbench.protocol.commands",
+    "demo": "ehrbench.protocol.commands",
+    "report": "ehrbench.report.commands",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every registered subcommand."""
+def chosen_verb(argv: list[str]) -> str | None:
+    """The verb in `argv` (its first word that is not an option), or None."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser with `verb`'s subcommands, or every verb's when it is unknown."""
     parser = argparse.ArgumentParser(
         prog="ehrbench",
         description="Cohorts, features, models and honest benchmarks on MEDS event streams.",
@@ -40,20 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the full traceback of an unexpected error"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:  # a real import error inside the module
-                raise
-            continue  # that area has no commands yet
-        module.register(subparsers)
+    modules = [VERB_MODULES[verb]] if verb in VERB_MODULES else VERB_MODULES.values()
+    for module_name in dict.fromkeys(modules):
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one `ehrbench` command; return the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(chosen_verb(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
