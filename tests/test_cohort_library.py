@@ -229,8 +229,8 @@ def test_cohorts_reports_a_cohort_that_fails_and_exits_1(tmp_path, small_library
 
 
 def test_docs_table_describes_every_cohort_as_its_header_does():
-    """docs/cohort_library.md (merged into the README) lists every cohort with its header text."""
-    doc = (Path(__file__).parents[1] / "docs" / "cohort_library.md").read_text(encoding="utf-8")
+    """The README's cohort library table lists every cohort with its header text."""
+    doc = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|", doc, flags=re.MULTILINE)
     expected = [(c.name, short(c.prediction_time), short(c.label)) for c in list_cohorts()]
     assert rows == expected

@@ -23,7 +23,7 @@ from ehrbench.meds import open_dataset
 
 SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
 MIMIC = (SHARED / "mimic_iv_demo_meds").resolve()
-DOC = Path(__file__).parents[1] / "docs" / "cohort_library.md"
+DOC = Path(__file__).parents[1] / "README.md"
 DAY = dt.timedelta(hours=24)
 
 
@@ -171,7 +171,7 @@ def test_long_los_matches_hand_count(mimic):
 
 
 def _documented_table() -> dict[str, tuple[int, int]]:
-    """cohort -> (rows, positives) from the MIMIC-IV demo table in docs/cohort_library.md."""
+    """cohort -> (rows, positives) from the MIMIC-IV demo table in the README."""
     rows = re.findall(
         r"^\| `(\w+)` \|.*\| ([\d,]+) \| ([\d,]+) \| [\d.]+ \|$", DOC.read_text(), re.M
     )
