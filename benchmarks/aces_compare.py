@@ -34,12 +34,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aces_run import AcesError, AcesRun, aces_available, run_aces  # noqa: E402
+from common import EHRBENCH, peak_rss_kib  # noqa: E402
 
 from ehrbench.cohort.config import load_cohort  # noqa: E402
 from ehrbench.cohort.model import Cohort, Window  # noqa: E402
 from ehrbench.errors import EhrbenchError  # noqa: E402
 
-EHRBENCH = Path(sys.executable).parent / "ehrbench"
 KEY = ["subject_id", "prediction_time", "boolean_value"]
 KEY_TYPES = {
     "subject_id": pl.Int64,
@@ -78,14 +78,6 @@ class Comparison:
     @property
     def agrees(self) -> bool:
         return self.failure is None and self.mismatches == 0
-
-
-def peak_rss_kib(stderr: str) -> int | None:
-    """The peak RSS that `/usr/bin/time -v` printed, in KiB."""
-    for line in stderr.splitlines():
-        if "Maximum resident set size" in line:
-            return int(line.rsplit(":", 1)[1])
-    return None
 
 
 def run_ehrbench(

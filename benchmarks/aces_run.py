@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from common import peak_rss_kib
 
 ACES_VENV = Path(__file__).resolve().parent / ".venv-aces"
 ACES_CLI = ACES_VENV / "bin" / "aces-cli"
@@ -56,13 +57,6 @@ def event_shards(data: Path) -> list[Path]:
     if not shards:
         raise FileNotFoundError(f"{data} holds no MEDS event shards under data/")
     return shards
-
-
-def _parse_peak_rss(stderr: str) -> int | None:
-    for line in stderr.splitlines():
-        if "Maximum resident set size" in line:
-            return int(line.rsplit(":", 1)[1])
-    return None
 
 
 def _shard_names(data: Path) -> list[str]:
@@ -134,5 +128,5 @@ def run_aces(
         labels=pl.concat([p[0] for p in parts], how="vertical_relaxed"),
         leaked=pl.concat([p[1] for p in parts]),
         seconds=seconds,
-        peak_rss_kib=_parse_peak_rss(proc.stderr) if measure else None,
+        peak_rss_kib=peak_rss_kib(proc.stderr) if measure else None,
     )

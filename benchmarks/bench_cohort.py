@@ -34,26 +34,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aces_compare import EHRBENCH, compare_cohort, peak_rss_kib, run_ehrbench  # noqa: E402
+from aces_compare import compare_cohort, run_ehrbench  # noqa: E402
 from aces_run import ACES_CLI, aces_available, event_shards, run_aces  # noqa: E402
+from common import EHRBENCH, RESULTS, peak_rss_kib, synthetic_dataset  # noqa: E402
 
 from ehrbench.io import write_text_atomic  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-WORK = RESULTS / "work"
 COHORTS = ("mortality_24h", "readmission_30d", "hyperkalemia_24h")
-
-
-def synthetic_dataset(subjects: int, shards: int) -> Path:
-    """The synthetic MEDS folder for `subjects` and `shards`, made once by `ehrbench synth`."""
-    root = WORK / f"synth_{subjects}_{shards}"
-    if not (root / "data").is_dir():
-        WORK.mkdir(parents=True, exist_ok=True)
-        args = [str(EHRBENCH), "synth", "--subjects", str(subjects), "--seed", "0"]
-        args += ["--out", str(root), "--shards", str(shards)]
-        subprocess.run(args, check=True)
-    return root
 
 
 def dataset_rows(root: Path) -> int:

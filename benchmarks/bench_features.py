@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -38,15 +37,13 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
+from common import EHRBENCH, RESULTS, WORK, synthetic_dataset, wall_and_peak
 
 from ehrbench.io import write_text_atomic
 from ehrbench.meds import open_dataset, write_labels
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-RESULTS = HERE / "results"
-WORK = RESULTS / "work"
-EHRBENCH = REPO / ".venv" / "bin" / "ehrbench"
 MEDSTAB_BIN = HERE / ".venv-medstab" / "bin"
 WINDOWS = ("1d", "30d", "365d", "full")
 MIN_COUNT = 10
@@ -59,17 +56,6 @@ MEDSTAB_TS_AGGS = (
     "value/max",
 )
 MEDSTAB_STATIC_AGGS = ("static/present",)
-
-
-def synthetic_dataset(subjects: int, shards: int) -> Path:
-    """The synthetic MEDS folder for `subjects` and `shards`, generated once and reused."""
-    root = WORK / f"synth_{subjects}_{shards}"
-    if not (root / "data").is_dir():
-        WORK.mkdir(parents=True, exist_ok=True)
-        args = [str(EHRBENCH), "synth", "--subjects", str(subjects), "--seed", "0"]
-        args += ["--out", str(root), "--shards", str(shards)]
-        subprocess.run(args, check=True)
-    return root
 
 
 def admission_labels(root: Path, target: Path) -> pl.DataFrame:
@@ -125,10 +111,7 @@ def timed(args: list[str], log: Path) -> tuple[float, float]:
         cmd = ["/usr/bin/time", "-v", "-o", report.name, *args]
         subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT)
         text = report.read()
-    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", text)
-    hours, minutes, seconds = (float(x) if x else 0.0 for x in wall.groups())
-    peak_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-    return hours * 3600 + minutes * 60 + seconds, peak_kib / 1024
+    return wall_and_peak(text)
 
 
 def run_ehrbench(root: Path, labels_path: Path, work: Path, log: Path) -> dict:

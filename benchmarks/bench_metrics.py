@@ -16,12 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from common import median_seconds
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ehrbench.io import write_text_atomic
@@ -60,15 +59,6 @@ def _data():
     return y, prob, other, subject, predictions, demographics
 
 
-def _median_seconds(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _sklearn_loop(y, prob, subject, resamples) -> None:
     weights = resamples.row_weights(subject, slice(0, LOOP_RESAMPLES)).astype(int)
     for row in weights:
@@ -83,17 +73,19 @@ def main() -> None:
     resamples = draw_resamples(subject, N_RESAMPLES, seed=0)
     bootstrap_distribution(y, prob, subject, resamples)  # warm-up
     timings = {
-        "draw_resamples (1,000)": _median_seconds(lambda: draw_resamples(subject, N_RESAMPLES, 0)),
-        "bootstrap_distribution (5 metrics)": _median_seconds(
-            lambda: bootstrap_distribution(y, prob, subject, resamples)
+        "draw_resamples (1,000)": median_seconds(
+            lambda: draw_resamples(subject, N_RESAMPLES, 0), REPEATS
         ),
-        "evaluate_predictions (overall + 7 subgroups)": _median_seconds(
-            lambda: evaluate_predictions(predictions, resamples, demographics)
+        "bootstrap_distribution (5 metrics)": median_seconds(
+            lambda: bootstrap_distribution(y, prob, subject, resamples), REPEATS
         ),
-        "auroc_difference (paired)": _median_seconds(
-            lambda: auroc_difference(y, prob, other, subject, resamples)
+        "evaluate_predictions (overall + 7 subgroups)": median_seconds(
+            lambda: evaluate_predictions(predictions, resamples, demographics), REPEATS
         ),
-        "sklearn loop, AUROC+AUPRC (scaled to 1,000)": _median_seconds(
+        "auroc_difference (paired)": median_seconds(
+            lambda: auroc_difference(y, prob, other, subject, resamples), REPEATS
+        ),
+        "sklearn loop, AUROC+AUPRC (scaled to 1,000)": median_seconds(
             lambda: _sklearn_loop(y, prob, subject, resamples), repeats=3
         )
         * (N_RESAMPLES / LOOP_RESAMPLES),

@@ -20,20 +20,11 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
+from common import EHRBENCH, RESULTS, wall_and_peak
 
 from ehrbench.synth.summary import admissions, prevalences
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-EHRBENCH = Path(sys.executable).parent / "ehrbench"
-
-
-def _parse_time_v(stderr: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) from the report of `/usr/bin/time -v`."""
-    wall = re.search(r"Elapsed \(wall clock\) time .*: (?:(\d+):)?(\d+):([\d.]+)", stderr)
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
-    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
-    return hours * 3600 + minutes * 60 + seconds, rss_kib / 1024
 
 
 def run_once(n_subjects: int, seed: int, out: Path) -> dict:
@@ -41,7 +32,7 @@ def run_once(n_subjects: int, seed: int, out: Path) -> dict:
     cmd = ["/usr/bin/time", "-v", str(EHRBENCH), "synth", "--subjects", str(n_subjects)]
     cmd += ["--seed", str(seed), "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    wall, rss = _parse_time_v(done.stderr)
+    wall, rss = wall_and_peak(done.stderr)
     rows = int(re.search(r"subjects, ([\d,]+) rows", done.stdout).group(1).replace(",", ""))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {

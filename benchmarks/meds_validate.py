@@ -20,16 +20,14 @@ import argparse
 import json
 import resource
 import shutil
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import meds
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
+from common import median_seconds
 
 from ehrbench.meds import open_dataset, write_codes, write_shard
 from ehrbench.meds.convert import import_mimic_demo
@@ -70,15 +68,6 @@ def meds_check(root: Path) -> None:
     """The `meds` package's own table validation, shard by shard."""
     for shard in sorted((root / "data").rglob("*.parquet")):
         meds.DataSchema.validate(pq.read_table(shard))
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

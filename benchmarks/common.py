@@ -1,0 +1,50 @@
+"""What the benchmark scripts share: the synthetic datasets they reuse and process measurements."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+WORK = RESULTS / "work"
+EHRBENCH = Path(sys.executable).parent / "ehrbench"
+
+
+def synthetic_dataset(subjects: int, shards: int) -> Path:
+    """The synthetic MEDS folder for `subjects` and `shards`, made once by `ehrbench synth`."""
+    root = WORK / f"synth_{subjects}_{shards}"
+    if not (root / "data").is_dir():
+        WORK.mkdir(parents=True, exist_ok=True)
+        args = [str(EHRBENCH), "synth", "--subjects", str(subjects), "--seed", "0"]
+        args += ["--out", str(root), "--shards", str(shards)]
+        subprocess.run(args, check=True)
+    return root
+
+
+def peak_rss_kib(report: str) -> int | None:
+    """The peak RSS that `/usr/bin/time -v` printed, in KiB (None when it is absent)."""
+    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report)
+    return int(found.group(1)) if found else None
+
+
+def wall_and_peak(report: str) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) from the report of `/usr/bin/time -v`."""
+    wall = re.search(r"Elapsed \(wall clock\) time .*: (?:(\d+):)?(\d+):([\d.]+)", report)
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
+    return hours * 3600 + minutes * 60 + seconds, peak_rss_kib(report) / 1024
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """The median wall time of `repeats` calls of `fn`."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
