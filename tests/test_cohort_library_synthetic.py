@@ -13,10 +13,14 @@ from ehrbench.cohort.extract import extract
 from ehrbench.cohort.library import cohort_paths, predicates_paths
 from ehrbench.meds import open_dataset
 
-# Small enough to be quick, large enough that the rarest labels (new diagnoses within a year,
-# prevalence about 1%) have positives.
+# Small enough to be quick, large enough that the rarest labels (hypoglycemia and the new
+# diagnoses within a year, prevalence about 4-8%) have positives.
 N_SUBJECTS = 1000
 SEED = 0
+# The new-diagnosis cohorts need enough positives for few-shot runs (k = 32..128) on a few
+# thousand subjects: the generator makes these conditions start during the record.
+NEW_DIAGNOSIS_PREVALENCE = (0.04, 0.15)
+NEW_DIAGNOSES = ("new_hypertension", "new_hyperlipidemia", "new_diabetes", "new_acute_mi")
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +42,9 @@ def test_cohort_extracts_both_classes_on_synthetic_data(synthetic, path):
     assert labels.height >= 100
     assert 0 < positives < labels.height
     assert labels["prediction_time"].null_count() == 0
+    if path.stem in NEW_DIAGNOSES:
+        low, high = NEW_DIAGNOSIS_PREVALENCE
+        assert low <= positives / labels.height <= high, (positives, labels.height)
 
 
 def test_cohorts_command_picks_the_synthetic_predicates(synthetic, capsys):

@@ -30,7 +30,7 @@ from ehrbench.synth.events import MAX_CHUNK_SUBJECTS
 from ehrbench.synth.generator import SUBJECT_ID_BASE, chunk_events, to_arrow
 from ehrbench.synth.vocabulary import VOCABULARY
 
-GENERATOR_VERSION = "1.0"  # bump whenever the same seed would give different data
+GENERATOR_VERSION = "1.1"  # bump whenever the same seed would give different data
 DATASET_NAME = "ehrbench-synthetic"
 CREATED_AT = "2025-01-01T00:00:00+00:00"  # fixed, so the metadata is byte-identical for a seed
 SUBJECTS_PER_SHARD = 10_000

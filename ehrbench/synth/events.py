@@ -20,7 +20,7 @@ from ehrbench.synth.measurements import (
     outpatient_state,
     vital_values,
 )
-from ehrbench.synth.population import CONDITIONS, R, Stays, Subjects, T
+from ehrbench.synth.population import CONDITIONS, DAYS_PER_YEAR, R, Stays, Subjects, T
 
 MINUTES_PER_DAY = 1440
 HOUR = 1.0 / 24.0
@@ -28,7 +28,9 @@ LAB_STEP = 0.25  # days between scheduled blood draws (kept every draw in ICU an
 MISSING_LAB = 0.03  # chance that one test of a drawn panel is not resulted
 OUTPATIENT_VISITS = (1.5, 0.8)  # visits per year: base + per chronic condition at record start
 OUTPATIENT_LABS = 0.6  # chance that a clinic visit has a basic panel and blood count
-OUTPATIENT_CHOLESTEROL = 0.35
+OUTPATIENT_CHOLESTEROL = 0.5
+INPATIENT_CHOLESTEROL = 0.3  # chance of a lipid panel with the first draw of a stay (MI: always)
+DIAGNOSIS_VISIT_DAYS = 30.0  # mean delay from a chronic condition's onset to the visit finding it
 # Bits of the packed sort key: subject index | minute offset | code index.
 CODE_BITS = 8
 MINUTE_BITS = 35
@@ -200,6 +202,8 @@ def _stay_labs(rng, subjects: Subjects, stays: Stays, buf: EventBuffer) -> dict:
     masks["glucose"] = np.ones(len(stay), dtype=bool)
     masks |= {name: twice_daily for name in BLOOD_COUNT}
     masks["lactate"] = (twice_daily & sick) | ((rank == 0) & (rng.random(len(stay)) < 0.3))
+    lipids = stays.has_reason("mi")[stay] | (rng.random(len(stay)) < INPATIENT_CHOLESTEROL)
+    masks["cholesterol"] = (rank == 0) & lipids
     extremes = {}
     for name, mask in masks.items():
         mask = mask & (rng.random(len(stay)) >= MISSING_LAB)
@@ -344,17 +348,34 @@ def _inside_stays(subject: np.ndarray, time: np.ndarray, stays: Stays) -> np.nda
     return valid & (stays.subject[i] == subject) & (time <= stays.end[i])
 
 
+def _diagnosis_visits(rng, subjects: Subjects) -> tuple[np.ndarray, np.ndarray]:
+    """(subject, day) of the visit that follows each chronic condition starting in the record."""
+    onset = subjects.birth[:, None] + subjects.onset * DAYS_PER_YEAR
+    inside = (onset > subjects.start[:, None]) & (onset < subjects.end[:, None])
+    subject, condition = np.nonzero(inside)
+    delay = rng.exponential(DIAGNOSIS_VISIT_DAYS, subject.size)
+    return subject, onset[subject, condition] + delay
+
+
 def outpatient_events(rng, subjects: Subjects, stays: Stays, buf: EventBuffer) -> None:
-    """Clinic visits: one at the record's start, then a Poisson number through the record."""
+    """Clinic visits: one at the record's start, a Poisson number through the record, and one
+    within weeks of each chronic condition's onset."""
     n = len(subjects.start)
     idx = np.arange(n)
     base, per_condition = OUTPATIENT_VISITS
     burden = subjects.conditions(idx, subjects.start).sum(axis=1)
-    years = (subjects.end - subjects.start) / 365.25
+    years = (subjects.end - subjects.start) / DAYS_PER_YEAR
     extra = rng.poisson((base + per_condition * burden) * years)
-    subject = np.concatenate([idx, np.repeat(idx, extra)])
-    day = subjects.start[subject] + np.concatenate(
-        [np.zeros(n), rng.random(extra.sum()) * (subjects.end - subjects.start)[subject[n:]]]
+    routine = np.repeat(idx, extra)
+    diagnosed, diagnosis_day = _diagnosis_visits(rng, subjects)
+    subject = np.concatenate([idx, routine, diagnosed])
+    day = np.concatenate(
+        [
+            subjects.start,
+            subjects.start[routine]
+            + rng.random(routine.size) * (subjects.end - subjects.start)[routine],
+            diagnosis_day,
+        ]
     )
     time = np.floor(day) + rng.uniform(8.0, 17.0, day.size) * HOUR
     keep = (time >= subjects.start[subject]) & (time <= subjects.end[subject])

@@ -10,19 +10,29 @@ heart, smoking, frailty, and personal set points for potassium, sodium, hemoglob
 
 **Chronic conditions** start at an onset age determined by the traits:
 - hypertension, diabetes, hyperlipidemia: a risk-factor curve (systolic BP, fasting glucose,
-  total cholesterol) rises linearly with age from a level set by the trait; the condition starts
-  when the curve crosses a threshold (138 mmHg, 126 mg/dL, 240 mg/dL, with personal noise). The
-  values measured at clinic visits follow the curve, so a rising BP, glucose or cholesterol
-  predicts the new diagnosis; after diagnosis treatment lowers them;
+  total cholesterol) rises slowly and linearly with age from a level set by the trait; the
+  condition starts when the curve crosses a threshold (138 mmHg, 126 mg/dL, 240 mg/dL, with
+  personal noise). On top of it, each subject has a chance of about a third (more with a high
+  trait of their own, related traits - BP, kidney and glucose for hypertension; glucose, BP and
+  lipids for diabetes; lipids and glucose for hyperlipidemia - and slightly with age) of a
+  **steep rise** (weight gain, a metabolic change) that carries the curve across the threshold
+  at a uniform time of the record. It counts only where the slow curve has not crossed by then
+  (13-32% of subjects have one); it starts 1.5-3 years before the crossing, climbing a median
+  6 mmHg, 10 mg/dL or 12 mg/dL a year, and goes on for half as long after it. These new
+  diagnoses within the record (about 7-8% of undiagnosed subjects within a year of a discharge)
+  are announced by BP, glucose or cholesterol values that climb towards the threshold at the
+  visits and stays before them, and by the related traits and conditions, hardly by age and
+  sex. The measured values follow the curve; after diagnosis treatment lowers them;
 - CKD: creatinine rises exponentially after 30 at a rate set by the kidney, glucose and BP
   traits; CKD starts when it reaches 1.7x the young-adult value;
 - heart failure (heart and BP traits) and COPD (smoking) start at a latent onset age.
 A condition is coded at every clinic visit and discharge after its onset.
 
 **Clinic visits** occur 1.5 + 0.8 per chronic condition times a year (one at the record's start),
-never during a stay: vitals, often a basic panel and blood count, sometimes cholesterol, the
-chronic diagnoses and their medications (lisinopril, metformin, insulin, atorvastatin,
-furosemide, metoprolol).
+plus one within weeks (mean 30 days) of each condition starting during the record, never during
+a stay: vitals, often a basic panel and blood count, every other visit cholesterol, the chronic
+diagnoses and their medications (lisinopril, metformin, insulin, atorvastatin, furosemide,
+metoprolol).
 
 **Hospital admissions** arrive at a yearly rate rising with age, chronic burden and frailty. Each
 has a reason (sepsis, pneumonia, MI, heart failure, AKI, GI bleed, COPD exacerbation, elective
@@ -57,14 +67,16 @@ vitals show both the level and the trend.
   day in CKD;
 - sodium 141, lower with heart failure, pneumonia/sepsis and severity, with a per-stay offset:
   hyponatremia (<= 135) after 24 h follows a low first day;
-- glucose: non-diabetics about 105 (stress raises it); diabetics on insulin swing widely
+- glucose: non-diabetics 5 mg/dL above their fasting curve (at least 105; stress raises it),
+  so a rise before a diabetes diagnosis shows in hospital too; diabetics on insulin swing widely
   around a stay mean that is lower with CKD and age: hypoglycemia (<= 70) clusters there;
 - hemoglobin 13.2 (F) / 14.8 (M), lower with CKD and age, GI bleeds, severity and each day in
   hospital: anemia (< 12) after 24 h follows the first values and CKD;
 - platelets 240 K/uL, falling with severity, strongly in sepsis: thrombocytopenia (< 150);
 - WBC rises with sepsis and pneumonia, lactate with severity (twice with sepsis), bicarbonate
   falls with severity and CKD, BUN follows creatinine; chloride, anion gap, calcium, magnesium,
-  phosphate and hematocrit complete the panels;
+  phosphate and hematocrit complete the panels; cholesterol (the subject's curve) is drawn
+  with the first labs of every MI stay and of 30% of the others;
 - potassium, sodium, hemoglobin and platelets also drift by a per-stay amount that builds up
   over days 1-3 and cannot be seen at 24 h, so the lab outcomes are predictable, not certain.
 Vitals (hourly in ICU, 2-hourly on day 1, 4-hourly on the ward): heart rate, systolic BP (the

@@ -54,10 +54,23 @@ class Curve:
 
 
 RISK_CURVES = {
-    "hypertension": Curve("bp", 92.0, 1.1, 12.0, 138.0, 6.0),  # systolic BP, mmHg
-    "diabetes": Curve("glucose", 85.0, 0.6, 16.0, 126.0, 6.0),  # fasting glucose, mg/dL
-    "hyperlipidemia": Curve("lipid", 155.0, 1.8, 30.0, 240.0, 8.0),  # total cholesterol, mg/dL
+    "hypertension": Curve("bp", 89.0, 1.1, 12.0, 138.0, 6.0),  # systolic BP, mmHg
+    "diabetes": Curve("glucose", 76.0, 0.6, 16.0, 126.0, 6.0),  # fasting glucose, mg/dL
+    "hyperlipidemia": Curve("lipid", 150.0, 1.8, 30.0, 240.0, 8.0),  # total cholesterol, mg/dL
 }
+# A steep rise of a risk factor during the record (weight gain, a metabolic change): the share of
+# subjects it happens to is sigmoid(intercept + sum(weight * trait) + AGE_WEIGHT * decades over
+# 60); it starts RAMP_YEARS before it carries the curve across the threshold (at a uniform time
+# of the record) and goes on for RAMP_OVERSHOOT of that length after.
+STEEP_RISES = {
+    "hypertension": (-0.8, {"bp": 0.7, "kidney": 0.3, "glucose": 0.3}),
+    "diabetes": (-0.5, {"glucose": 0.7, "bp": 0.3, "lipid": 0.4}),
+    "hyperlipidemia": (-0.7, {"lipid": 0.7, "glucose": 0.4}),
+}
+AGE_WEIGHT = 0.15
+RAMP_YEARS = (1.5, 3.0)
+RAMP_OVERSHOOT = 0.5
+CURVE_INDEX = {name: k for k, name in enumerate(RISK_CURVES)}
 CKD_CREATININE_RATIO = 1.7  # CKD when creatinine reaches 1.7x the subject's young-adult value
 # Onset age = base - sum(weight * trait) + sd * noise, for conditions without a measured curve.
 LATENT_ONSETS = {
@@ -104,6 +117,11 @@ class Subjects:
     onset: np.ndarray  # (n, len(CONDITIONS)) age in years at which each condition starts
     creatinine0: np.ndarray  # young-adult creatinine, mg/dL
     creatinine_slope: np.ndarray  # yearly log-creatinine rise after age 30
+    # (n, len(RISK_CURVES)) steep rises: the ages at which each starts and ends, and the yearly
+    # rise in between (0: no steep rise), added to the risk-factor curve.
+    rise_start: np.ndarray
+    rise_end: np.ndarray
+    rise_rate: np.ndarray
 
     def age(self, subject: np.ndarray, time: np.ndarray) -> np.ndarray:
         """Age in years of `subject` (indices) at `time` (days)."""
@@ -114,9 +132,11 @@ class Subjects:
         return self.onset[subject] <= self.age(subject, time)[:, None]
 
     def curve(self, name: str, subject: np.ndarray, age: np.ndarray) -> np.ndarray:
-        """The untreated value of a risk-factor curve of RISK_CURVES at `age`."""
-        c = RISK_CURVES[name]
-        return c.intercept + c.slope * (age - 20.0) + c.spread * self.traits[subject, T[c.trait]]
+        """The untreated value of risk-factor curve `name` at `age`, steep rise included."""
+        k = CURVE_INDEX[name]
+        start = self.rise_start[subject, k]
+        rise = self.rise_rate[subject, k] * (np.clip(age, start, self.rise_end[subject, k]) - start)
+        return _linear_curve(RISK_CURVES[name], self.traits[subject], age) + rise
 
     def baseline_creatinine(self, subject: np.ndarray, age: np.ndarray) -> np.ndarray:
         """Creatinine outside any acute illness at `age`, mg/dL."""
@@ -182,6 +202,11 @@ class Stays:
         return self.reason == R[name]
 
 
+def _linear_curve(c: Curve, traits: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """A risk-factor curve without any steep rise: intercept + slope*(age-20) + spread*trait."""
+    return c.intercept + c.slope * (age - 20.0) + c.spread * traits[:, T[c.trait]]
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -204,14 +229,19 @@ def draw_subjects(rng: np.random.Generator, n: int) -> Subjects:
     slope += 0.003 * traits[:, T["glucose"]] + 0.003 * traits[:, T["bp"]]
     slope = np.maximum(slope, 0.0005)
     onset = np.empty((n, len(CONDITIONS)))
+    thresholds = {}
     for name, c in RISK_CURVES.items():
-        gap = c.threshold + c.threshold_sd * noise[:, C[name]] - c.intercept
+        thresholds[name] = c.threshold + c.threshold_sd * noise[:, C[name]]
+        gap = thresholds[name] - c.intercept
         onset[:, C[name]] = 20.0 + (gap - c.spread * traits[:, T[c.trait]]) / c.slope
     ratio = np.log(CKD_CREATININE_RATIO) + 0.1 * noise[:, C["ckd"]]
     onset[:, C["ckd"]] = 30.0 + ratio / slope
     for name, (base, weights, sd) in LATENT_ONSETS.items():
         risk = sum(w * traits[:, T[t]] for t, w in weights.items())
         onset[:, C[name]] = base - risk + sd * noise[:, C[name]]
+    onset = np.maximum(onset, ADULT_AGE)
+    record_years = (end - start) / DAYS_PER_YEAR
+    rises = _steep_rises(rng, traits, thresholds, onset, age0, record_years)
     return Subjects(
         male=male,
         birth=np.floor(start - age0 * DAYS_PER_YEAR),
@@ -219,10 +249,36 @@ def draw_subjects(rng: np.random.Generator, n: int) -> Subjects:
         end=end,
         death=np.full(n, np.inf),
         traits=traits,
-        onset=np.maximum(onset, ADULT_AGE),
+        onset=onset,
         creatinine0=creatinine0,
         creatinine_slope=slope,
+        **rises,
     )
+
+
+def _steep_rises(rng, traits, thresholds, onset, age0, record_years) -> dict[str, np.ndarray]:
+    """Draw the steep rises of the risk-factor curves; moves `onset` (in place) to the crossing.
+
+    A rise is drawn for a share of subjects set by STEEP_RISES; it crosses the subject's own
+    threshold at a uniform time of the record, and is kept only where the slow curve has not
+    crossed it by then. The rate closes the gap to the threshold in RAMP_YEARS.
+    """
+    n = len(age0)
+    shape = (n, len(RISK_CURVES))
+    rise_start, rise_end, rise_rate = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    for name, (intercept, weights) in STEEP_RISES.items():
+        k = CURVE_INDEX[name]
+        logit = intercept + sum(w * traits[:, T[t]] for t, w in weights.items())
+        logit = logit + AGE_WEIGHT * (age0 - 60.0) / 10.0
+        crossing = age0 + rng.random(n) * record_years
+        length = rng.uniform(*RAMP_YEARS, n)
+        steep = (rng.random(n) < _sigmoid(logit)) & (crossing < onset[:, C[name]])
+        gap = thresholds[name] - _linear_curve(RISK_CURVES[name], traits, crossing)
+        rise_start[steep, k] = (crossing - length)[steep]
+        rise_end[steep, k] = (crossing + RAMP_OVERSHOOT * length)[steep]
+        rise_rate[steep, k] = (gap / length)[steep]
+        onset[steep, C[name]] = crossing[steep]
+    return dict(rise_start=rise_start, rise_end=rise_end, rise_rate=rise_rate)
 
 
 def _reason_logits(subjects: Subjects, s: np.ndarray, age: np.ndarray, cond: np.ndarray):
@@ -257,7 +313,7 @@ def _draw_stays(rng, subjects: Subjects, s: np.ndarray, start: np.ndarray) -> di
     course = _severity_course(rng, reason, frail, burden, older)
     course |= _icu_death_and_length(rng, course, burden, older, elective)
     course["disposition"] = _disposition(rng, course, burden, older, elective)
-    offsets = _lab_offsets(rng, subjects, s, reason, cond, older)
+    offsets = _lab_offsets(rng, subjects, s, reason, cond, age)
     has = {name: cond[:, C[name]] for name in CONDITIONS}
     readmit_logit = -3.5 + 0.25 * burden + 0.4 * has["heart_failure"] + 0.3 * has["ckd"]
     readmit_logit += 0.5 * course["peak"] + 0.4 * frail + 0.015 * older
@@ -345,19 +401,22 @@ def _disposition(rng, course: dict, burden, older, elective) -> np.ndarray:
     return np.where(course["died"], DIED, _categorical(rng, logits))
 
 
-def _lab_offsets(rng, subjects: Subjects, s, reason, cond, older) -> dict:
+def _lab_offsets(rng, subjects: Subjects, s, reason, cond, age) -> dict:
     """Per-stay lab parameters: kidney injury, persistent offsets, glucose control, drifts."""
     n = len(s)
+    older = age - 65.0
     has = {name: cond[:, C[name]] for name in CONDITIONS}
     kidney_injury = 0.3 * has["ckd"] + 0.2 * has["diabetes"] + 0.7 * (reason == R["aki"])
     kidney_injury += 0.25 * (reason == R["sepsis"]) + 0.2 * has["heart_failure"]
     sodium_offset = 2.0 * rng.standard_normal(n) - 2.5 * has["heart_failure"]
     sodium_offset -= 1.2 * ((reason == R["pneumonia"]) | (reason == R["sepsis"]))
     diabetic = has["diabetes"]
+    # Non-diabetics run a little above their fasting curve (stress, feeding), so a rising curve
+    # before a diabetes diagnosis shows in hospital too.
     glucose_mean = np.where(
         diabetic,
         185.0 + 25.0 * subjects.traits[s, T["glucose"]] - 30.0 * has["ckd"] - 1.0 * older,
-        105.0,
+        5.0 + np.maximum(subjects.curve("diabetes", s, age), 100.0),
     ) + np.where(diabetic, 35.0, 10.0) * rng.standard_normal(n)
     return dict(
         kidney_injury=np.maximum(kidney_injury + 0.2 * rng.standard_normal(n), 0.0),
