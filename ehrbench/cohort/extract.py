@@ -89,16 +89,17 @@ class Timeline:
     def __init__(self, table: CountTable):
         self.times = table.times
         self._counts = table.counts
-        n = len(table.subjects)
-        new_subject = np.ones(n, dtype=bool)
+        new_subject = np.ones(len(table.subjects), dtype=bool)
         new_subject[1:] = table.subjects[1:] != table.subjects[:-1]
-        block = np.cumsum(new_subject) - 1
-        starts = np.flatnonzero(new_subject)
-        ends = np.append(starts[1:], n)
-        self.block_start = starts[block]
-        self.block_end = ends[block]
+        self._starts = np.flatnonzero(new_subject)
         self._cumulative: dict[str, np.ndarray] = {}
         self._events: dict[str, np.ndarray] = {}
+
+    def blocks(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For count-table `rows`, the first and past-the-last row of each one's subject."""
+        block = np.searchsorted(self._starts, rows, side="right") - 1
+        ends = np.append(self._starts[1:], len(self.times))
+        return self._starts[block], ends[block]
 
     def position(self, lo: np.ndarray, hi: np.ndarray, t: np.ndarray, after: bool) -> np.ndarray:
         """Per query, the first row in [lo, hi) whose time is > t (`after`) or >= t, else hi."""
@@ -123,13 +124,16 @@ class Timeline:
     ) -> np.ndarray:
         """`name`'s count over rows between times[0] and times[1] with the given edges."""
         if name not in self._cumulative:
-            self._cumulative[name] = np.concatenate(
-                ([0], np.cumsum(self._counts[name], dtype=np.int64))
-            )
+            counts = self._counts[name]
+            # int32 sums when they fit (always, short of 2**31 matches in a shard): half the size.
+            wide = counts.sum(dtype=np.int64) >= np.iinfo(np.int32).max
+            cumulative = np.zeros(len(counts) + 1, dtype=np.int64 if wide else np.int32)
+            np.cumsum(counts, dtype=cumulative.dtype, out=cumulative[1:])
+            self._cumulative[name] = cumulative
         cumulative = self._cumulative[name]
         first = self.position(*block, times[0], after=not inclusive[0])
         past = self.position(*block, times[1], after=inclusive[1])
-        return np.maximum(cumulative[past] - cumulative[first], 0)
+        return np.maximum(cumulative[past].astype(np.int64) - cumulative[first], 0)
 
     def _event_rows(self, name: str) -> np.ndarray:
         if name not in self._events:
@@ -218,14 +222,7 @@ def evaluate(
         trigger_times=table.times[rows],
         failed_step=np.full(len(rows), -1, dtype=np.int64),
     )
-    _place_windows(
-        cohort,
-        plan,
-        timeline,
-        (timeline.block_start[rows], timeline.block_end[rows]),
-        ev,
-        count_all,
-    )
+    _place_windows(cohort, plan, timeline, timeline.blocks(rows), ev, count_all)
     return ev
 
 

@@ -166,8 +166,14 @@ def row_match(pred: PlainPredicate, schema: pl.Schema) -> pl.Expr:
     return code_test(pred) if rest is None else code_test(pred) & rest
 
 
-# Rows per batch: large enough for vectorised work, small enough to bound memory.
-BATCH_ROWS = 1 << 20
+# Rows per batch: large enough that per-batch overhead stays small, small enough that a batch
+# and the few row-length arrays made from it stay around a MiB (so the reader, not the shard's
+# size, sets the engine's peak memory).
+BATCH_ROWS = 1 << 16
+# Rows read between returns of arrow's cached memory to the system. Arrow's allocator keeps
+# freed batches for reuse and its cache keeps growing while a shard is read; releasing after
+# every batch would instead make each batch fault its pages in afresh, which costs time.
+RELEASE_ROWS = 1 << 19
 
 
 class EventSource:
@@ -198,43 +204,49 @@ class EventSource:
                     f"the event data has no `{name}` column (columns: {', '.join(self.names)})."
                 )
         if self._file is not None:
-            encoded = [CODE] if CODE in columns else None
-            reader = pq.ParquetFile(self._file, read_dictionary=encoded)
-            for groups in _row_group_runs(reader.metadata):
-                yield reader.read_row_groups(groups, columns=columns)
+            yield from _file_batches(self._file, columns)
             return
         frame = self._frame.select(columns).collect()
         for offset in range(0, frame.height, BATCH_ROWS):
             yield frame.slice(offset, BATCH_ROWS).to_arrow()
 
 
-def _row_group_runs(metadata: pq.FileMetaData) -> Iterator[list[int]]:
-    """Consecutive row groups of about `BATCH_ROWS` rows together, to amortise per-batch work."""
-    run: list[int] = []
-    rows = 0
-    for index in range(metadata.num_row_groups):
-        run.append(index)
-        rows += metadata.row_group(index).num_rows
-        if rows >= BATCH_ROWS:
-            yield run
-            run, rows = [], 0
-    if run:
-        yield run
+def _file_batches(path: Path, columns: list[str]) -> Iterator[pa.Table]:
+    """A parquet file's `columns` streamed in `BATCH_ROWS`-row batches, decoding page by page.
+
+    One decoding thread: the columns are few and the batches small, and each extra thread
+    would add its own allocator cache to the peak.
+    """
+    encoded = [CODE] if CODE in columns else None
+    pool = pa.default_memory_pool()
+    unreleased = 0
+    with pq.ParquetFile(path, read_dictionary=encoded) as reader:
+        for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
+            yield pa.Table.from_batches([batch])
+            unreleased += batch.num_rows
+            if unreleased >= RELEASE_ROWS:
+                pool.release_unused()
+                unreleased = 0
 
 
 class CodeTests:
     """Each predicate's code test, evaluated once per distinct code string.
 
     Parquet gives each row group its own code dictionary; the tests run (through polars, so
-    regex semantics are polars') only on codes not seen before, then are gathered to rows.
+    regex semantics are polars') only on codes not seen before. Each row is mapped to the id
+    of its code among the codes seen so far (-1 for a null code), and a predicate's test of
+    any set of rows is then one gather from its per-code results.
     """
 
     def __init__(self, preds: list[PlainPredicate]):
         self.preds = preds
         self._position: dict[str, int] = {}
-        self._known: dict[str, np.ndarray] = {p.name: np.zeros(0, bool) for p in preds}
+        # Per predicate, its result for every code seen so far, then a final False that the
+        # id -1 (a null code) picks.
+        self._known: dict[str, np.ndarray] = {p.name: np.zeros(1, bool) for p in preds}
+        self._last: tuple[pa.Array, np.ndarray] | None = None
 
-    def _learn(self, codes: list[str]) -> None:
+    def _learn(self, codes: list[str | None]) -> None:
         new = [c for c in dict.fromkeys(codes) if c is not None and c not in self._position]
         if not new:
             return
@@ -244,28 +256,49 @@ class CodeTests:
         for code in new:
             self._position[code] = len(self._position)
         for p in self.preds:
-            self._known[p.name] = np.concatenate([self._known[p.name], tests[p.name].to_numpy()])
+            known = self._known[p.name]
+            self._known[p.name] = np.concatenate([known[:-1], tests[p.name].to_numpy(), [False]])
 
-    def _tests(self, dictionary: pa.Array) -> dict[str, np.ndarray]:
+    def _dictionary_ids(self, dictionary: pa.Array) -> np.ndarray:
+        """Per dictionary entry its code's id, plus a final -1 for null indices."""
+        # Consecutive batches of one row group carry equal dictionaries: answer once.
+        if self._last is not None and self._last[0].equals(dictionary):
+            return self._last[1]
         codes = dictionary.to_pylist()
         self._learn(codes)
-        # Null entries, and null codes (the extra index past the dictionary), match nothing.
-        missing = len(self._position)
-        positions = np.array([self._position.get(c, missing) for c in codes] + [missing])
-        return {p.name: np.append(self._known[p.name], False)[positions] for p in self.preds}
+        ids = np.array([self._position.get(c, -1) for c in codes] + [-1], dtype=np.int64)
+        self._last = (dictionary, ids)
+        return ids
 
-    def hits(self, codes: pa.ChunkedArray) -> dict[str, np.ndarray]:
-        """Per row, whether its code passes each predicate's code test."""
-        hits: dict[str, list[np.ndarray]] = {p.name: [] for p in self.preds}
+    def ids(self, codes: pa.ChunkedArray) -> np.ndarray:
+        """Per row, the id of its code (-1 for a null code)."""
+        parts = []
         for chunk in codes.chunks:
             if not pa.types.is_dictionary(chunk.type):
                 chunk = pc.dictionary_encode(chunk)
-            tests = self._tests(chunk.dictionary)
-            indices = pc.fill_null(chunk.indices, len(chunk.dictionary)).to_numpy()
-            for p in self.preds:
-                hits[p.name].append(tests[p.name][indices])
-        empty = np.zeros(0, dtype=bool)
-        return {name: np.concatenate(parts) if parts else empty for name, parts in hits.items()}
+            indices = chunk.indices
+            if indices.null_count:
+                indices = pc.fill_null(indices, len(chunk.dictionary))
+            parts.append(self._dictionary_ids(chunk.dictionary)[indices.to_numpy()])
+        return _joined(parts, np.int64)
+
+    def test(self, name: str, ids: np.ndarray) -> np.ndarray:
+        """Per id, whether its code passes predicate `name`'s code test."""
+        return self._known[name][ids]
+
+    def any_test(self, names: list[str], ids: np.ndarray) -> np.ndarray:
+        """Per id, whether its code passes the code test of any of `names`."""
+        known = np.zeros(len(self._position) + 1, dtype=bool)
+        for name in names:
+            known |= self._known[name]
+        return known[ids]
+
+
+def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    """The parts end to end, without a copy when there is just one."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 def _value_columns(preds: list[PlainPredicate]) -> list[str]:
@@ -278,19 +311,30 @@ def _value_columns(preds: list[PlainPredicate]) -> list[str]:
     return sorted(set(wanted))
 
 
-def plain_hits(batch: pa.Table, codes: CodeTests) -> dict[str, np.ndarray]:
-    """Per row of `batch`, whether it matches each plain predicate (boolean numpy arrays)."""
-    preds = codes.preds
-    if not preds:
-        return {}
-    hits = codes.hits(batch.column(CODE))
-    wanted = [c for c in _value_columns(preds) if c in batch.column_names]
-    others = pl.from_arrow(batch.select(wanted))
+def plain_hits(
+    batch: pa.Table,
+    codes: CodeTests,
+    ids: np.ndarray,
+    rows: np.ndarray,
+    preds: list[PlainPredicate],
+) -> dict[str, np.ndarray]:
+    """Per row of `batch` listed in `rows`, whether it matches each of `preds` (numpy bools).
+
+    `ids` are the batch's per-row code ids from `codes`; only the listed rows are tested.
+    """
+    row_ids = ids[rows]
+    hits = {p.name: codes.test(p.name, row_ids) for p in preds}
+    columns = _value_columns(preds)
+    if not columns:
+        return hits
+    wanted = [c for c in columns if c in batch.column_names]
+    others = pl.from_arrow(batch.select(wanted).take(rows))
     assert isinstance(others, pl.DataFrame)
-    for p in preds:
-        rest = row_test(p, others.schema)
-        if rest is not None:
-            hits[p.name] &= others.select(rest).to_series().to_numpy()
+    rests = {p.name: rest for p in preds if (rest := row_test(p, others.schema)) is not None}
+    if rests:
+        passed = others.select(rest.alias(name) for name, rest in rests.items())
+        for name in rests:
+            hits[name] &= passed[name].to_numpy()
     return hits
 
 
@@ -303,7 +347,7 @@ def _int64_values(column: pa.ChunkedArray) -> np.ndarray:
         if len(chunk) and data is not None:
             values = np.frombuffer(data, dtype=np.int64, count=chunk.offset + len(chunk))
             parts.append(values[chunk.offset :])
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return _joined(parts, np.int64)
 
 
 def _timestamps(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -351,6 +395,9 @@ def _group(subjects, times, values: dict[str, np.ndarray]):
     change = np.ones(len(subjects), dtype=bool)
     change[1:] = (subjects[1:] != subjects[:-1]) | (times[1:] != times[:-1])
     starts = np.flatnonzero(change)
+    if len(starts) == len(subjects):
+        # Every (subject, time) once already: the sums are the values themselves.
+        return subjects, times, {name: v.astype(np.int32, copy=False) for name, v in values.items()}
     sums = {
         name: np.add.reduceat(v, starts, dtype=np.int32) if len(starts) else np.zeros(0, np.int32)
         for name, v in values.items()
@@ -376,30 +423,56 @@ def _subject_edges(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, last
 
 
-def _count_batch(batch: pa.Table, plan: PredicatePlan, plain, statics, codes) -> _Partial:
+def _count_batch(
+    batch: pa.Table,
+    plan: PredicatePlan,
+    plain: list[PlainPredicate],
+    statics: list[PlainPredicate],
+    codes: CodeTests,
+) -> _Partial:
     times, timed = _timestamps(batch.column(TIME))
     subjects = _int64_values(batch.column(SUBJECT))
-    hits = plain_hits(batch, codes)
-    static_subjects = {p.name: _distinct(subjects[hits[p.name] & ~timed]) for p in statics}
     all_subjects = _distinct(subjects)
-    subjects, times = subjects[timed], times[timed]
-    values = {p.name: hits[p.name][timed] for p in plain}
-    del hits
-    if len(subjects) > 1 and not _is_sorted(subjects, times):
-        order = np.lexsort((times, subjects))
-        subjects, times = subjects[order], times[order]
-        values = {name: v[order] for name, v in values.items()}
-    if ANY_EVENT not in plan.timed:
-        # Only rows with a match matter, and each subject's first and last row of the batch,
-        # among which are its record start and end; grouping just those is much cheaper.
-        keep = np.logical_or.reduce(list(values.values()) + [np.zeros(len(subjects), bool)])
-        if RECORD_START in plan.timed or RECORD_END in plan.timed:
-            first, last = _subject_edges(subjects)
-            keep |= first | last
-        subjects, times = subjects[keep], times[keep]
-        values = {name: v[keep] for name, v in values.items()}
-    group_subjects, group_times, counts = _group(subjects, times, values)
+    ids = codes.ids(batch.column(CODE)) if codes.preds else np.zeros(len(subjects), np.int64)
+    untimed = np.flatnonzero(~timed)
+    hits = plain_hits(batch, codes, ids, untimed, statics)
+    static_subjects = {p.name: _distinct(subjects[untimed[hits[p.name]]]) for p in statics}
+    # Only the rows that can change a count are gathered, tested and grouped: most rows of a
+    # batch match no referenced code.
+    candidates = codes.any_test([p.name for p in plain], ids) & timed
+    rows = _needed_rows(plan, subjects, times, timed, candidates)
+    values = plain_hits(batch, codes, ids, rows, plain)
+    group_subjects, group_times, counts = _group(subjects[rows], times[rows], values)
     return _Partial(group_subjects, group_times, counts, all_subjects, static_subjects)
+
+
+def _needed_rows(
+    plan: PredicatePlan,
+    subjects: np.ndarray,
+    times: np.ndarray,
+    timed: np.ndarray,
+    candidates: np.ndarray,
+) -> np.ndarray:
+    """The timed rows the counts need: `candidates`, and what the special predicates need.
+
+    `_ANY_EVENT` needs every timestamp; `_RECORD_START` / `_RECORD_END` need each subject's
+    first and last timestamp, which lie among its first and last rows of some batch.
+    """
+    if ANY_EVENT in plan.timed:
+        return np.flatnonzero(timed)
+    if RECORD_START in plan.timed or RECORD_END in plan.timed:
+        candidates[_edge_rows(subjects, times, np.flatnonzero(timed))] = True
+    return np.flatnonzero(candidates)
+
+
+def _edge_rows(subjects: np.ndarray, times: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Of `rows`, each subject's earliest and latest one."""
+    row_subjects, row_times = subjects[rows], times[rows]
+    if len(rows) > 1 and not _is_sorted(row_subjects, row_times):
+        order = np.lexsort((row_times, row_subjects))
+        rows, row_subjects = rows[order], row_subjects[order]
+    first, last = _subject_edges(row_subjects)
+    return rows[first | last]
 
 
 def _check_columns(preds: list[PlainPredicate], names: list[str]) -> None:
@@ -440,12 +513,10 @@ def count_events(cohort: Cohort, plan: PredicatePlan, source: EventSource) -> Co
             )
         )
         passers = np.intersect1d(passers, matched)
-    empty = np.zeros(0, dtype=np.int64)
-    subjects = np.concatenate([p.subjects for p in parts] or [empty])
-    times = np.concatenate([p.times for p in parts] or [empty])
-    counts = {
-        p.name: np.concatenate([part.counts[p.name] for part in parts] or [empty]) for p in plain
-    }
+    # Column by column, each batch's copy dropped once joined: the merge holds one extra column.
+    subjects = _joined([_take(part, "subjects") for part in parts], np.int64)
+    times = _joined([_take(part, "times") for part in parts], np.int64)
+    counts = {p.name: _joined([part.counts.pop(p.name) for part in parts], np.int64) for p in plain}
     del parts
     if statics:
         keep = np.isin(subjects, passers)
@@ -459,6 +530,13 @@ def count_events(cohort: Cohort, plan: PredicatePlan, source: EventSource) -> Co
         subjects, times = subjects[nonzero], times[nonzero]
         ordered = {name: c[nonzero] for name, c in ordered.items()}
     return CountTable(subjects, times, ordered, all_subjects, len(passers))
+
+
+def _take(part: _Partial, name: str) -> np.ndarray:
+    """`part`'s array `name`, which `part` no longer holds."""
+    values = getattr(part, name)
+    setattr(part, name, values[:0].copy())
+    return values
 
 
 def _is_sorted(subjects: np.ndarray, times: np.ndarray) -> bool:
