@@ -27,7 +27,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,10 +49,10 @@ def dataset_rows(root: Path) -> int:
 
 
 def startup_cost() -> dict:
-    """Wall time and peak RSS of each tool doing nothing (`--version` / `--help`)."""
+    """Wall time and peak RSS of each tool's cohort command doing nothing (`--help`)."""
     cost = {}
     for tool, args in (
-        ("ehrbench", [str(EHRBENCH), "--version"]),
+        ("ehrbench", [str(EHRBENCH), "cohort", "extract", "--help"]),
         ("aces", [str(ACES_CLI), "--help"]),
     ):
         started = time.perf_counter()
@@ -63,33 +62,12 @@ def startup_cost() -> dict:
     return cost
 
 
-# The engine alone, without the command line's start-up (which imports every area's commands).
-API_SCRIPT = """
-import sys
-from ehrbench.cohort.config import load_cohort
-from ehrbench.cohort.extract import extract
-from ehrbench.meds import open_dataset, write_labels
-write_labels(extract(load_cohort(sys.argv[1]), open_dataset(sys.argv[2])).labels, sys.argv[3])
-"""
-
-
-def run_ehrbench_api(cohort: Path, data: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of `load_cohort` + `extract` + `write_labels` alone."""
-    with tempfile.TemporaryDirectory(prefix="ehrbench-api-") as tmp:
-        args = ["/usr/bin/time", "-v", sys.executable, "-W", "ignore", "-c", API_SCRIPT]
-        args += [str(cohort), str(data), str(Path(tmp) / "labels.parquet")]
-        started = time.perf_counter()
-        proc = subprocess.run(args, capture_output=True, text=True, check=True)
-        return time.perf_counter() - started, peak_rss_kib(proc.stderr) or 0
-
-
 def bench_cohort(name: str, data: Path, repeats: int) -> dict:
     """Time both tools `repeats` times on cohort `name` and compare their labels."""
     cohort = HERE / "cohorts" / f"{name}.yaml"
-    aces_runs, ours_runs, api_runs = [], [], []
+    aces_runs, ours_runs = [], []
     for _ in range(repeats):
         ours_runs.append(run_ehrbench(cohort, data, measure=True))
-        api_runs.append(run_ehrbench_api(cohort, data))
         aces_runs.append(run_aces(cohort, data, measure=True))
     comparison = compare_cohort(cohort, data, aces=aces_runs[0], ehrbench=ours_runs[0])
     labels = ours_runs[0].labels["boolean_value"]
@@ -97,8 +75,6 @@ def bench_cohort(name: str, data: Path, repeats: int) -> dict:
     ours_s = statistics.median(r.seconds for r in ours_runs)
     aces_kib = max(r.peak_rss_kib for r in aces_runs)
     ours_kib = max(r.peak_rss_kib for r in ours_runs)
-    api_s = statistics.median(r[0] for r in api_runs)
-    api_kib = max(r[1] for r in api_runs)
     return {
         "cohort": name,
         "rows_aces": comparison.aces_rows,
@@ -112,10 +88,6 @@ def bench_cohort(name: str, data: Path, repeats: int) -> dict:
         "aces_peak_mib": round(aces_kib / 1024),
         "ehrbench_peak_mib": round(ours_kib / 1024),
         "memory_ratio": round(ours_kib / aces_kib, 3),
-        "api_seconds": round(api_s, 2),
-        "api_speedup": round(aces_s / api_s, 1),
-        "api_peak_mib": round(api_kib / 1024),
-        "api_memory_ratio": round(api_kib / aces_kib, 3),
         "repeats": repeats,
     }
 
@@ -129,9 +101,7 @@ def render(results: list[dict]) -> str:
         "ACES runs its documented sharded mode (one multirun process, shard after shard),",
         "ehrbench runs `ehrbench cohort extract` on the folder; both under `/usr/bin/time -v`",
         "(wall time, peak RSS). Times are medians of the repeats, peaks the largest.",
-        "speedup = ACES time / ehrbench time; memory = ehrbench peak / ACES peak. The `API`",
-        "columns run `load_cohort` + `extract` + `write_labels` in a bare Python process: the",
-        "engine without the command line's start-up (see the start-up line under each table).",
+        "speedup = ACES time / ehrbench time; memory = ehrbench peak / ACES peak.",
         "",
     ]
     for run in sorted(results, key=lambda r: r["subjects"]):
@@ -142,17 +112,15 @@ def render(results: list[dict]) -> str:
             f"Data: {run['data']}.",
             "",
             "| cohort | rows (ACES / ehrbench) | positives | mismatches | ACES s | ehrbench s "
-            "| speedup | ACES peak MiB | ehrbench peak MiB | memory | API s | API speedup "
-            "| API peak MiB | API memory |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| speedup | ACES peak MiB | ehrbench peak MiB | memory |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for c in run["cohorts"]:
             lines.append(
                 f"| {c['cohort']} | {c['rows_aces']} / {c['rows_ehrbench']} | {c['positives']} "
                 f"| {c['mismatches']} | {c['aces_seconds']} | {c['ehrbench_seconds']} "
                 f"| {c['speedup']}x | {c['aces_peak_mib']} | {c['ehrbench_peak_mib']} "
-                f"| {c['memory_ratio']:.1%} | {c['api_seconds']} | {c['api_speedup']}x "
-                f"| {c['api_peak_mib']} | {c['api_memory_ratio']:.1%} |"
+                f"| {c['memory_ratio']:.1%} |"
             )
         notes = [
             f"- {c['cohort']}: {reason}: {n}"
@@ -165,7 +133,8 @@ def render(results: list[dict]) -> str:
         startup = run["startup"]
         lines += [
             "",
-            f"Startup alone (included above): `ehrbench --version` {startup['ehrbench_seconds']} s"
+            f"Startup alone (included above): `ehrbench cohort extract --help` "
+            f"{startup['ehrbench_seconds']} s"
             f" / {startup['ehrbench_peak_mib']} MiB; `aces-cli --help` {startup['aces_seconds']} s"
             f" / {startup['aces_peak_mib']} MiB.",
             "",
