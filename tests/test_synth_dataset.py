@@ -73,6 +73,13 @@ def test_generated_folder_is_valid_meds(tmp_path_factory, n_subjects, seed, shar
     _check_meds_folder(root, n_subjects)
 
 
+def test_a_subject_without_any_hospital_stay_still_gives_valid_meds(tmp_path):
+    # Regression: a one-subject shard with no stay crashed the in-stay lookup (seed found by
+    # the property test above).
+    generate_dataset(tmp_path / "d", 1, 2, n_shards=1)
+    _check_meds_folder(tmp_path / "d", 1)
+
+
 def test_splits_are_70_15_15(tmp_path):
     generate_dataset(tmp_path / "d", 200, 3)
     sizes = dict(

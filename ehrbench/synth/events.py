@@ -339,6 +339,8 @@ def _discharge_diagnoses(rng, subjects, stays, extremes, ventilated, shock, buf)
 
 def _inside_stays(subject: np.ndarray, time: np.ndarray, stays: Stays) -> np.ndarray:
     """Bool per (subject, time): the time falls within one of the subject's stays."""
+    if stays.subject.size == 0:  # a small shard can have no hospital stay at all
+        return np.zeros(subject.shape, dtype=bool)
     span = 1 << 20  # days; larger than any time, so keys of different subjects never overlap
     starts = stays.subject * float(span) + stays.start
     keys = subject * float(span) + time
