@@ -420,7 +420,6 @@ def _pair_entries(groups: _Groups, rid, edges, pair_group, layout: _Layout, out:
         _value_entries(
             groups,
             rid[valued],
-            code[valued],
             start[valued] + lo[valued],
             start[valued] + hi[valued],
             lo[valued] > 0,
@@ -429,7 +428,7 @@ def _pair_entries(groups: _Groups, rid, edges, pair_group, layout: _Layout, out:
         )
 
 
-def _value_entries(groups: _Groups, rid, code, begin, end, cut, base_col, out: _Entries) -> None:
+def _value_entries(groups: _Groups, rid, begin, end, cut, base_col, out: _Entries) -> None:
     """Value aggregates over events [begin, end) of a group; `cut` marks windows not starting
     at the group's first event (their running figures are differences or scans)."""
     run = groups.running
