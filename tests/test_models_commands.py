@@ -165,7 +165,7 @@ def test_existing_run_folder_is_not_overwritten(meds_dir, tmp_path, capsys):
         (["--model", "logreg", "C"], "override 'C' is not `key=value`"),
         (["--model", "logreg", "features.bins=3"], "unknown feature setting(s) ['features.bins']"),
         (["--model", "logreg", "features=3"], "`features=` needs a setting name"),
-        (["--model", "logreg", "C=[1"], "cannot read the overrides ['C=[1']"),
+        (["--model", "logreg", "C=[1"], "the overrides ['C=[1'] cannot be read"),
         (["--model", "logreg", "C.x=1"], "override `C` has the value {'x': 1}"),
     ],
 )

@@ -11,9 +11,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.meds import open_dataset, read_labels
@@ -25,6 +22,7 @@ from ehrbench.models.training import (
     train_and_predict,
     write_run,
 )
+from ehrbench.overrides import parse_dotlist
 
 _EPILOG = """\
 example:
@@ -42,16 +40,7 @@ hyperparameters.json (chosen setting and every grid score) and model/ (the fitte
 
 def parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split `key=value` items into (model hyperparameters, feature settings)."""
-    for item in items:
-        if "=" not in item or item.startswith("="):
-            raise EhrbenchError(
-                f"override {item!r} is not `key=value` (e.g. `learning_rate=0.1` or "
-                "`features.min_count=5`)."
-            )
-    try:
-        tree = OmegaConf.to_container(OmegaConf.from_dotlist(items))
-    except (OmegaConfBaseException, yaml.YAMLError) as exc:  # values are parsed as YAML
-        raise EhrbenchError(f"cannot read the overrides {items}: {exc}") from exc
+    tree = parse_dotlist(items, "`learning_rate=0.1` or `features.min_count=5`")
     features = tree.pop("features", {}) or {}
     if not isinstance(features, dict):
         raise EhrbenchError("`features=` needs a setting name, e.g. `features.min_count=5`.")

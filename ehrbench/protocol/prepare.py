@@ -12,7 +12,6 @@ Each piece is computed once per results folder and reused on a rerun:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from ehrbench.meds import MedsDataset, open_dataset, read_labels, write_labels
 from ehrbench.metrics.bootstrap import Resamples, draw_resamples
 from ehrbench.metrics.subgroups import demographics_from_events
 from ehrbench.models.training import SPLITS, label_values, split_indices
-from ehrbench.protocol.suite import Suite, SyntheticSpec
+from ehrbench.protocol.suite import Suite, SyntheticSpec, file_digest
 from ehrbench.synth.dataset import generate_dataset
 
 Log = Callable[[str], None]
@@ -75,10 +74,6 @@ def demographics(dataset: MedsDataset) -> pl.DataFrame:
     return pl.concat(
         [demographics_from_events(dataset.scan(shard)) for shard in dataset.shards]
     ).sort("subject_id")
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 @dataclass
@@ -125,8 +120,8 @@ def load_cohort_data(
     folder = suite.output / "cohorts" / name
     key = {
         "dataset": dataset.fingerprint(),
-        "cohort_file": _digest(suite.cohort_path(name)),
-        "predicates_file": _digest(suite.predicates),
+        "cohort_file": file_digest(suite.cohort_path(name)),
+        "predicates_file": file_digest(suite.predicates),
     }
     record_path = folder / "cohort.json"
     labels = _reuse(folder, record_path, key)

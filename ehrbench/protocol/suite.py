@@ -48,6 +48,7 @@ from ehrbench.features.tabular import TabularConfig
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, age_band_labels
 from ehrbench.models.base import model_class
 from ehrbench.models.grid import expand_grid
+from ehrbench.overrides import parse_dotlist
 from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
 
 # Allowed keys, nested as in the file; a leaf is None, a section a dict of its keys.
@@ -135,8 +136,8 @@ class Suite:
     def config_hash(self) -> str:
         """A hash of everything in the suite that can change a result (the output path aside)."""
         settings = {k: v for k, v in self.resolved.items() if k != "output"}
-        settings["cohort_files"] = {c: _file_digest(self.cohort_path(c)) for c in self.cohorts}
-        settings["predicates_file"] = _file_digest(self.predicates)
+        settings["cohort_files"] = {c: file_digest(self.cohort_path(c)) for c in self.cohorts}
+        settings["predicates_file"] = file_digest(self.predicates)
         return _digest(settings)
 
     def run_config_hash(self, cohort: str, model: str) -> str:
@@ -151,8 +152,8 @@ class Suite:
         return _digest(
             {
                 "format": RUN_FORMAT,
-                "cohort_file": _file_digest(self.cohort_path(cohort)),
-                "predicates_file": _file_digest(self.predicates),
+                "cohort_file": file_digest(self.cohort_path(cohort)),
+                "predicates_file": file_digest(self.predicates),
                 "features": {"kind": kind, **_jsonable(features.__dict__)},
                 "model_params": self.model_params.get(model, {}),
                 "grid": self.grids.get(model),
@@ -175,7 +176,8 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """A short SHA-256 of a file's bytes (what a run's config hash records of its inputs)."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
@@ -210,21 +212,10 @@ def _hint(name: str, known: Sequence[str]) -> str:
 
 def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
     """`key=value` items (OmegaConf dotlist, values parsed as YAML) -> (tree, dotted keys)."""
-    for item in items:
-        key, sep, _ = item.partition("=")
-        if not sep or not key.strip():
-            raise EhrbenchError(
-                f"Override {item!r} is not `key=value`; examples: `k=[4,all]`, "
-                "`models=[logreg]`, `dataset.synthetic.subjects=500`, `output=results/x`."
-            )
-    try:
-        tree = OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
-    except (OmegaConfBaseException, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0]
-        raise EhrbenchError(
-            f"Overrides {list(items)} cannot be read ({first}); write each as `key=value`, "
-            "lists as `k=[4,all]`."
-        ) from exc
+    tree = parse_dotlist(
+        items,
+        "`k=[4,all]`, `models=[logreg]`, `dataset.synthetic.subjects=500`, `output=results/x`",
+    )
     return tree, {item.partition("=")[0].strip() for item in items}
 
 
