@@ -70,12 +70,25 @@ def normalise_splits(fit_split: str | Iterable[str]) -> tuple[str, ...]:
     return cleaned
 
 
-def fitting_subjects(dataset: MedsDataset, fit_split: str | Iterable[str]) -> np.ndarray:
-    """The sorted subject ids of the named split(s) of `dataset`."""
+def fitting_subjects(
+    dataset: MedsDataset, labels: pl.DataFrame, fit_split: str | Iterable[str]
+) -> np.ndarray:
+    """The sorted subject ids of the named split(s) of `dataset`.
+
+    Raises EhrbenchError when no label row's subject is among them: the vocabulary and
+    statistics would be fitted on nothing.
+    """
     splits = normalise_splits(fit_split)
     table = dataset.subject_splits()
     chosen = table.filter(pl.col("split").is_in(list(splits)))["subject_id"].cast(pl.Int64)
-    return sorted_distinct(chosen.to_numpy())
+    subjects = sorted_distinct(chosen.to_numpy())
+    if not np.isin(label_rows(labels)["subject_id"].to_numpy(), subjects).any():
+        raise EhrbenchError(
+            f"no label row's subject is in the fitting split(s) {list(splits)} of "
+            "metadata/subject_splits.parquet: the vocabulary and statistics would be fitted on "
+            "nothing. Choose another `--fit-on` split or check the labels' subjects."
+        )
+    return subjects
 
 
 def fit_mask(
@@ -105,16 +118,6 @@ def fit_mask(
             "the label table's subjects."
         )
     return mask
-
-
-def check_fit_split_rows(rows: pl.DataFrame, subjects: np.ndarray, splits: tuple[str, ...]) -> None:
-    """Raise EhrbenchError when no label row's subject is in the fitting split(s)."""
-    if not np.isin(rows["subject_id"].to_numpy(), subjects).any():
-        raise EhrbenchError(
-            f"no label row's subject is in the fitting split(s) {list(splits)} of "
-            "metadata/subject_splits.parquet: the vocabulary and statistics would be fitted on "
-            "nothing. Choose another `--fit-on` split or check the labels' subjects."
-        )
 
 
 def shard_subjects(dataset: MedsDataset) -> list[pl.DataFrame]:

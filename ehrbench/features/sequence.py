@@ -29,11 +29,9 @@ from ehrbench.features.events import (
     ShardEvents,
     age_years,
     birth_times,
-    check_fit_split_rows,
     fit_mask,
     fitting_subjects,
     label_rows,
-    normalise_splits,
     read_shard_events,
     row_frame,
     rows_by_shard,
@@ -204,9 +202,7 @@ def build_sequences(
 ) -> SequenceFeatures:
     """Fit on the label rows whose subjects are in `fit_split` and build every row's sequence."""
     config = config or SequenceConfig()
-    splits = normalise_splits(fit_split)
-    subjects = fitting_subjects(dataset, splits)
-    check_fit_split_rows(label_rows(labels), subjects, splits)
+    subjects = fitting_subjects(dataset, labels, fit_split)
     vocabulary = fit_sequences(dataset, labels, subjects, config)
     return transform_sequences(dataset, labels, vocabulary)
 

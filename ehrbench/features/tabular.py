@@ -33,11 +33,9 @@ from ehrbench.features.events import (
     ShardEvents,
     age_years,
     birth_times,
-    check_fit_split_rows,
     fit_mask,
     fitting_subjects,
     label_rows,
-    normalise_splits,
     read_shard_events,
     row_frame,
     rows_by_shard,
@@ -216,9 +214,7 @@ def build_tabular(
     """Fit on the label rows whose subjects are in `fit_split` (e.g. `train` or `train,tuning`)
     and transform every label row."""
     config = config or TabularConfig()
-    splits = normalise_splits(fit_split)
-    subjects = fitting_subjects(dataset, splits)
-    check_fit_split_rows(label_rows(labels), subjects, splits)
+    subjects = fitting_subjects(dataset, labels, fit_split)
     vocabulary = fit_tabular(dataset, labels, subjects, config)
     return transform_tabular(dataset, labels, vocabulary)
 
