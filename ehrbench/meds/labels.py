@@ -19,14 +19,19 @@ import pyarrow.parquet as pq
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import atomic_path
 
-LABEL_SCHEMA: dict[str, pl.DataType] = {
-    "subject_id": pl.Int64(),
-    "prediction_time": pl.Datetime("us"),
-    "boolean_value": pl.Boolean(),
-    "integer_value": pl.Int64(),
-    "float_value": pl.Float32(),
-    "categorical_value": pl.String(),
-}
+# The label table as written (arrow `string`, not polars's `large_string`, which the `meds`
+# schema rejects); LABEL_SCHEMA is the same in polars types.
+LABEL_ARROW_SCHEMA = pa.schema(
+    [
+        ("subject_id", pa.int64()),
+        ("prediction_time", pa.timestamp("us")),
+        ("boolean_value", pa.bool_()),
+        ("integer_value", pa.int64()),
+        ("float_value", pa.float32()),
+        ("categorical_value", pa.string()),
+    ]
+)
+LABEL_SCHEMA: dict[str, pl.DataType] = dict(pl.from_arrow(LABEL_ARROW_SCHEMA.empty_table()).schema)
 REQUIRED_LABEL_COLUMNS = ("subject_id", "prediction_time")
 
 
@@ -69,17 +74,7 @@ def write_labels(labels: pl.DataFrame, path: str | os.PathLike) -> None:
         for name, dtype in LABEL_SCHEMA.items()
         if name not in labels.columns
     ).select(pl.col(name).cast(dtype) for name, dtype in LABEL_SCHEMA.items())
-    arrow_schema = pa.schema(
-        [
-            ("subject_id", pa.int64()),
-            ("prediction_time", pa.timestamp("us")),
-            ("boolean_value", pa.bool_()),
-            ("integer_value", pa.int64()),
-            ("float_value", pa.float32()),
-            ("categorical_value", pa.string()),
-        ]
-    )
-    table = full.to_arrow().cast(arrow_schema)
+    table = full.to_arrow().cast(LABEL_ARROW_SCHEMA)
     _validate_label_table(table, path)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
