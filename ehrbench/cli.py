@@ -16,6 +16,7 @@ import traceback
 
 from ehrbench import __version__
 from ehrbench.errors import EhrbenchError
+from ehrbench.logs import configure as configure_logging
 
 # Each verb and the module that registers it. Only the chosen verb's module is imported, so a
 # command pays for its own dependencies (scikit-learn, torch, scipy) and not for the others';
@@ -52,6 +53,11 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the full traceback of an unexpected error"
     )
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "--quiet", "-q", action="store_true", help="print warnings and errors only, no progress"
+    )
+    loudness.add_argument("--verbose", "-v", action="store_true", help="print details too")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = [VERB_MODULES[verb]] if verb in VERB_MODULES else VERB_MODULES.values()
     for module_name in dict.fromkeys(modules):
@@ -64,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(chosen_verb(argv))
     args = parser.parse_args(argv)
+    configure_logging(-1 if args.quiet else 1 if args.verbose else 0)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from ehrbench.cohort.durations import format_duration, parse_duration
+from ehrbench.durations import format_duration, parse_duration
 from ehrbench.errors import EhrbenchError
 
 H = 3600

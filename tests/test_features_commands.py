@@ -77,7 +77,7 @@ def test_command_errors(folder, capsys):
     assert "fitting split(s) ['tuning']" in capsys.readouterr().err
     assert _run("tabular", *common, *out) == 0
     assert _run("tabular", *common, *out) == 2
-    assert "refusing to overwrite" in capsys.readouterr().err
+    assert "refusing to replace" in capsys.readouterr().err
     assert _run("tabular", *common, *out, "--overwrite") == 0
     write_labels(
         pl.DataFrame({"subject_id": [1, 42], "prediction_time": [T0, T0]}), folder / "bad.parquet"

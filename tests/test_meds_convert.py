@@ -122,7 +122,7 @@ def test_refuses_a_non_empty_target_and_keeps_it(tmp_path, capsys):
     (out / "mine.txt").write_text("keep me")
     assert _convert(tmp_path, out) == 2
     err = capsys.readouterr().err
-    assert "is not an empty folder" in err and "Traceback" not in err
+    assert "refusing to replace" in err and "Traceback" not in err
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 

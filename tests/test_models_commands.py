@@ -153,7 +153,7 @@ def test_existing_run_folder_is_not_overwritten(meds_dir, tmp_path, capsys):
     out.mkdir()
     (out / "predictions.parquet").write_text("keep me")
     err = _error(capsys, _train(meds, labels, out, "--model", "logreg"))
-    assert "already exists and is not an empty folder" in err
+    assert "refusing to replace" in err
     assert (out / "predictions.parquet").read_text() == "keep me"
 
 

@@ -123,7 +123,7 @@ def test_cli_refuses_a_non_empty_folder(tmp_path, capsys):
     code = main(["synth", "--subjects", "10", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2
-    assert "already exists and is not empty" in err and str(out) in err
+    assert "refusing to replace" in err and str(out) in err
     assert "Traceback" not in err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert (out / "notes.txt").read_text() == "keep me"
@@ -141,7 +141,7 @@ def test_cli_writes_into_an_empty_folder(tmp_path, capsys):
 def test_refuses_a_file_as_output(tmp_path):
     target = tmp_path / "file.txt"
     target.write_text("x")
-    with pytest.raises(EhrbenchError, match="is not a folder"):
+    with pytest.raises(EhrbenchError, match="refusing to replace"):
         generate_dataset(target, 10, 0)
 
 

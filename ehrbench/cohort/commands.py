@@ -10,8 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ehrbench.errors import EhrbenchError
-from ehrbench.io import write_parquet_atomic, write_text_atomic
+from ehrbench.io import refuse_existing, write_parquet_atomic, write_text_atomic
 
 CHECK_EXAMPLE = """example:
   ehrbench cohort check mortality.yaml
@@ -140,21 +139,13 @@ def attrition_path(labels_path: str | Path) -> Path:
     return path.with_name(path.stem + ".attrition.json")
 
 
-def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise EhrbenchError(
-            f"{', '.join(existing)} already exist(s): refusing to replace them. Choose another "
-            "--out / --audit path, or pass --overwrite to replace them."
-        )
-
-
 def _extract(args: argparse.Namespace) -> int:
     from ehrbench.meds import write_labels
 
     out = Path(args.out)
     outputs = [out, attrition_path(out)] + ([Path(args.audit)] if args.audit else [])
-    _refuse_existing(outputs, args.overwrite)
+    if not args.overwrite:
+        refuse_existing(outputs, "choose another --out / --audit path, or pass --overwrite")
     dataset = _open(args.data)
     cohort = _load(args, dataset)
     result = _run_extract(cohort, dataset, audit=bool(args.audit))

@@ -19,7 +19,6 @@ Accepted as ACES does, with a warning: bounds that leave no value, negative `has
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ import polars as pl
 import yaml
 from omegaconf import MISSING, OmegaConf
 
-from ehrbench.cohort.durations import parse_duration
 from ehrbench.cohort.model import (
     SPECIAL_PREDICATES,
     AnyCode,
@@ -51,7 +49,8 @@ from ehrbench.cohort.syntax import (
     parse_expr,
     parse_has_range,
 )
-from ehrbench.errors import EhrbenchError
+from ehrbench.durations import parse_duration
+from ehrbench.errors import EhrbenchError, did_you_mean
 
 __all__ = ["load_cohort", "parse_boundary", "parse_duration"]
 
@@ -110,10 +109,9 @@ class _Source:
 
 
 def _hint(name: str | None, known: Collection[str]) -> str:
-    if name is None:
-        return ""
-    close = difflib.get_close_matches(str(name), sorted(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    """`; did you mean 'x'?` to end a message, or ""."""
+    hint = did_you_mean(name, known)
+    return f"; {hint}" if hint else ""
 
 
 @dataclass(frozen=True)

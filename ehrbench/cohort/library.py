@@ -15,7 +15,6 @@ command line's `--library DIR`).
 
 from __future__ import annotations
 
-import difflib
 import re
 import warnings
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 import polars as pl
 
 import ehrbench
-from ehrbench.errors import EhrbenchError
+from ehrbench.errors import EhrbenchError, did_you_mean
 
 HEADER_FIELD = re.compile(r"^#\s?([A-Z][A-Za-z ]*):\s*(.*)$")
 COUNT_SCHEMA = {
@@ -79,8 +78,8 @@ def cohort_path(name: str, root: str | Path | None = None) -> Path:
     known = {path.stem: path for path in cohort_paths(root)}
     if name in known:
         return known[name]
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, known)
+    hint = f"; {hint}" if hint else ""
     raise EhrbenchError(
         f"The cohort library ({library_dir(root)}) has no cohort {name!r}: expected one of "
         f"{', '.join(known) or '(none)'}{hint}"

@@ -7,14 +7,13 @@ strings mention against the rest of the config. Nothing here is ever evaluated a
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection
 from typing import Literal
 
-from ehrbench.cohort.durations import parse_duration
 from ehrbench.cohort.model import RECORD_END, RECORD_START, TRIGGER, Boundary, Reference
-from ehrbench.errors import EhrbenchError
+from ehrbench.durations import parse_duration
+from ehrbench.errors import EhrbenchError, did_you_mean
 
 NAME = re.compile(r"\w+")
 # `->`/`<-` are tried before `-` so that `start -> x` is not read as `start - (> x)`.
@@ -88,8 +87,8 @@ def parse_reference(text: str, *, window: str, window_names: Collection[str] = (
         return Reference(dotted["window"], dotted["side"])
     if text in window_names:
         hint = f"did you mean {text}.start or {text}.end?"
-    elif close := difflib.get_close_matches(text, ["trigger", "start", "end"], n=1):
-        hint = f"did you mean {close[0]!r}?"
+    elif close := did_you_mean(text, ["trigger", "start", "end"]):
+        hint = close
     else:
         hint = (
             "a bare predicate name is not a reference; to stop at the next or previous "

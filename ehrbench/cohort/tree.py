@@ -7,8 +7,8 @@ another window). A window line reads `name [start, end]`, with `[`/`]` for an in
 
 from __future__ import annotations
 
-from ehrbench.cohort.durations import format_duration
 from ehrbench.cohort.model import Boundary, Cohort, Constraint, Window
+from ehrbench.durations import format_duration
 
 
 def render_tree(cohort: Cohort) -> str:

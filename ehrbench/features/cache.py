@@ -10,7 +10,6 @@ place, so an interrupted run leaves no half entry behind.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from typing import TypeVar
 import numpy as np
 import polars as pl
 
+from ehrbench.digest import json_digest
 from ehrbench.features.events import normalise_splits, row_frame
 from ehrbench.features.sequence import SequenceConfig, SequenceFeatures, build_sequences
 from ehrbench.features.tabular import TabularConfig, TabularFeatures, build_tabular
@@ -53,7 +53,7 @@ def cache_key(kind: str, dataset: MedsDataset, labels: pl.DataFrame, config, fit
         "config": asdict(config),
         "fit_split": list(normalise_splits(fit_split)),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+    return json_digest(payload, length=24)
 
 
 def entry_path(

@@ -6,10 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from ehrbench.errors import EhrbenchError
 from ehrbench.features.cache import cached_sequences, cached_tabular, copy_entry, entry_path
 from ehrbench.features.sequence import SequenceConfig
 from ehrbench.features.tabular import TabularConfig
+from ehrbench.io import refuse_existing
 from ehrbench.meds import open_dataset, read_labels
 
 TABULAR_OUTPUTS = ("features.npz", "rows.parquet", "feature_names.parquet", "vocabulary.json")
@@ -36,12 +36,8 @@ def _positive_int(text: str) -> int:
 
 
 def _check_outputs(out: Path, names: tuple[str, ...], overwrite: bool) -> None:
-    existing = [name for name in names if (out / name).exists()]
-    if existing and not overwrite:
-        raise EhrbenchError(
-            f"{out} already holds {existing}: refusing to overwrite earlier features. "
-            "Choose another --out folder or pass --overwrite."
-        )
+    if not overwrite:
+        refuse_existing([out / name for name in names], "choose another --out or pass --overwrite")
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:

@@ -3,51 +3,19 @@
 A window named `Xd` (any duration: `1d`, `12h`, `1d12h`, `30m`, `2w`, `1 day, 14:20:16`) covers
 the half-open interval `(prediction_time - X, prediction_time]`: an event exactly at the
 prediction time counts, an event exactly one window length before it does not. `full` covers the
-whole history up to and including the prediction time. Months and years are not units, as in the
-cohort language; `365d` is a year.
+whole history up to and including the prediction time. Durations are spelled as in the cohort
+language (one parser, `ehrbench.durations`): months and years are not units; `365d` is a year.
 """
 
 from __future__ import annotations
 
-import re
+import datetime as dt
 from dataclasses import dataclass
 
+from ehrbench.durations import parse_duration
 from ehrbench.errors import EhrbenchError
 
 FULL = "full"
-_US_PER_UNIT = {
-    "s": 1_000_000,
-    "m": 60 * 1_000_000,
-    "h": 3600 * 1_000_000,
-    "d": 86400 * 1_000_000,
-    "w": 7 * 86400 * 1_000_000,
-}
-_UNIT_ALIASES = {
-    "s": "s",
-    "sec": "s",
-    "secs": "s",
-    "second": "s",
-    "seconds": "s",
-    "m": "m",
-    "min": "m",
-    "mins": "m",
-    "minute": "m",
-    "minutes": "m",
-    "h": "h",
-    "hr": "h",
-    "hrs": "h",
-    "hour": "h",
-    "hours": "h",
-    "d": "d",
-    "day": "d",
-    "days": "d",
-    "w": "w",
-    "wk": "w",
-    "week": "w",
-    "weeks": "w",
-}
-_TERM = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
-_CLOCK = re.compile(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 
 
 @dataclass(frozen=True)
@@ -64,32 +32,21 @@ class Window:
 
 
 def parse_duration_us(text: str) -> int:
-    """Parse a duration such as `24h`, `1d12h`, `30 minutes` or `1 day, 14:20:16` into microseconds.
+    """A positive duration (`24h`, `1d12h`, `30 minutes`, `1 day, 14:20:16`) in microseconds.
 
-    Raises ValueError with a short reason when `text` is not a positive duration.
+    The spellings are the cohort language's (`ehrbench.durations`). Raises ValueError with a
+    short reason when `text` is not a positive duration.
+
+    >>> parse_duration_us("1d12h") == 36 * 3600 * 1_000_000
+    True
     """
-    rest = text.strip().lower()
-    total = 0.0
-    clock = _CLOCK.search(rest)
-    if clock:
-        hours, minutes, seconds = clock.groups()
-        total += (int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * 1_000_000
-        rest = rest[: clock.start()] + rest[clock.end() :]
-    position = 0
-    rest = rest.replace(",", " ")
-    for match in _TERM.finditer(rest):
-        if rest[position : match.start()].strip():
-            raise ValueError(f"unexpected text {rest[position : match.start()].strip()!r}")
-        unit = _UNIT_ALIASES.get(match.group(2))
-        if unit is None:
-            raise ValueError(f"unknown unit {match.group(2)!r}")
-        total += float(match.group(1)) * _US_PER_UNIT[unit]
-        position = match.end()
-    if rest[position:].strip():
-        raise ValueError(f"unexpected text {rest[position:].strip()!r}")
-    if total <= 0:
+    try:
+        delta = parse_duration(text)
+    except EhrbenchError as exc:
+        raise ValueError(str(exc)) from None
+    if delta <= dt.timedelta(0):
         raise ValueError("a window must be a positive duration")
-    return round(total)
+    return delta // dt.timedelta(microseconds=1)
 
 
 def parse_window(text: str) -> Window:

@@ -25,6 +25,7 @@ import polars as pl
 
 from ehrbench import __version__
 from ehrbench.errors import EhrbenchError
+from ehrbench.io import refuse_existing
 from ehrbench.meds.dataset import open_dataset
 from ehrbench.meds.splits import DEFAULT_FRACTIONS, SPLIT_NAMES, hash_splits, split_sizes
 from ehrbench.meds.writer import (
@@ -51,11 +52,7 @@ MIMIC_DEMO_FILE = "mimic_iv_demo_meds_events.parquet"
 
 
 def _check_target(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise EhrbenchError(
-            f"{out_dir} already exists and is not an empty folder: refusing to write a MEDS "
-            "dataset into it (nothing there is overwritten). Choose a new folder."
-        )
+    refuse_existing([out_dir], "a MEDS dataset is written only into a new or empty folder")
 
 
 def _scan_source(src: Path, drop: Sequence[str], rename: Mapping[str, str]) -> pl.LazyFrame:

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.io import refuse_existing
 from ehrbench.meds import open_dataset, read_labels
 from ehrbench.models.base import model_class
 from ehrbench.models.training import (
@@ -105,11 +106,7 @@ def check_classes(y: np.ndarray, indices: dict[str, np.ndarray], source: Path) -
 
 def check_out_dir(out: Path) -> None:
     """Refuse a run folder that already holds files, so no earlier run is overwritten."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise EhrbenchError(
-            f"--out {out} already exists and is not an empty folder: choose a new run folder "
-            "(an earlier run is never overwritten)."
-        )
+    refuse_existing([out], "choose a new --out run folder (an earlier run is never overwritten)")
 
 
 def _log(message: str) -> None:

@@ -23,6 +23,7 @@ import polars as pl
 
 from ehrbench.cohort.config import load_cohort
 from ehrbench.cohort.extract import extract
+from ehrbench.digest import file_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.cache import cached_sequences, cached_tabular
 from ehrbench.io import write_text_atomic
@@ -30,7 +31,7 @@ from ehrbench.meds import MedsDataset, open_dataset, read_labels, write_labels
 from ehrbench.metrics.bootstrap import Resamples, draw_resamples
 from ehrbench.metrics.subgroups import demographics_from_events
 from ehrbench.models.training import SPLITS, label_values, split_indices
-from ehrbench.protocol.suite import Suite, SyntheticSpec, file_digest
+from ehrbench.protocol.suite import Suite, SyntheticSpec
 from ehrbench.synth.dataset import generate_dataset
 
 Log = Callable[[str], None]

@@ -15,7 +15,6 @@ always lands in the same folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from typing import Any
 
 import polars as pl
 
+from ehrbench.digest import json_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import write_parquet_atomic, write_text_atomic
 from ehrbench.metrics.bootstrap import METRIC_TABLE_SCHEMA
@@ -81,8 +81,7 @@ class RunKey:
     @property
     def run_id(self) -> str:
         """A stable 16-hex-digit hash of the key."""
-        text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        return json_digest(self.as_dict())
 
 
 def _k_order() -> pl.Expr:

@@ -30,10 +30,7 @@ user typing them expects. With `dataset.synthetic`, the dataset is generated int
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -42,7 +39,8 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ehrbench.errors import EhrbenchError
+from ehrbench.digest import file_digest, json_digest
+from ehrbench.errors import EhrbenchError, did_you_mean
 from ehrbench.features.sequence import SequenceConfig
 from ehrbench.features.tabular import TabularConfig
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, age_band_labels
@@ -138,7 +136,7 @@ class Suite:
         settings = {k: v for k, v in self.resolved.items() if k != "output"}
         settings["cohort_files"] = {c: file_digest(self.cohort_path(c)) for c in self.cohorts}
         settings["predicates_file"] = file_digest(self.predicates)
-        return _digest(settings)
+        return json_digest(settings)
 
     def run_config_hash(self, cohort: str, model: str) -> str:
         """A hash of exactly what one (cohort, model) run depends on besides data, k and seed.
@@ -149,36 +147,18 @@ class Suite:
         """
         kind = self.model_kind(model)
         features = self.tabular if kind == "tabular" else self.sequence
-        return _digest(
+        return json_digest(
             {
                 "format": RUN_FORMAT,
                 "cohort_file": file_digest(self.cohort_path(cohort)),
                 "predicates_file": file_digest(self.predicates),
-                "features": {"kind": kind, **_jsonable(features.__dict__)},
+                "features": {"kind": kind, **features.__dict__},
                 "model_params": self.model_params.get(model, {}),
                 "grid": self.grids.get(model),
                 "bootstrap": {"resamples": self.resamples, "seed": self.bootstrap_seed},
                 "age_bands": list(self.age_bands),
             }
         )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _digest(payload: Any) -> str:
-    text = json.dumps(_jsonable(payload), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def file_digest(path: Path) -> str:
-    """A short SHA-256 of a file's bytes (what a run's config hash records of its inputs)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 class _Reader:
@@ -206,8 +186,9 @@ class _Reader:
 
 
 def _hint(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" Did you mean `{close[0]}`?" if close else ""
+    """` Did you mean 'x'?` to end a sentence, or ""."""
+    hint = did_you_mean(name, known)
+    return f" {hint[0].upper()}{hint[1:]}" if hint else ""
 
 
 def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], set[str]]:

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from ehrbench import __version__
 from ehrbench.errors import EhrbenchError
+from ehrbench.io import refuse_existing
 from ehrbench.synth.events import MAX_CHUNK_SUBJECTS
 from ehrbench.synth.generator import SUBJECT_ID_BASE, chunk_events, to_arrow
 from ehrbench.synth.vocabulary import VOCABULARY
@@ -73,14 +74,9 @@ def _check_request(n_subjects: int, seed: int, n_shards: int) -> None:
 
 
 def _check_target(out: Path) -> None:
-    if out.is_dir() and any(out.iterdir()):
-        raise EhrbenchError(
-            f"{out} already exists and is not empty: `ehrbench synth` writes only into a new or "
-            "empty folder, so that nothing you have is overwritten. Choose another --out or "
-            "remove the folder first."
-        )
-    if out.exists() and not out.is_dir():
-        raise EhrbenchError(f"{out} exists and is not a folder: --out must name a new folder.")
+    refuse_existing(
+        [out], "`ehrbench synth` writes only into a new or empty folder; choose another --out"
+    )
 
 
 def subject_splits(n_subjects: int, seed: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Durations in window boundaries (`trigger + 24h`): parsing and canonical formatting.
+"""Durations, the one parser: cohort window boundaries (`trigger + 24h`) and feature lookback
+windows (`30d`) are read by `parse_duration`, so both accept exactly the same spellings.
 
 The accepted forms are exactly those ACES 0.7.3 accepts, since ACES hands the text after `+`/`-`
 to pytimeparse: a number and a unit per part, parts in the order weeks, days, hours, minutes,
