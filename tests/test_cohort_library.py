@@ -49,7 +49,7 @@ def test_library_holds_the_issue_cohorts_and_both_predicates_files():
     assert len(names) >= 12
     assert names >= ISSUE_COHORTS
     assert set(predicates_paths()) == {"synthetic", "mimic_iv"}
-    assert library_dir() == Path(__file__).parents[1] / "cohorts"
+    assert library_dir().resolve() == (Path(__file__).parents[1] / "cohorts").resolve()
 
 
 @pytest.mark.parametrize("path", cohort_paths(), ids=lambda p: p.stem)
@@ -132,7 +132,7 @@ def test_predicates_for_dataset_matches_the_dataset_name():
 
 
 def test_missing_library_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(EhrbenchError, match=r"nowhere does not exist.*pip install -e"):
+    with pytest.raises(EhrbenchError, match=r"nowhere does not exist.*--library DIR"):
         library_dir(tmp_path / "nowhere")
 
 

@@ -6,10 +6,9 @@ vocabulary. Every cohort file opens with a header comment: a title line, then fi
 `# Field: text` (continued on lines indented under it), among them `Prediction time` and
 `Label`.
 
-Where the library is: `cohorts/` sits beside the `ehrbench/` package in the source tree, so it is
-found at `Path(ehrbench.__file__).parents[1] / "cohorts"`. ehrbench is installed editable
-(`pip install -e .`, what `make setup` does), so an installed ehrbench finds the library there.
-A copy installed some other way can point at any folder of the same layout with `root=` (the
+Where the library is: `cohorts/` sits beside the `ehrbench/` package in the source tree and ships
+inside the package as `ehrbench.bundled.COHORTS` (a link in the source tree, a copy in a wheel),
+so every install finds it. Any folder of the same layout can be used instead with `root=` (the
 command line's `--library DIR`).
 """
 
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-import ehrbench
+from ehrbench.bundled import COHORTS
 from ehrbench.errors import EhrbenchError, did_you_mean
 
 HEADER_FIELD = re.compile(r"^#\s?([A-Z][A-Za-z ]*):\s*(.*)$")
@@ -56,14 +55,12 @@ class LibraryCohort:
 
 
 def library_dir(root: str | Path | None = None) -> Path:
-    """The library folder: `root` when given, else `cohorts/` beside the ehrbench package."""
-    path = Path(root) if root is not None else Path(ehrbench.__file__).parents[1] / "cohorts"
+    """The library folder: `root` when given, else the library ehrbench ships."""
+    path = Path(root) if root is not None else COHORTS
     if not path.is_dir():
         raise EhrbenchError(
-            f"The cohort library folder {path} does not exist. The library ships in the "
-            "`cohorts/` folder of the ehrbench source tree and is found there when ehrbench is "
-            "installed editable (`pip install -e .`); otherwise pass the folder that holds "
-            "the cohort YAML files (--library DIR)."
+            f"The cohort library folder {path} does not exist: pass a folder that holds cohort "
+            "YAML files (--library DIR), or reinstall ehrbench (it ships the library)."
         )
     return path
 
