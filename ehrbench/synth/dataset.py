@@ -14,7 +14,6 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -27,6 +26,7 @@ import pyarrow.parquet as pq
 from ehrbench import __version__
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import refuse_existing
+from ehrbench.logs import progress
 from ehrbench.synth.events import MAX_CHUNK_SUBJECTS
 from ehrbench.synth.generator import SUBJECT_ID_BASE, chunk_events, to_arrow
 from ehrbench.synth.vocabulary import VOCABULARY
@@ -96,12 +96,11 @@ def generate_dataset(
     n_subjects: int,
     seed: int,
     n_shards: int | None = None,
-    progress: Callable[[int, int, int], None] | None = None,
 ) -> SynthSummary:
     """Write a synthetic MEDS 0.4 dataset of `n_subjects` subjects to the new folder `out_dir`.
 
     `n_shards` defaults to one per 10,000 subjects; memory use is bounded by one shard.
-    `progress(shard, n_shards, rows)` is called after each shard is written.
+    A progress bar counts the shards (`ehrbench.logs.progress`).
     Raises `EhrbenchError` when `out_dir` exists and is not an empty folder.
     """
     n_shards = default_shards(n_subjects) if n_shards is None else n_shards
@@ -111,7 +110,7 @@ def generate_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        rows, files = _write_data(tmp, n_subjects, seed, n_shards, progress)
+        rows, files = _write_data(tmp, n_subjects, seed, n_shards)
         _write_metadata(tmp, n_subjects, seed, n_shards)
         os.chmod(tmp, 0o755)
         _check_target(out)
@@ -122,11 +121,11 @@ def generate_dataset(
     return SynthSummary(root=out, subjects=n_subjects, rows=rows, shards=n_shards, files=files)
 
 
-def _write_data(root: Path, n_subjects, seed, n_shards, progress) -> tuple[int, int]:
+def _write_data(root: Path, n_subjects, seed, n_shards) -> tuple[int, int]:
     split_of = subject_splits(n_subjects, seed)
     bounds = [n_subjects * k // n_shards for k in range(n_shards + 1)]
     rows = files = 0
-    for shard in range(n_shards):
+    for shard in progress(range(n_shards), desc="synthetic shards", unit="shard"):
         first, size = bounds[shard], bounds[shard + 1] - bounds[shard]
         events = chunk_events(seed, shard, size)
         row_split = split_of[first + events.subject]
@@ -141,8 +140,6 @@ def _write_data(root: Path, n_subjects, seed, n_shards, progress) -> tuple[int, 
             pq.write_table(table, path, **PARQUET_OPTIONS)
             files += 1
         rows += len(events.code)
-        if progress is not None:
-            progress(shard + 1, n_shards, rows)
     return rows, files
 
 
