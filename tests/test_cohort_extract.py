@@ -502,3 +502,22 @@ def test_an_unreadable_shard_is_an_error_naming_it(tmp_path):
     (tmp_path / "data" / "0.parquet").write_text("not parquet")
     with pytest.raises(EhrbenchError, match="0.parquet is not a readable parquet event shard"):
         extract(c, open_dataset(tmp_path, validate=False))
+
+
+def test_a_missing_column_is_found_before_reading_and_names_the_shard(tmp_path):
+    art = plain("art", "BP", other_cols=(("site", "arterial"),))
+    dataset = write_shards(tmp_path, rows((1, 0, "ADM")), rows((2, 0, "ADM")))
+    with pytest.raises(EhrbenchError, match=r"`art` tests column `site`.*data/0\.parquet"):
+        extract(zero_window(art), dataset)
+
+
+def test_predicates_are_planned_once_per_extraction(tmp_path, monkeypatch):
+    from ehrbench.cohort import extract as engine
+
+    calls = []
+    plan = engine.plan_predicates
+    monkeypatch.setattr(engine, "plan_predicates", lambda c: calls.append(c) or plan(c))
+    c = cohort([ADM, LAB], "adm", [window("w", "trigger", "start + 1h", label="lab", index="end")])
+    dataset = write_shards(tmp_path, rows((1, 0, "ADM")), rows((2, 0, "ADM"), (2, 1, "LAB")))
+    assert extract(c, dataset, audit=True).labels.height == 2
+    assert len(calls) == 1
