@@ -109,13 +109,13 @@ def _check(args: argparse.Namespace) -> int:
     from ehrbench.cohort.extract import extract
     from ehrbench.cohort.tree import render_tree
 
-    dataset = _open(args.data) if args.data else None
     cohort = _load(args)
+    # Extracted before anything is printed: a column the data lacks makes the cohort invalid.
+    result = extract(cohort, _open(args.data)) if args.data else None
     print(f"{args.cohort}: valid cohort")
     print(render_tree(cohort), end="")
     _warn(cohort.warnings)
-    if dataset is not None:
-        result = extract(cohort, dataset)
+    if result is not None:
         print()
         print(result.attrition.render(), end="")
         _warn(result.warnings)

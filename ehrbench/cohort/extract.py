@@ -198,11 +198,11 @@ def check_columns(cohort: Cohort, source: EventSource) -> None:
             f"{pred.origin_of(column)}predicate `{pred.name}` tests column `{column}`, which the "
             f"event data ({source.where}) does not have (columns: {', '.join(source.names)})"
         )
+        hint = ""
         if column not in (CODE, VALUE):
-            hint = did_you_mean(column, (*PREDICATE_KEYS, *source.names))
             message += f" (and not a predicate key: {', '.join(PREDICATE_KEYS)})"
-            message += f"; {hint}" if hint else ""
-        raise EhrbenchError(message + ".")
+            hint = did_you_mean(column, (*PREDICATE_KEYS, *source.names))
+        raise EhrbenchError(f"{message}; {hint}" if hint else f"{message}.")
 
 
 def evaluate(
@@ -493,9 +493,8 @@ def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Ext
         check_columns(cohort, source)
     labels, attritions, audits = [], [], []
     seen = np.zeros(0, dtype=np.int64)
-    for shard, source in progress(
-        list(zip(dataset.shards, sources, strict=True)), desc="extracting", unit="shard"
-    ):
+    shards = zip(dataset.shards, sources, strict=True)
+    for shard, source in progress(shards, total=len(sources), desc="extracting", unit="shard"):
         ev = evaluate(cohort, plan, source, count_all=audit)
         seen = _check_disjoint(seen, ev.subject_ids, shard)
         labels.append(shard_labels(cohort, ev))
