@@ -11,12 +11,14 @@ import re
 import textwrap
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ehrbench.cohort.config import load_cohort
+from ehrbench.cohort.extract import extract_events
 from ehrbench.errors import EhrbenchError
 
 BASE = {
@@ -53,7 +55,16 @@ BASE = {
         },
     },
 }
-COLUMNS = {"subject_id", "time", "code", "numeric_value", "site"}
+# An event table with no rows and these columns: column tests are checked when extracting.
+EVENTS = pl.DataFrame(
+    schema={
+        "subject_id": pl.Int64,
+        "time": pl.Datetime("us"),
+        "code": pl.String,
+        "numeric_value": pl.Float32,
+        "site": pl.String,
+    }
+)
 
 
 def write_config(directory: Path, config: dict, name: str = "cohort.yaml") -> Path:
@@ -647,29 +658,33 @@ def test_unquoted_range_in_flow_mapping(tmp_path):
 
 def test_unknown_column_against_the_data_suggests_the_predicate_key(tmp_path):
     config = mutated(predicates__death={"code": "X", "value_mim": 3})
+    cohort = load_cohort(write_config(tmp_path, config))
     with pytest.raises(EhrbenchError) as caught:
-        load_cohort(write_config(tmp_path, config), data_columns=COLUMNS)
+        extract_events(cohort, EVENTS)
     message = str(caught.value)
     assert "predicates.death.value_mim (line" in message
-    assert "'death'" in message and "did you mean 'value_min'" in message
+    assert "`death`" in message and "did you mean 'value_min'" in message
 
 
 def test_unknown_column_against_the_data_suggests_a_column(tmp_path):
     config = mutated(predicates__death={"code": "X", "other_cols": {"sitee": "arterial"}})
+    cohort = load_cohort(write_config(tmp_path, config))
     with pytest.raises(EhrbenchError, match=r"other_cols\.sitee .*did you mean 'site'"):
-        load_cohort(write_config(tmp_path, config), data_columns=COLUMNS)
+        extract_events(cohort, EVENTS)
 
 
 def test_demographic_columns_are_checked_against_the_data(tmp_path):
     config = mutated(patient_demographics__female={"code": "GENDER//F", "sex": "F"})
+    cohort = load_cohort(write_config(tmp_path, config))
     with pytest.raises(EhrbenchError, match=r"patient_demographics\.female\.sex"):
-        load_cohort(write_config(tmp_path, config), data_columns=COLUMNS)
+        extract_events(cohort, EVENTS)
 
 
 def test_known_columns_pass_the_data_check(tmp_path):
     config = mutated(predicates__death={"code": "X", "site": "ward"})
-    cohort = load_cohort(write_config(tmp_path, config), data_columns=COLUMNS)
+    cohort = load_cohort(write_config(tmp_path, config))
     assert cohort.predicates["death"].other_cols == (("site", "ward"),)
+    assert extract_events(cohort, EVENTS).labels.is_empty()
 
 
 @pytest.mark.parametrize(

@@ -152,8 +152,9 @@ def test_unused_predicates_are_checked_but_not_kept(tmp_path):
           d: {code: D}
         trigger: c
         """
-    cohort = load_cohort(write(tmp_path, text), data_columns={"code", "site"})
+    cohort = load_cohort(write(tmp_path, text))
     assert list(cohort.predicates) == ["a", "c", "d"]
+    assert list(cohort.required_columns()) == ["code", "site"]  # not b's value_mim
     broken = text.replace("{code: B, value_mim: 1}", "{value_min: 1}")
     with pytest.raises(EhrbenchError, match=r"predicates\.b .*no code"):
         load_cohort(write(tmp_path, broken))
@@ -291,7 +292,7 @@ def test_other_cols_and_extra_keys_are_both_column_tests(tmp_path):
         trigger: bp
         """,
     )
-    bp = load_cohort(path, data_columns={"code", "site", "position"}).predicates["bp"]
+    bp = load_cohort(path).predicates["bp"]
     assert bp.other_cols == (("site", "arterial"), ("position", "sitting"))
 
 

@@ -110,8 +110,10 @@ def test_check_prints_tree_and_attrition(files, capsys):
 def test_check_reports_a_missing_column_without_traceback(files, capsys):
     (files / "bad.yaml").write_text(COHORT.replace("value_min: 2.0", "value_min: 2.0, site: x"))
     assert main(["cohort", "check", str(files / "bad.yaml"), "--data", str(files)]) == 2
-    err = capsys.readouterr().err
-    assert "site" in err
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "predicate `lab` tests column `site`" in err
+    assert "valid cohort" not in captured.out
     assert "Traceback" not in err
 
 

@@ -4,14 +4,13 @@ labels from the engine as from the plain-Python reference evaluator."""
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from unittest import mock
 
 from cohort_reference import at, frame, reference_labels
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ehrbench.cohort import predicates
+from ehrbench.cohort import reader
 from ehrbench.cohort.extract import extract_events
 from ehrbench.cohort.model import (
     ANY_EVENT,
@@ -172,8 +171,7 @@ def _replace(window: Window, **changes) -> Window:
 def test_engine_matches_reference_evaluator(cohort, data, shuffle, batch_rows):
     # Rows in any order, read in tiny batches or one: groups straddling batches must merge.
     shuffle.shuffle(data)
-    with warnings.catch_warnings(), mock.patch.object(predicates, "BATCH_ROWS", batch_rows):
-        warnings.simplefilter("ignore")
+    with mock.patch.object(reader, "BATCH_ROWS", batch_rows):
         result = extract_events(cohort, frame(data))
     got = [tuple(r) for r in result.labels.select(list(LABEL_SCHEMA)[:3]).iter_rows()]
     assert got == reference_labels(cohort, data)

@@ -149,21 +149,18 @@ def test_hand_count_sanity(mimic):
     assert stays.join(deaths, on=["subject_id", "end"]).height == 15
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_in_hospital_mortality_matches_hand_count(mimic):
     hand = hand_mortality(_events(mimic))
     assert (hand.height, int(hand["boolean_value"].sum())) == (245, 14)
     assert _sorted(_engine("mortality_in_hospital", mimic)).equals(_sorted(hand))
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_readmission_matches_hand_count(mimic):
     hand = hand_readmission(_events(mimic))
     assert (hand.height, int(hand["boolean_value"].sum())) == (260, 53)
     assert _sorted(_engine("readmission_30d", mimic)).equals(_sorted(hand))
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_long_los_matches_hand_count(mimic):
     hand = hand_long_los(_events(mimic))
     assert (hand.height, int(hand["boolean_value"].sum())) == (245, 92)

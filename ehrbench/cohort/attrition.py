@@ -8,7 +8,11 @@ first step it fails; a subject leaves at the step where its last remaining trigg
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from ehrbench.errors import EhrbenchError
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,25 @@ class Attrition:
     def to_json(self) -> str:
         """The attrition as indented JSON text (stable key order)."""
         return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Attrition:
+        """The attrition `to_dict` gave (the dropped counts, derived, are recomputed).
+
+        >>> step = AttritionStep("trigger adm", 3, 2, None, 4)
+        >>> Attrition.from_dict(Attrition((step,)).to_dict()) == Attrition((step,))
+        True
+        """
+        names = [f.name for f in fields(AttritionStep)]
+        return cls(tuple(AttritionStep(**{n: row[n] for n in names}) for row in data["steps"]))
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> Attrition:
+        """Read an attrition JSON file written from `to_json`."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EhrbenchError(f"{path} is not a readable attrition file ({exc}).") from exc
 
     def render(self) -> str:
         """A fixed-width text table, one line per step."""

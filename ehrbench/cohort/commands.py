@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import warnings
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 
-from ehrbench.io import refuse_existing, write_parquet_atomic, write_text_atomic
+from ehrbench.io import refuse_existing
+
+log = logging.getLogger(__name__)
 
 CHECK_EXAMPLE = """example:
   ehrbench cohort check mortality.yaml
@@ -84,21 +86,15 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _warn(messages) -> None:
+def _warn(messages: Iterable[str]) -> None:
     for message in messages:
-        print(f"warning: {message}", file=sys.stderr)
+        log.warning(message)
 
 
-def _load(args: argparse.Namespace, dataset=None):
-    """Load the cohort, checking predicate columns against `dataset` when given."""
+def _load(args: argparse.Namespace):
     from ehrbench.cohort.config import load_cohort
 
-    columns = None
-    if dataset is not None:
-        columns = set()
-        for shard in dataset.shards:
-            columns.update(dataset.scan(shard).collect_schema().names())
-    return load_cohort(args.cohort, args.predicates, data_columns=columns)
+    return load_cohort(args.cohort, args.predicates)
 
 
 def _open(path: str):
@@ -109,57 +105,36 @@ def _open(path: str):
     return open_dataset(path, validate=False)
 
 
-def _run_extract(cohort, dataset, audit: bool):
-    from ehrbench.cohort.extract import extract
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return extract(cohort, dataset, audit=audit)
-
-
 def _check(args: argparse.Namespace) -> int:
+    from ehrbench.cohort.extract import extract
     from ehrbench.cohort.tree import render_tree
 
-    dataset = _open(args.data) if args.data else None
-    cohort = _load(args, dataset)
+    cohort = _load(args)
+    # Extracted before anything is printed: a column the data lacks makes the cohort invalid.
+    result = extract(cohort, _open(args.data)) if args.data else None
     print(f"{args.cohort}: valid cohort")
     print(render_tree(cohort), end="")
     _warn(cohort.warnings)
-    if dataset is not None:
-        result = _run_extract(cohort, dataset, audit=False)
+    if result is not None:
         print()
         print(result.attrition.render(), end="")
         _warn(result.warnings)
     return 0
 
 
-def attrition_path(labels_path: str | Path) -> Path:
-    """Where the attrition JSON of a label file goes: `X.parquet` -> `X.attrition.json`."""
-    path = Path(labels_path)
-    return path.with_name(path.stem + ".attrition.json")
-
-
 def _extract(args: argparse.Namespace) -> int:
-    from ehrbench.meds import write_labels
+    from ehrbench.cohort.artifact import ExtractionFiles
+    from ehrbench.cohort.extract import extract
 
-    out = Path(args.out)
-    outputs = [out, attrition_path(out)] + ([Path(args.audit)] if args.audit else [])
+    files = ExtractionFiles.beside(args.out, args.audit)
     if not args.overwrite:
-        refuse_existing(outputs, "choose another --out / --audit path, or pass --overwrite")
+        refuse_existing(files.paths, "choose another --out / --audit path, or pass --overwrite")
     dataset = _open(args.data)
-    cohort = _load(args, dataset)
-    result = _run_extract(cohort, dataset, audit=bool(args.audit))
-    if cohort.index_window is None:
-        # As ACES does (and the spec says): null prediction times, written with a warning.
-        # Such a file is not a valid MEDS label table, so the MEDS check is skipped here.
-        write_parquet_atomic(result.labels, out)
-    else:
-        write_labels(result.labels, out)
-    write_text_atomic(result.attrition.to_json(), attrition_path(out))
-    if args.audit:
-        write_parquet_atomic(result.audit, args.audit)
+    cohort = _load(args)
+    result = extract(cohort, dataset, audit=args.audit is not None)
+    result.write(files)
     print(result.attrition.render(), end="")
-    print(_summary(result.labels, out))
+    print(_summary(result.labels, files.labels))
     _warn(result.warnings)
     return 0
 
@@ -177,7 +152,7 @@ def _explain(args: argparse.Namespace) -> int:
     from ehrbench.cohort.explain import explain
 
     dataset = _open(args.data)
-    cohort = _load(args, dataset)
+    cohort = _load(args)
     _warn(cohort.warnings)
     print(explain(cohort, dataset, args.subject), end="")
     return 0

@@ -19,6 +19,7 @@ Accepted as ACES does, with a warning: bounds that leave no value, negative `has
 
 from __future__ import annotations
 
+import graphlib
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from ehrbench.cohort.model import (
     Predicate,
     RegexCode,
     Window,
+    used_names,
 )
 from ehrbench.cohort.syntax import (
     NAME,
@@ -123,21 +125,23 @@ class _Entry:
     keys: Keys
 
 
-def load_cohort(
-    path: str | Path,
-    predicates_path: str | Path | None = None,
-    *,
-    data_columns: Collection[str] | None = None,
-) -> Cohort:
+def load_cohort(path: str | Path, predicates_path: str | Path | None = None) -> Cohort:
     """Load and check a cohort config; return the typed `Cohort`.
 
     `predicates_path`: a predicates-only file (keys `predicates`, `patient_demographics`) whose
     entries replace same-named ones of the cohort and fill its `???` placeholders.
-    `data_columns`: the dataset's column names; when given, every key of a used predicate that
-    is an equality test on a data column must name one of them.
     `Cohort.predicates` keeps only the predicates the cohort uses (trigger, windows, and the
     inputs of those), as ACES evaluates only those; every defined predicate is still checked.
+    The columns its predicates test are checked against the data when it is extracted.
     Raises `EhrbenchError` for any problem; warnings are in `Cohort.warnings`.
+
+    >>> from importlib.resources import files
+    >>> cohort = load_cohort(
+    ...     files("ehrbench").parent / "cohorts" / "mortality_in_hospital.yaml",
+    ...     files("ehrbench").parent / "cohorts" / "predicates" / "synthetic.yaml",
+    ... )
+    >>> cohort.trigger, [window.name for window in cohort.windows]
+    ('admission', ['input', 'gap', 'target'])
     """
     config, source = _read_yaml(Path(path), "cohort")
     _check_keys(config, TOP_LEVEL_KEYS, source, ())
@@ -150,13 +154,13 @@ def load_cohort(
     trigger = _parse_trigger(config.get("trigger"), predicates, demographics, source)
     windows = _parse_windows(config.get("windows"), predicates, demographics, source)
     # As in ACES, only the predicates the cohort uses are kept (a predicates file may hold many).
-    used = _referenced(trigger, windows, predicates)
+    used = used_names(trigger, windows, predicates)
     predicates = {name: p for name, p in predicates.items() if name in used}
     entries = {**sections["predicates"], **sections["patient_demographics"]}
     warnings = []
     for name, predicate in {**predicates, **demographics}.items():
         if isinstance(predicate, PlainPredicate):
-            warnings += _check_columns(name, entries[name], data_columns)
+            warnings += _column_warnings(name, entries[name])
     warnings += _window_warnings(windows, source)
     description = config.get("description")
     return Cohort(
@@ -367,6 +371,8 @@ def _parse_plain(name: str, entry: _Entry, static: bool) -> PlainPredicate:
         value_max_inclusive=flags["value_max_inclusive"],
         other_cols=tuple((column, value) for column, value, _ in columns),
         static=static or flags["static"],
+        origin=source.locate(keys),
+        column_origins=tuple(source.locate(column_keys) for _, _, column_keys in columns),
     )
 
 
@@ -454,22 +460,15 @@ def _other_columns(name: str, entry: _Entry) -> list[tuple[str, Any, Keys]]:
     return pairs
 
 
-def _check_columns(name: str, entry: _Entry, data_columns: Collection[str] | None) -> list[str]:
-    """Column tests name data columns; without the data, warn on keys like `value_mim`.
+def _column_warnings(name: str, entry: _Entry) -> list[str]:
+    """Warn on column tests named like predicate keys (`value_mim`), and on empty bounds.
 
-    Also warns when the value bounds leave no value (ACES accepts such a predicate).
+    A column test is read as an equality test on a data column; the data is checked when the
+    cohort is extracted. ACES accepts value bounds that leave no value, so those only warn.
     """
     warnings = []
     for column, _value, keys in _other_columns(name, entry):
-        if data_columns is not None and column not in data_columns:
-            entry.source.fail(
-                keys,
-                f"predicate {name!r} tests column {column!r}, which is not a column of the data "
-                f"(and not a predicate key: {', '.join(PREDICATE_KEYS)})",
-                near=column,
-                known=(*PREDICATE_KEYS, *data_columns),
-            )
-        if data_columns is None and _hint(column, PREDICATE_KEYS):
+        if _hint(column, PREDICATE_KEYS):
             warnings.append(
                 entry.source.locate(keys) + f"{column!r} is read as an equality test on a data "
                 f"column{_hint(column, PREDICATE_KEYS)}"
@@ -509,23 +508,6 @@ def _window_warnings(windows: tuple[Window, ...], source: _Source) -> list[str]:
     return warnings
 
 
-def _referenced(trigger: str, windows: tuple[Window, ...], predicates: Mapping) -> set[str]:
-    """Predicates the cohort uses: trigger, window bounds, has, labels, and their inputs."""
-    names = {trigger}
-    for window in windows:
-        names |= {c.predicate for c in window.has}
-        names |= {b.predicate for b in (window.start, window.end) if b.predicate}
-        if window.label:
-            names.add(window.label)
-    pending = list(names)
-    while pending:
-        predicate = predicates.get(pending.pop())
-        if isinstance(predicate, DerivedPredicate):
-            pending += [n for n in predicate.inputs if n not in names]
-            names |= set(predicate.inputs)
-    return names
-
-
 def _check_derived(
     predicates: Mapping[str, Predicate],
     demographics: Mapping[str, PlainPredicate],
@@ -558,27 +540,23 @@ def _check_derived(
         )
 
 
-def _find_cycle(edges: Mapping[str, Collection[str]]) -> list[str] | None:
-    """A cycle in a dependency graph as a closed path of names, or None."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+def _find_cycle(uses: Mapping[str, Collection[str]]) -> list[str] | None:
+    """A cycle in a dependency graph (each name to the names it uses) as a closed path, or None.
 
-    def visit(node: str, path: list[str]) -> list[str] | None:
-        state[node] = 1
-        for nxt in edges.get(node, ()):
-            if state.get(nxt) == 1:
-                return [*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt]
-            if nxt in edges and state.get(nxt) is None:
-                found = visit(nxt, [*path, nxt])
-                if found:
-                    return found
-        state[node] = 2
-        return None
+    The path starts at the cycle's name defined first and follows each name to one it uses.
 
-    for start in edges:
-        if state.get(start) is None:
-            found = visit(start, [start])
-            if found:
-                return found
+    >>> _find_cycle({"c": ["a"], "b": ["a"], "a": ["b"]})
+    ['b', 'a', 'b']
+    """
+    try:
+        graphlib.TopologicalSorter(uses).prepare()
+    except graphlib.CycleError as exc:
+        # graphlib walks from users to what they use backwards: turn it round.
+        names = list(reversed(exc.args[1]))[:-1]
+        order = list(uses)
+        first = min(range(len(names)), key=lambda i: order.index(names[i]))
+        names = names[first:] + names[:first]
+        return [*names, names[0]]
     return None
 
 

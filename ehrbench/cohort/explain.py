@@ -11,15 +11,11 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from ehrbench.cohort.extract import Evaluation, evaluate
-from ehrbench.cohort.model import Boundary, Cohort, Window
-from ehrbench.cohort.predicates import (
-    SUBJECT,
-    TIME,
-    plan_predicates,
-    row_match,
-    static_predicate,
-)
+from ehrbench.cohort.extract import Evaluation, check_columns, evaluate
+from ehrbench.cohort.matching import row_match
+from ehrbench.cohort.model import SUBJECT, TIME, Boundary, Cohort, Window
+from ehrbench.cohort.planning import PredicatePlan, plan_predicates, static_predicate
+from ehrbench.cohort.reader import EventSource
 from ehrbench.cohort.tree import format_boundary
 from ehrbench.errors import EhrbenchError
 from ehrbench.meds import MedsDataset
@@ -49,18 +45,21 @@ def explain(cohort: Cohort, dataset: MedsDataset, subject_id: int) -> str:
 
 def explain_events(cohort: Cohort, events: pl.DataFrame, subject_id: int) -> str:
     """`explain` on an in-memory event table already restricted to one subject."""
+    plan = plan_predicates(cohort)
+    source = EventSource(events)
+    check_columns(cohort, source)
     timed = events.filter(pl.col(TIME).is_not_null())
     lines = [
         f"subject {subject_id}: {events.height} rows, "
         f"{timed[TIME].n_unique()} distinct timestamps, "
         f"{events.height - timed.height} static rows"
     ]
-    demographics = _demographic_lines(cohort, events)
+    demographics = _demographic_lines(cohort, plan, events)
     lines += demographics
     if any("FAILED" in line for line in demographics):
         lines.append("dropped by the demographic filter: no trigger is considered.")
         return "\n".join(lines) + "\n"
-    ev = evaluate(cohort, events, count_all=True)
+    ev = evaluate(cohort, plan, source, count_all=True)
     count = len(ev.trigger_times)
     lines.append(f"trigger `{cohort.trigger}`: {count} trigger(s)")
     for i in range(count):
@@ -70,10 +69,10 @@ def explain_events(cohort: Cohort, events: pl.DataFrame, subject_id: int) -> str
     return "\n".join(lines) + "\n"
 
 
-def _demographic_lines(cohort: Cohort, events: pl.DataFrame) -> list[str]:
+def _demographic_lines(cohort: Cohort, plan: PredicatePlan, events: pl.DataFrame) -> list[str]:
     static_rows = events.filter(pl.col(TIME).is_null())
     lines = []
-    for name in plan_predicates(cohort).static:
+    for name in plan.static:
         pred = static_predicate(cohort, name)
         matched = static_rows.select(row_match(pred, events.schema).any()).item()
         verdict = "ok" if matched else "FAILED: no null-time row matches it"

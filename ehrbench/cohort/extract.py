@@ -1,7 +1,7 @@
 """The extraction engine: a cohort config and MEDS events in, one label row per kept trigger out.
 
 Design. ACES aggregates every window over every row; only the trigger anchors need answers.
-Per shard, `predicates.count_events` reduces the events to per-(subject, time) counts of the
+Per shard, `counting.count_events` reduces the events to per-(subject, time) counts of the
 referenced predicates (code tests run once per distinct code through the parquet dictionary),
 kept only where some count is non-zero, sorted by (subject, time). The counts become cumulative
 sums, and every window edge of every trigger is then a vectorised search inside the trigger's
@@ -19,36 +19,33 @@ where ACES 0.7.3 is not copied).
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from ehrbench.cohort.artifact import Extraction
 from ehrbench.cohort.attrition import Attrition, AttritionStep
-from ehrbench.cohort.model import Boundary, Cohort, Constraint, Window
-from ehrbench.cohort.predicates import (
-    CountTable,
-    EventSource,
-    PredicatePlan,
-    count_events,
-    plan_predicates,
+from ehrbench.cohort.config import PREDICATE_KEYS
+from ehrbench.cohort.counting import CountTable, count_events
+from ehrbench.cohort.model import (
+    CODE,
+    SUBJECT,
+    TIME,
+    VALUE,
+    Boundary,
+    Cohort,
+    Constraint,
+    Window,
 )
-from ehrbench.errors import EhrbenchError
+from ehrbench.cohort.planning import PredicatePlan, plan_predicates
+from ehrbench.cohort.reader import EventSource
+from ehrbench.errors import EhrbenchError, did_you_mean
+from ehrbench.logs import progress
 from ehrbench.meds import LABEL_SCHEMA, MedsDataset, empty_labels
 
 Side = tuple[str, str]  # (window name, "start" | "end")
-
-
-@dataclass(frozen=True)
-class Extraction:
-    """The result of extracting a cohort: labels, attrition, optional audit table, warnings."""
-
-    labels: pl.DataFrame
-    attrition: Attrition
-    audit: pl.DataFrame | None = None
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -167,9 +164,8 @@ class Timeline:
         return self.times[rows[clipped]], found
 
 
-def step_names(cohort: Cohort) -> list[str]:
+def step_names(cohort: Cohort, plan: PredicatePlan) -> list[str]:
     """The attrition steps of `cohort`, in the order extraction applies them."""
-    plan = plan_predicates(cohort)
     demo = ", ".join(plan.static) if plan.static else "none"
     steps = [f"demographics ({demo})", f"trigger {cohort.trigger}"]
     for window in cohort.windows:
@@ -182,40 +178,46 @@ def _constraint_text(c: Constraint) -> str:
     return f"{c.predicate} in ({c.min_count}, {c.max_count})"
 
 
-def _check_static_uses(cohort: Cohort, plan: PredicatePlan) -> None:
-    """Static predicates only filter subjects: they have no timestamp to trigger or count at."""
-    if cohort.trigger in plan.static:
-        raise EhrbenchError(
-            f"trigger `{cohort.trigger}` is a static predicate (it tests rows without a time), so "
-            "it has no timestamp to anchor windows on: trigger on a timed predicate instead."
+def check_columns(cohort: Cohort, source: EventSource) -> None:
+    """The one check of an event table against `cohort`: every column the engine reads exists.
+
+    Raises `EhrbenchError` naming the column, the predicate that tests it (where it is written)
+    and the event table.
+    """
+    for column in (SUBJECT, TIME):
+        if column not in source.names:
+            raise EhrbenchError(
+                f"the event data ({source.where}) has no `{column}` column "
+                f"(columns: {', '.join(source.names)})."
+            )
+    for column, preds in cohort.required_columns().items():
+        if column in source.names:
+            continue
+        pred = preds[0]
+        message = (
+            f"{pred.origin_of(column)}predicate `{pred.name}` tests column `{column}`, which the "
+            f"event data ({source.where}) does not have (columns: {', '.join(source.names)})"
         )
-    for window in cohort.windows:
-        uses = [c.predicate for c in window.has] + [window.label]
-        uses += [b.predicate for b in (window.start, window.end)]
-        for name in uses:
-            if name in plan.static:
-                raise EhrbenchError(
-                    f"window `{window.name}` uses static predicate `{name}`, which tests rows "
-                    "without a time and so has no count inside a window; use it under "
-                    "`patient_demographics` to filter subjects instead."
-                )
+        hint = ""
+        if column not in (CODE, VALUE):
+            message += f" (and not a predicate key: {', '.join(PREDICATE_KEYS)})"
+            hint = did_you_mean(column, (*PREDICATE_KEYS, *source.names))
+        raise EhrbenchError(f"{message}; {hint}" if hint else f"{message}.")
 
 
 def evaluate(
-    cohort: Cohort, events: Path | pl.DataFrame | pl.LazyFrame, *, count_all: bool = False
+    cohort: Cohort, plan: PredicatePlan, source: EventSource, *, count_all: bool = False
 ) -> Evaluation:
-    """Find and test every trigger in `events` (a parquet shard or a frame).
+    """Find and test every trigger in `source`, whose columns `check_columns` has checked.
 
     `count_all` counts every timed predicate in every window (for audit and explain); otherwise
     only what `has` and `label` need.
     """
-    plan = plan_predicates(cohort)
-    _check_static_uses(cohort, plan)
-    table = count_events(cohort, plan, EventSource(events))
+    table = count_events(cohort, plan, source)
     rows = np.flatnonzero(table.counts[cohort.trigger] > 0)
     timeline = Timeline(table)
     ev = Evaluation(
-        steps=step_names(cohort),
+        steps=step_names(cohort, plan),
         subject_ids=table.subject_ids,
         subjects_demographic=table.subjects_kept,
         trigger_subjects=table.subjects[rows],
@@ -373,7 +375,7 @@ def shard_labels(cohort: Cohort, ev: Evaluation) -> pl.DataFrame:
     )
 
 
-def shard_audit(cohort: Cohort, ev: Evaluation) -> pl.DataFrame:
+def shard_audit(cohort: Cohort, plan: PredicatePlan, ev: Evaluation) -> pl.DataFrame:
     """Per kept trigger: the trigger time, each window's start/end and every predicate's count."""
     kept = ev.kept
     us = pl.Datetime("us")
@@ -388,7 +390,7 @@ def shard_audit(cohort: Cohort, ev: Evaluation) -> pl.DataFrame:
         for side in ("start", "end"):
             name = f"{window.name}.{side}"
             columns[name] = pl.Series(name, ev.times[(window.name, side)][kept]).cast(us)
-        for pred in plan_predicates(cohort).timed:
+        for pred in plan.timed:
             name = f"{window.name}.{pred}"
             columns[name] = pl.Series(name, ev.counts[(window.name, pred)][kept], dtype=pl.Int64)
     return pl.DataFrame(list(columns.values()))
@@ -397,7 +399,7 @@ def shard_audit(cohort: Cohort, ev: Evaluation) -> pl.DataFrame:
 def _finish(
     cohort: Cohort, labels: pl.DataFrame, attrition: Attrition, audit: pl.DataFrame | None
 ) -> Extraction:
-    """Sort the rows and collect the warnings the spec asks for."""
+    """Sort the rows and collect the warnings the spec asks for (returned, never emitted)."""
     messages = []
     demographics = attrition.steps[0]
     if demographics.subjects_in and not demographics.subjects_kept:
@@ -419,8 +421,6 @@ def _finish(
             f"every label is {labels['boolean_value'][0]} ({labels.height} rows): check the label "
             f"window `{label_window.name}` and predicate `{label_window.label}`."
         )
-    for message in messages:
-        warnings.warn(message, UserWarning, stacklevel=3)
     # One stable permutation for labels and audit: ties of prediction_time keep trigger order.
     order = (
         labels.with_row_index("row")
@@ -430,19 +430,42 @@ def _finish(
     labels = labels[order]
     if audit is not None:
         audit = audit[order]
-    return Extraction(labels=labels, attrition=attrition, audit=audit, warnings=tuple(messages))
+    return Extraction(
+        labels=labels,
+        attrition=attrition,
+        audit=audit,
+        warnings=tuple(messages),
+        prediction_times=cohort.index_window is not None,
+    )
 
 
 def extract_events(
     cohort: Cohort, events: pl.DataFrame | pl.LazyFrame, *, audit: bool = False
 ) -> Extraction:
-    """Extract `cohort` from one in-memory (or lazy) MEDS event table."""
-    ev = evaluate(cohort, events, count_all=audit)
+    """Extract `cohort` from one in-memory (or lazy) MEDS event table.
+
+    >>> from datetime import datetime
+    >>> from ehrbench.cohort.model import ExactCode, PlainPredicate
+    >>> admission = PlainPredicate("admission", ExactCode("ADMIT"))
+    >>> cohort = Cohort(source=None, predicates={"admission": admission}, demographics={},
+    ...                 trigger="admission")
+    >>> events = pl.DataFrame({"subject_id": [1, 1, 2], "code": ["ADMIT", "LAB", "LAB"],
+    ...                        "time": [datetime(2020, 1, 1)] * 3})
+    >>> result = extract_events(cohort, events)
+    >>> result.labels["subject_id"].to_list(), result.attrition.final_triggers
+    ([1], 1)
+    >>> result.warnings[0]  # doctest: +ELLIPSIS
+    'no window sets `index_timestamp`, so every prediction_time is null ...'
+    """
+    plan = plan_predicates(cohort)
+    source = EventSource(events)
+    check_columns(cohort, source)
+    ev = evaluate(cohort, plan, source, count_all=audit)
     return _finish(
         cohort,
         shard_labels(cohort, ev),
         shard_attrition(ev),
-        shard_audit(cohort, ev) if audit else None,
+        shard_audit(cohort, plan, ev) if audit else None,
     )
 
 
@@ -461,20 +484,26 @@ def _check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.n
 def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Extraction:
     """Extract `cohort` from a MEDS dataset, shard by shard (memory bounded by one shard).
 
-    A subject's events must all lie in one shard (as MEDS requires); this is checked.
+    Every shard's columns are checked before any is read. A subject's events must all lie in
+    one shard (as MEDS requires); this is checked.
     """
+    plan = plan_predicates(cohort)
+    sources = [EventSource(shard) for shard in dataset.shards]
+    for source in sources:
+        check_columns(cohort, source)
     labels, attritions, audits = [], [], []
     seen = np.zeros(0, dtype=np.int64)
-    for shard in dataset.shards:
-        ev = evaluate(cohort, shard, count_all=audit)
+    shards = zip(dataset.shards, sources, strict=True)
+    for shard, source in progress(shards, total=len(sources), desc="extracting", unit="shard"):
+        ev = evaluate(cohort, plan, source, count_all=audit)
         seen = _check_disjoint(seen, ev.subject_ids, shard)
         labels.append(shard_labels(cohort, ev))
         attritions.append(shard_attrition(ev))
         if audit:
-            audits.append(shard_audit(cohort, ev))
+            audits.append(shard_audit(cohort, plan, ev))
     return _finish(
         cohort,
         pl.concat(labels) if labels else empty_labels(),
-        Attrition.combine(attritions, step_names(cohort)),
+        Attrition.combine(attritions, step_names(cohort, plan)),
         pl.concat(audits) if audit and audits else None,
     )

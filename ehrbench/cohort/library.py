@@ -15,7 +15,6 @@ command line's `--library DIR`).
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,17 +174,11 @@ def cohort_counts(
     from ehrbench.meds import open_dataset
 
     dataset = open_dataset(data, deep=False)
-    columns = {
-        name for shard in dataset.shards for name in dataset.scan(shard).collect_schema().names()
-    }
     rows, failures = [], {}
     for item in cohorts:
         try:
-            cohort = load_cohort(item.path, predicates, data_columns=columns)
-            with warnings.catch_warnings():
-                # An empty or one-class cohort is visible in the table itself.
-                warnings.simplefilter("ignore", UserWarning)
-                labels = extract(cohort, dataset).labels
+            # Its warnings are left out: an empty or one-class cohort shows in the table itself.
+            labels = extract(load_cohort(item.path, predicates), dataset).labels
         except EhrbenchError as exc:
             failures[item.name] = str(exc)
             continue

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import re
-import sys
 
 import polars as pl
 
@@ -17,6 +17,8 @@ from ehrbench.cohort.library import (
     resolve_predicates,
 )
 from ehrbench.errors import EhrbenchError
+
+log = logging.getLogger(__name__)
 
 EXAMPLE = """example:
   ehrbench cohorts
@@ -65,12 +67,12 @@ def _cohorts(args: argparse.Namespace) -> int:
     counts, failures = None, {}
     if args.data:
         predicates = _predicates(args)
-        print(f"predicates: {predicates}", file=sys.stderr)
+        log.info("predicates: %s", predicates)
         counts, failures = cohort_counts(cohorts, args.data, predicates)
     render = _markdown if args.markdown else _plain
     print(render(cohorts, counts, failures), end="")
     for name, message in failures.items():
-        print(f"error: {name}: {message}", file=sys.stderr)
+        log.error("%s: %s", name, message)
     return 1 if failures else 0
 
 

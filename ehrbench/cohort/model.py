@@ -8,6 +8,7 @@ in the README) for the semantics each field carries.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,12 @@ ANY_EVENT = "_ANY_EVENT"
 RECORD_START = "_RECORD_START"
 RECORD_END = "_RECORD_END"
 SPECIAL_PREDICATES = (ANY_EVENT, RECORD_START, RECORD_END)
+
+# The MEDS event columns the engine reads: always the first two, the others as predicates test.
+SUBJECT = "subject_id"
+TIME = "time"
+CODE = "code"
+VALUE = "numeric_value"
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,22 @@ class PlainPredicate:
     other_cols: tuple[tuple[str, object], ...] = ()
     # True for `static: true` and for every `patient_demographics` entry: tests null-time rows.
     static: bool = False
+    # Where the definition was written, for messages about the data: the predicate's own place
+    # and, in `other_cols` order, each column test's ("In F at predicates.x (line 3): ").
+    origin: str = field(default="", compare=False, repr=False)
+    column_origins: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def columns(self) -> tuple[str, ...]:
+        """The data columns this predicate tests: `code`, `numeric_value` if bounded, others."""
+        bounded = self.value_min is not None or self.value_max is not None
+        return (CODE, *([VALUE] if bounded else []), *(c for c, _ in self.other_cols))
+
+    def origin_of(self, column: str) -> str:
+        """Where the test of `column` was written (the predicate's place for code and bounds)."""
+        names = [c for c, _ in self.other_cols]
+        if column in names and len(self.column_origins) == len(names):
+            return self.column_origins[names.index(column)]
+        return self.origin
 
 
 @dataclass(frozen=True)
@@ -141,6 +164,31 @@ class Window:
         return "end" if self.start.reference.window == self.name else "start"
 
 
+def direct_references(trigger: str, windows: Iterable[Window]) -> list[str]:
+    """Predicate names named by the trigger and the windows (bounds, has, label), in order."""
+    names = [trigger]
+    for window in windows:
+        names += [b.predicate for b in (window.start, window.end) if b.predicate]
+        names += [c.predicate for c in window.has]
+        if window.label:
+            names.append(window.label)
+    return names
+
+
+def used_names(
+    trigger: str, windows: Iterable[Window], predicates: Mapping[str, Predicate]
+) -> set[str]:
+    """Predicates a cohort uses: those named by trigger and windows, and their inputs."""
+    names = set(direct_references(trigger, windows))
+    pending = list(names)
+    while pending:
+        predicate = predicates.get(pending.pop())
+        if isinstance(predicate, DerivedPredicate):
+            pending += [n for n in predicate.inputs if n not in names]
+            names |= set(predicate.inputs)
+    return names
+
+
 @dataclass(frozen=True)
 class Cohort:
     """A fully checked cohort config, ready for extraction.
@@ -168,3 +216,16 @@ class Cohort:
     @property
     def index_window(self) -> Window | None:
         return next((w for w in self.windows if w.index_timestamp), None)
+
+    def required_columns(self) -> dict[str, list[PlainPredicate]]:
+        """Each data column the used predicates test, with those predicates, in config order.
+
+        `subject_id` and `time`, which every extraction reads, are not listed.
+        """
+        used = used_names(self.trigger, self.windows, self.predicates)
+        plain = [p for p in self.predicates.values() if isinstance(p, PlainPredicate)]
+        required: dict[str, list[PlainPredicate]] = {}
+        for pred in [p for p in plain if p.name in used] + list(self.demographics.values()):
+            for column in pred.columns():
+                required.setdefault(column, []).append(pred)
+        return required

@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from ehrbench import __version__
+from ehrbench.cohort.attrition import Attrition
 from ehrbench.io import write_parquet_atomic, write_text_atomic
 from ehrbench.metrics.bootstrap import draw_resamples
 from ehrbench.metrics.calibration import calibration_curve
@@ -149,11 +150,8 @@ def manifest(result: GridResult) -> dict[str, Any]:
     statuses = list(result.statuses.values())
     cohorts: dict[str, Any] = {}
     for name, summary in result.cohorts.items():
-        folder = suite.output / "cohorts" / name
-        cohorts[name] = {
-            "counts": summary,
-            "attrition": json.loads((folder / "attrition.json").read_text(encoding="utf-8")),
-        }
+        attrition = Attrition.read(suite.output / "cohorts" / name / "attrition.json")
+        cohorts[name] = {"counts": summary, "attrition": attrition.to_dict()}
     return {
         "suite": {
             "name": suite.name,

@@ -13,6 +13,7 @@ Each piece is computed once per results folder and reused on a rerun:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +22,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ehrbench.cohort.artifact import Extraction, ExtractionFiles
+from ehrbench.cohort.attrition import Attrition
 from ehrbench.cohort.config import load_cohort
 from ehrbench.cohort.extract import extract
 from ehrbench.digest import file_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.cache import cached_sequences, cached_tabular
 from ehrbench.io import write_text_atomic
-from ehrbench.meds import MedsDataset, open_dataset, read_labels, write_labels
+from ehrbench.meds import MedsDataset, open_dataset
 from ehrbench.metrics.bootstrap import Resamples, draw_resamples
 from ehrbench.metrics.subgroups import demographics_from_events
 from ehrbench.models.training import SPLITS, label_values, split_indices
@@ -79,10 +82,11 @@ def demographics(dataset: MedsDataset) -> pl.DataFrame:
 
 @dataclass
 class CohortData:
-    """One cohort's labels, split row indices, shared resamples and (lazily) its features."""
+    """One cohort's labels and attrition, split row indices, shared resamples and features."""
 
     name: str
     labels: pl.DataFrame
+    attrition: Attrition
     y: np.ndarray
     indices: dict[str, np.ndarray]
     resamples: Resamples
@@ -119,23 +123,29 @@ def load_cohort_data(
     Raises `EhrbenchError` when the cohort cannot be loaded or extracted, or has no label row.
     """
     folder = suite.output / "cohorts" / name
+    files = ExtractionFiles(
+        labels=folder / "labels.parquet",
+        attrition=folder / "attrition.json",
+        attrition_text=folder / "attrition.txt",
+    )
     key = {
         "dataset": dataset.fingerprint(),
         "cohort_file": file_digest(suite.cohort_path(name)),
         "predicates_file": file_digest(suite.predicates),
     }
     record_path = folder / "cohort.json"
-    labels = _reuse(folder, record_path, key)
-    reused = labels is not None
+    extraction = _reuse(files, record_path, key)
+    reused = extraction is not None
     if not reused:
-        labels = _extract(suite, dataset, name, folder)
+        extraction = _extract(suite, dataset, name, files, record_path)
+    labels = extraction.labels
     if labels.height == 0:
         raise EhrbenchError(
             f"cohort `{name}` ({suite.cohort_path(name)}) gives no label row on {dataset.root}; "
-            f"see {folder / 'attrition.txt'} for where the rows were dropped."
+            f"see {files.attrition_text} for where the rows were dropped."
         )
     labels = labels.sort("subject_id", "prediction_time", maintain_order=True)
-    indices = split_indices(labels, splits, str(folder / "labels.parquet"))
+    indices = split_indices(labels, splits, str(files.labels))
     summary = cohort_summary(labels, indices)
     if not reused:
         record = {"key": key, "cohort": name, "file": str(suite.cohort_path(name)), **summary}
@@ -148,7 +158,8 @@ def load_cohort_data(
     return CohortData(
         name=name,
         labels=labels,
-        y=label_values(labels, str(folder / "labels.parquet")),
+        attrition=extraction.attrition,
+        y=label_values(labels, str(files.labels)),
         indices=indices,
         resamples=draw_resamples(held_out, suite.resamples, suite.bootstrap_seed),
         summary=summary,
@@ -159,22 +170,30 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _reuse(folder: Path, record_path: Path, key: dict[str, str]) -> pl.DataFrame | None:
-    """The labels extracted earlier with the same key, or None."""
-    if not record_path.exists() or not (folder / "labels.parquet").exists():
+def _reuse(files: ExtractionFiles, record_path: Path, key: dict[str, str]) -> Extraction | None:
+    """The extraction written earlier with the same key, or None."""
+    if not record_path.exists() or not all(path.exists() for path in files.paths):
         return None
     record = json.loads(record_path.read_text(encoding="utf-8"))
-    return read_labels(folder / "labels.parquet") if record.get("key") == key else None
+    return Extraction.read(files) if record.get("key") == key else None
 
 
-def _extract(suite: Suite, dataset: MedsDataset, name: str, folder: Path) -> pl.DataFrame:
+def _extract(
+    suite: Suite, dataset: MedsDataset, name: str, files: ExtractionFiles, record_path: Path
+) -> Extraction:
     cohort = load_cohort(suite.cohort_path(name), suite.predicates)
     extraction = extract(cohort, dataset)
-    (folder / "cohort.json").unlink(missing_ok=True)  # the old record no longer applies
-    write_text_atomic(extraction.attrition.to_json(), folder / "attrition.json")
-    write_text_atomic(extraction.attrition.render(), folder / "attrition.txt")
-    write_labels(extraction.labels, folder / "labels.parquet")
-    return extraction.labels
+    if not extraction.prediction_times:
+        raise EhrbenchError(
+            f"cohort `{name}` ({suite.cohort_path(name)}) sets no `index_timestamp`, so its "
+            "labels have no prediction_time, which a benchmark needs; add `index_timestamp: "
+            "start` or `end` to the window whose boundary is the prediction time."
+        )
+    for message in extraction.warnings:
+        logging.getLogger(__name__).warning("cohort %s: %s", name, message)
+    record_path.unlink(missing_ok=True)  # the old record no longer applies
+    extraction.write(files)
+    return extraction
 
 
 def cohort_features(suite: Suite, dataset: MedsDataset, data: CohortData, kind: str) -> Any:

@@ -1,0 +1,90 @@
+"""What a cohort extraction leaves: labels, attrition and, when asked, the audit table.
+
+`Extraction` writes itself as one unit (every file to a temporary name first, all renamed into
+place only once all are written) and reads itself back. Labels are a MEDS label table, or plain
+parquet when the cohort sets no `index_timestamp` (null prediction times, as ACES writes them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from ehrbench.cohort.attrition import Attrition
+from ehrbench.io import atomic_path
+from ehrbench.meds import read_labels, write_labels
+
+
+@dataclass(frozen=True)
+class ExtractionFiles:
+    """Where an extraction's files go: labels, attrition JSON and, optionally, text and audit."""
+
+    labels: Path
+    attrition: Path
+    attrition_text: Path | None = None
+    audit: Path | None = None
+
+    @classmethod
+    def beside(
+        cls, labels: str | os.PathLike, audit: str | os.PathLike | None = None
+    ) -> ExtractionFiles:
+        """The command line's layout: `X.parquet` and `X.attrition.json` beside it.
+
+        >>> ExtractionFiles.beside("out/mortality.parquet").attrition.name
+        'mortality.attrition.json'
+        """
+        path = Path(labels)
+        return cls(
+            labels=path,
+            attrition=path.with_name(path.stem + ".attrition.json"),
+            audit=None if audit is None else Path(audit),
+        )
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file of the layout."""
+        optional = [p for p in (self.attrition_text, self.audit) if p is not None]
+        return [self.labels, self.attrition, *optional]
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The result of extracting a cohort: labels, attrition, optional audit table, warnings.
+
+    `prediction_times` is False when the cohort sets no `index_timestamp`: every
+    prediction_time is then null, and the labels are not a MEDS label table.
+    """
+
+    labels: pl.DataFrame
+    attrition: Attrition
+    audit: pl.DataFrame | None = None
+    warnings: tuple[str, ...] = ()
+    prediction_times: bool = True
+
+    def write(self, files: ExtractionFiles) -> None:
+        """Write the files of `files`; a kill part-way leaves the earlier files as they were."""
+        if files.audit is not None and self.audit is None:
+            raise ValueError("this extraction has no audit table: extract with audit=True")
+        with contextlib.ExitStack() as renames:
+            # Each atomic_path renames its temporary file into place on leaving the stack,
+            # so nothing is renamed before every file is written.
+            tmp = {path: renames.enter_context(atomic_path(path)) for path in files.paths}
+            if self.prediction_times:
+                write_labels(self.labels, tmp[files.labels])
+            else:
+                self.labels.write_parquet(tmp[files.labels])
+            tmp[files.attrition].write_text(self.attrition.to_json(), encoding="utf-8")
+            if files.attrition_text is not None:
+                tmp[files.attrition_text].write_text(self.attrition.render(), encoding="utf-8")
+            if files.audit is not None:
+                self.audit.write_parquet(tmp[files.audit])
+
+    @classmethod
+    def read(cls, files: ExtractionFiles) -> Extraction:
+        """Read back an extraction with prediction times (its labels a MEDS label table)."""
+        audit = None if files.audit is None else pl.read_parquet(files.audit)
+        return cls(read_labels(files.labels), Attrition.read(files.attrition), audit)

@@ -1,0 +1,244 @@
+"""Count a cohort's predicates per (subject, time) over a MEDS event table.
+
+The counting rules are the spec's (section 2): a plain predicate counts its matching rows at a
+timestamp, a derived predicate is 0/1 from its inputs' counts, `_ANY_EVENT` is 1 per distinct
+timestamp and `_RECORD_START` / `_RECORD_END` are 1 at a subject's first / last timestamp. Only
+predicates the plan names are computed, and only timestamps where one of them is non-zero are
+kept, so the count table is usually far smaller than the event table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ehrbench.cohort.matching import CodeTests, joined, plain_hits, value_columns
+from ehrbench.cohort.model import (
+    ANY_EVENT,
+    CODE,
+    RECORD_END,
+    RECORD_START,
+    SUBJECT,
+    TIME,
+    Cohort,
+    DerivedPredicate,
+    PlainPredicate,
+)
+from ehrbench.cohort.planning import PredicatePlan, static_predicate
+from ehrbench.cohort.reader import EventSource
+from ehrbench.errors import EhrbenchError
+
+
+def _int64_values(column: pa.ChunkedArray) -> np.ndarray:
+    """The int64 values of a column as one numpy array (values under nulls are arbitrary)."""
+    parts = []
+    for chunk in column.chunks:
+        chunk = chunk.cast(pa.int64())
+        data = chunk.buffers()[1]
+        if len(chunk) and data is not None:
+            values = np.frombuffer(data, dtype=np.int64, count=chunk.offset + len(chunk))
+            parts.append(values[chunk.offset :])
+    return joined(parts, np.int64)
+
+
+def _timestamps(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(microseconds since the epoch, is-not-null) of a time column."""
+    if not pa.types.is_timestamp(column.type):
+        raise EhrbenchError(f"the `{TIME}` column has type {column.type}; MEDS needs timestamps.")
+    column = column.cast(pa.timestamp("us", tz=column.type.tz), safe=False)
+    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    return _int64_values(column), valid
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """Per-(subject, time) counts of the timed predicates of the subjects that pass the filter.
+
+    Rows are sorted by (subject, time): every timestamp where some count is non-zero (every
+    distinct timestamp when `_ANY_EVENT` is used). `times` are int64 microseconds.
+    `subject_ids` are all distinct subjects of the events, before the demographic filter.
+    """
+
+    subjects: np.ndarray
+    times: np.ndarray
+    counts: dict[str, np.ndarray]
+    subject_ids: np.ndarray
+    subjects_kept: int
+
+
+@dataclass
+class _Partial:
+    """Grouped counts of one batch, plus what the demographic filter needs from it."""
+
+    subjects: np.ndarray
+    times: np.ndarray
+    counts: dict[str, np.ndarray]
+    all_subjects: np.ndarray
+    static_subjects: dict[str, np.ndarray]
+
+
+def _group(subjects, times, values: dict[str, np.ndarray]):
+    """Sum `values` per (subject, time), sorting first when needed; returns sorted groups."""
+    if len(subjects) > 1 and not _is_sorted(subjects, times):
+        order = np.lexsort((times, subjects))
+        subjects, times = subjects[order], times[order]
+        values = {name: v[order] for name, v in values.items()}
+    change = np.ones(len(subjects), dtype=bool)
+    change[1:] = (subjects[1:] != subjects[:-1]) | (times[1:] != times[:-1])
+    starts = np.flatnonzero(change)
+    if len(starts) == len(subjects):
+        # Every (subject, time) once already: the sums are the values themselves.
+        return subjects, times, {name: v.astype(np.int32, copy=False) for name, v in values.items()}
+    sums = {
+        name: np.add.reduceat(v, starts, dtype=np.int32) if len(starts) else np.zeros(0, np.int32)
+        for name, v in values.items()
+    }
+    return subjects[starts], times[starts], sums
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values; linear when already sorted (MEDS shards are sorted by subject)."""
+    if len(values) > 1 and not np.all(values[1:] >= values[:-1]):
+        return np.unique(values)
+    keep = np.ones(len(values), dtype=bool)
+    keep[1:] = values[1:] != values[:-1]
+    return values[keep]
+
+
+def _subject_edges(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted group rows: is each the first / the last row of its subject?"""
+    first = np.ones(len(subjects), dtype=bool)
+    first[1:] = subjects[1:] != subjects[:-1]
+    last = np.ones(len(subjects), dtype=bool)
+    last[:-1] = first[1:]
+    return first, last
+
+
+def _count_batch(
+    batch: pa.Table,
+    plan: PredicatePlan,
+    plain: list[PlainPredicate],
+    statics: list[PlainPredicate],
+    codes: CodeTests,
+) -> _Partial:
+    times, timed = _timestamps(batch.column(TIME))
+    subjects = _int64_values(batch.column(SUBJECT))
+    all_subjects = _distinct(subjects)
+    ids = codes.ids(batch.column(CODE)) if codes.preds else np.zeros(len(subjects), np.int64)
+    untimed = np.flatnonzero(~timed)
+    hits = plain_hits(batch, codes, ids, untimed, statics)
+    static_subjects = {p.name: _distinct(subjects[untimed[hits[p.name]]]) for p in statics}
+    # Only the rows that can change a count are gathered, tested and grouped: most rows of a
+    # batch match no referenced code.
+    candidates = codes.any_test([p.name for p in plain], ids) & timed
+    rows = _needed_rows(plan, subjects, times, timed, candidates)
+    values = plain_hits(batch, codes, ids, rows, plain)
+    group_subjects, group_times, counts = _group(subjects[rows], times[rows], values)
+    return _Partial(group_subjects, group_times, counts, all_subjects, static_subjects)
+
+
+def _needed_rows(
+    plan: PredicatePlan,
+    subjects: np.ndarray,
+    times: np.ndarray,
+    timed: np.ndarray,
+    candidates: np.ndarray,
+) -> np.ndarray:
+    """The timed rows the counts need: `candidates`, and what the special predicates need.
+
+    `_ANY_EVENT` needs every timestamp; `_RECORD_START` / `_RECORD_END` need each subject's
+    first and last timestamp, which lie among its first and last rows of some batch.
+    """
+    if ANY_EVENT in plan.timed:
+        return np.flatnonzero(timed)
+    if RECORD_START in plan.timed or RECORD_END in plan.timed:
+        candidates[_edge_rows(subjects, times, np.flatnonzero(timed))] = True
+    return np.flatnonzero(candidates)
+
+
+def _edge_rows(subjects: np.ndarray, times: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Of `rows`, each subject's earliest and latest one."""
+    row_subjects, row_times = subjects[rows], times[rows]
+    if len(rows) > 1 and not _is_sorted(row_subjects, row_times):
+        order = np.lexsort((row_times, row_subjects))
+        rows, row_subjects = rows[order], row_subjects[order]
+    first, last = _subject_edges(row_subjects)
+    return rows[first | last]
+
+
+def count_events(cohort: Cohort, plan: PredicatePlan, source: EventSource) -> CountTable:
+    """Apply the demographic filter and count every timed predicate per (subject, time).
+
+    Each batch of rows is reduced to grouped counts; the groups of all batches are then merged
+    (a (subject, time) may straddle two batches) and filtered by the demographic criteria.
+    """
+    plain = [p for n in plan.plain if isinstance(p := cohort.predicates[n], PlainPredicate)]
+    statics = [static_predicate(cohort, n) for n in plan.static]
+    columns = [SUBJECT, TIME] + ([CODE] if plain or statics else [])
+    columns += value_columns(plain + statics)
+    codes = CodeTests(plain + statics)
+    parts = [_count_batch(b, plan, plain, statics, codes) for b in source.batches(columns)]
+    all_subjects = np.unique(
+        np.concatenate([p.all_subjects for p in parts] or [np.zeros(0, np.int64)])
+    )
+    passers = all_subjects
+    for p in statics:
+        matched = np.unique(
+            np.concatenate(
+                [part.static_subjects[p.name] for part in parts] or [np.zeros(0, np.int64)]
+            )
+        )
+        passers = np.intersect1d(passers, matched)
+    # Column by column, each batch's copy dropped once joined: the merge holds one extra column.
+    subjects = joined([_take(part, "subjects") for part in parts], np.int64)
+    times = joined([_take(part, "times") for part in parts], np.int64)
+    counts = {p.name: joined([part.counts.pop(p.name) for part in parts], np.int64) for p in plain}
+    del parts
+    if statics:
+        keep = np.isin(subjects, passers)
+        subjects, times = subjects[keep], times[keep]
+        counts = {name: c[keep] for name, c in counts.items()}
+    subjects, times, counts = _group(subjects, times, counts)
+    _add_computed_counts(cohort, plan, subjects, counts)
+    ordered = {name: counts[name] for name in plan.timed}
+    if ANY_EVENT not in plan.timed and ordered:
+        nonzero = np.logical_or.reduce([c > 0 for c in ordered.values()])
+        subjects, times = subjects[nonzero], times[nonzero]
+        ordered = {name: c[nonzero] for name, c in ordered.items()}
+    return CountTable(subjects, times, ordered, all_subjects, len(passers))
+
+
+def _take(part: _Partial, name: str) -> np.ndarray:
+    """`part`'s array `name`, which `part` no longer holds."""
+    values = getattr(part, name)
+    setattr(part, name, values[:0].copy())
+    return values
+
+
+def _is_sorted(subjects: np.ndarray, times: np.ndarray) -> bool:
+    same = subjects[1:] == subjects[:-1]
+    return bool(np.all((subjects[1:] > subjects[:-1]) | (same & (times[1:] >= times[:-1]))))
+
+
+def _add_computed_counts(
+    cohort: Cohort, plan: PredicatePlan, subjects: np.ndarray, counts: dict[str, np.ndarray]
+) -> None:
+    """Add derived and special predicates' counts to per-(subject, time) `counts`, in place."""
+    first, last = _subject_edges(subjects)
+    for name in plan.timed:
+        pred = cohort.predicates.get(name)
+        if name == ANY_EVENT:
+            counts[name] = np.ones(len(subjects), dtype=np.int32)
+        elif name == RECORD_START:
+            counts[name] = first.astype(np.int32)
+        elif name == RECORD_END:
+            counts[name] = last.astype(np.int32)
+        elif isinstance(pred, DerivedPredicate):
+            # A static input has no rows at any timestamp, so it counts 0 there.
+            zero = np.zeros(len(subjects), dtype=bool)
+            inputs = [counts[n] > 0 if n in counts else zero for n in pred.inputs]
+            combine = np.logical_and if pred.op == "and" else np.logical_or
+            counts[name] = combine.reduce(inputs).astype(np.int32)

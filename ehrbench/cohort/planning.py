@@ -1,0 +1,102 @@
+"""Which predicates an extraction computes, and in what order.
+
+Only predicates the cohort refers to are computed (spec section 2). Timed predicates are counted
+at timestamps, inputs of a derived predicate before the predicate itself; static predicates only
+filter subjects, so they may not anchor or be counted in a window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ehrbench.cohort.model import (
+    SPECIAL_PREDICATES,
+    Cohort,
+    DerivedPredicate,
+    PlainPredicate,
+    direct_references,
+)
+from ehrbench.errors import EhrbenchError
+
+
+@dataclass(frozen=True)
+class PredicatePlan:
+    """Which predicates an extraction needs, in an order where inputs come before users.
+
+    `timed` are the predicates counted at timestamps (plain non-static, derived, special);
+    `static` are the plain static predicates every kept subject must match on a null-time row.
+    """
+
+    timed: tuple[str, ...]
+    static: tuple[str, ...]
+
+    @property
+    def plain(self) -> tuple[str, ...]:
+        return tuple(n for n in self.timed if n not in SPECIAL_PREDICATES)
+
+
+def plan_predicates(cohort: Cohort) -> PredicatePlan:
+    """The timed and static predicates `cohort` needs, derived inputs before derived users.
+
+    Raises `EhrbenchError` for an undefined name, a cycle of derived predicates, or a static
+    predicate used where a timestamp is needed.
+    """
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        if name in visiting:
+            raise EhrbenchError(f"predicate `{name}` is defined in terms of itself (a cycle).")
+        visiting.add(name)
+        pred = cohort.predicates.get(name)
+        if pred is None and name not in SPECIAL_PREDICATES:
+            raise EhrbenchError(f"predicate `{name}` is referenced but not defined.")
+        if isinstance(pred, DerivedPredicate):
+            for child in pred.inputs:
+                visit(child)
+        visiting.discard(name)
+        ordered.append(name)
+
+    for name in direct_references(cohort.trigger, cohort.windows):
+        visit(name)
+    static = [n for n in ordered if _is_static(cohort, n)]
+    static += [n for n in cohort.demographics if n not in static]
+    plan = PredicatePlan(timed=tuple(n for n in ordered if n not in static), static=tuple(static))
+    _check_static_uses(cohort, plan)
+    return plan
+
+
+def _is_static(cohort: Cohort, name: str) -> bool:
+    pred = cohort.predicates.get(name)
+    return isinstance(pred, PlainPredicate) and pred.static
+
+
+def _check_static_uses(cohort: Cohort, plan: PredicatePlan) -> None:
+    """Static predicates only filter subjects: they have no timestamp to trigger or count at.
+
+    The loader rejects such configs with their line; this covers cohorts built in code.
+    """
+    if cohort.trigger in plan.static:
+        raise EhrbenchError(
+            f"trigger `{cohort.trigger}` is a static predicate (it tests rows without a time), so "
+            "it has no timestamp to anchor windows on: trigger on a timed predicate instead."
+        )
+    for window in cohort.windows:
+        uses = [c.predicate for c in window.has] + [window.label]
+        uses += [b.predicate for b in (window.start, window.end)]
+        for name in uses:
+            if name in plan.static:
+                raise EhrbenchError(
+                    f"window `{window.name}` uses static predicate `{name}`, which tests rows "
+                    "without a time and so has no count inside a window; use it under "
+                    "`patient_demographics` to filter subjects instead."
+                )
+
+
+def static_predicate(cohort: Cohort, name: str) -> PlainPredicate:
+    """The static predicate `name` from `patient_demographics` or `predicates`."""
+    pred = cohort.demographics.get(name) or cohort.predicates[name]
+    assert isinstance(pred, PlainPredicate)
+    return pred
