@@ -15,33 +15,20 @@ import polars as pl
 import pytest
 import yaml
 
-from ehrbench.cli import main
 from ehrbench.cohort.config import load_cohort
 from ehrbench.cohort.extract import extract
 from ehrbench.cohort.library import cohort_counts, library_dir, list_cohorts, predicates_paths
 from ehrbench.meds import open_dataset
 
-SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
-EICU = (SHARED / "eicu_demo_subset").resolve()
 DOC = Path(__file__).parents[1] / "README.md"
 PREDICATES = predicates_paths()["eicu"]
 METADATA = yaml.safe_load(PREDICATES.read_text())["metadata"]
 DAY_MINUTES = 24 * 60
 
 
-@pytest.fixture(scope="module")
-def eicu(tmp_path_factory) -> Path:
-    """The demo converted to a MEDS folder once for this module."""
-    if not (EICU / "patient.csv").exists():
-        pytest.skip(f"../shared/data not present: no eICU demo at {EICU}")
-    out = tmp_path_factory.mktemp("eicu") / "meds"
-    assert main(["import-eicu-demo", str(EICU), str(out)]) == 0
-    return out
-
-
-def hand_mortality() -> pl.DataFrame:
+def hand_mortality(src: Path) -> pl.DataFrame:
     """In-hospital mortality per hospital stay kept at 24 h: subject_id and boolean_value."""
-    patient = pl.read_csv(EICU / "patient.csv", infer_schema=False).drop_nulls("uniquepid")
+    patient = pl.read_csv(src / "patient.csv", infer_schema=False).drop_nulls("uniquepid")
     minutes = patient.select(
         "patienthealthsystemstayid",
         subject_id=("1" + pl.col("uniquepid").str.replace("-", "")).cast(pl.Int64),
@@ -71,16 +58,16 @@ def hand_mortality() -> pl.DataFrame:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_in_hospital_mortality_matches_hand_count(eicu):
-    hand = hand_mortality()
+def test_in_hospital_mortality_matches_hand_count(eicu_meds, eicu_src):
+    hand = hand_mortality(eicu_src)
     assert (hand.height, int(hand["boolean_value"].sum())) == (135, 5)
     cohort = load_cohort(library_dir() / "mortality_in_hospital.yaml", PREDICATES)
-    labels = extract(cohort, open_dataset(eicu)).labels.select("subject_id", "boolean_value")
+    labels = extract(cohort, open_dataset(eicu_meds)).labels.select("subject_id", "boolean_value")
     assert labels.sort(labels.columns).equals(hand.sort(hand.columns))
 
 
-def test_expressible_cohorts_extract_and_the_others_say_which_predicate_is_missing(eicu):
-    table, failures = cohort_counts(list_cohorts(), eicu, PREDICATES)
+def test_expressible_cohorts_extract_and_the_others_say_which_predicate_is_missing(eicu_meds):
+    table, failures = cohort_counts(list_cohorts(), eicu_meds, PREDICATES)
     assert set(failures) == set(METADATA["not_expressible"])
     assert all("'live_discharge' is an unfilled ??? placeholder" in m for m in failures.values())
     counts = {row["cohort"]: (row["rows"], row["positives"]) for row in table.iter_rows(named=True)}
@@ -99,7 +86,7 @@ def _documented_table() -> dict[str, tuple[int, int]]:
     return {name: (int(n.replace(",", "")), int(p.replace(",", ""))) for name, n, p in rows}
 
 
-def test_documented_table_matches_extraction(eicu):
-    table, _ = cohort_counts(list_cohorts(), eicu, PREDICATES)
+def test_documented_table_matches_extraction(eicu_meds):
+    table, _ = cohort_counts(list_cohorts(), eicu_meds, PREDICATES)
     counts = {row["cohort"]: (row["rows"], row["positives"]) for row in table.iter_rows(named=True)}
     assert counts == _documented_table()

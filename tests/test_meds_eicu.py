@@ -12,19 +12,14 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import meds
 import polars as pl
-import pyarrow.parquet as pq
 import pytest
+from meds_builders import meds_validates
 
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
 from ehrbench.meds import open_dataset
 from ehrbench.meds.eicu import EVENT_TABLES, PATIENT_COLUMNS, eicu_events, import_eicu_demo
-
-SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
-EICU = (SHARED / "eicu_demo_subset").resolve()
-
 
 # --- a tiny eICU folder -------------------------------------------------------------------------
 
@@ -178,11 +173,30 @@ def test_tiny_codes_and_values(tmp_path):
     assert events.filter(pl.col("code") == "ADMISSION_WEIGHT//kg").height == 0
 
 
+def test_tiny_rows_that_cannot_be_placed_are_left_out_and_counted(tmp_path):
+    src = _tiny(tmp_path / "eicu")
+    patient = pl.read_csv(src / "patient.csv", infer_schema=False)
+    extra = pl.DataFrame(
+        [
+            _stay(300, 30, "not-a-pid"),
+            _stay(301, 31, "003-1", hospitaladmittime24=""),
+            _stay(201, 20, "017-12345", unitdischargeoffset=""),
+        ]
+    ).select(pl.all().cast(pl.String))
+    pl.concat([patient, extra], how="diagonal").write_csv(src / "patient.csv")
+    events, dropped = eicu_events(src)
+    assert dropped["unit stays without the ids, year, clock time or offset that place them"] == 2
+    assert dropped["patient.csv discharges without an integer offset"] == 1
+    assert set(events.get_column("subject_id")) == {10020001, 101712345}
+    assert events.filter(pl.col("code") == "ICU_ADMISSION//MICU").height == 5
+    assert events.filter(pl.col("code") == "ICU_DISCHARGE//Floor").height == 3
+
+
 def test_tiny_import_writes_a_valid_folder_with_its_licence(tmp_path, capsys):
     src = _tiny(tmp_path / "eicu")
     assert main(["import-eicu-demo", str(src), str(tmp_path / "out")]) == 0
     assert "wrote" in (out := capsys.readouterr().out) and "2 subjects" in out
-    _meds_validates(tmp_path / "out")
+    meds_validates(tmp_path / "out")
     assert (tmp_path / "out" / "ODbL-1.0.txt").read_text() == "licence text\n"
     assert (tmp_path / "out" / "README.md").is_file()
     meta = json.loads((tmp_path / "out" / "metadata" / "dataset.json").read_text())
@@ -211,29 +225,9 @@ def test_errors_name_the_file_and_column(tmp_path, capsys):
 # --- the shared eICU demo -----------------------------------------------------------------------
 
 
-def _meds_validates(root: Path) -> None:
-    """Validate with the `meds` package alone, reading with pyarrow as any MEDS tool would."""
-    for shard in sorted((root / "data").rglob("*.parquet")):
-        meds.DataSchema.validate(pq.read_table(shard))
-    meds.CodeMetadataSchema.validate(pq.read_table(root / "metadata" / "codes.parquet"))
-    meds.SubjectSplitSchema.validate(pq.read_table(root / "metadata" / "subject_splits.parquet"))
-    meds.DatasetMetadataSchema.validate(json.loads((root / "metadata/dataset.json").read_text()))
-    open_dataset(root)  # ehrbench's own deep checks: sort order, codes coverage
-
-
-@pytest.fixture(scope="module")
-def eicu(tmp_path_factory) -> Path:
-    """The shared demo converted to a MEDS folder once for this module."""
-    if not (EICU / "patient.csv").exists():
-        pytest.skip(f"../shared/data not present: no eICU demo at {EICU}")
-    out = tmp_path_factory.mktemp("eicu") / "meds"
-    assert main(["import-eicu-demo", str(EICU), str(out)]) == 0
-    return out
-
-
-def _csv(stem: str) -> pl.DataFrame:
+def _csv(src: Path, stem: str) -> pl.DataFrame:
     """A demo table as strings, without its blank trailing lines."""
-    frame = pl.read_csv(EICU / f"{stem}.csv", infer_schema=False)
+    frame = pl.read_csv(src / f"{stem}.csv", infer_schema=False)
     return frame.filter(pl.col(frame.columns[0]).is_not_null())
 
 
@@ -243,13 +237,13 @@ def _code_counts(root: Path) -> dict[str, int]:
     return dict(prefix.group_by("code").len().rows())
 
 
-def test_demo_validates_and_matches_hand_counts(eicu):
-    _meds_validates(eicu)
-    patient = _csv("patient")
-    medication = _csv("medication")
-    diagnosis = _csv("diagnosis")
+def test_demo_validates_and_matches_hand_counts(eicu_meds, eicu_src):
+    meds_validates(eicu_meds)
+    patient = _csv(eicu_src, "patient")
+    medication = _csv(eicu_src, "medication")
+    diagnosis = _csv(eicu_src, "diagnosis")
     icd = diagnosis.select(pl.col("icd9code").str.split(",")).explode("icd9code").drop_nulls()
-    exam = _csv("physicalExam")
+    exam = _csv(eicu_src, "physicalExam")
     hand = {
         "GENDER": patient.get_column("uniquepid").n_unique(),
         "ETHNICITY": patient.get_column("uniquepid").n_unique(),
@@ -266,23 +260,23 @@ def test_demo_validates_and_matches_hand_counts(eicu):
         .n_unique(),
         "ADMISSION_HEIGHT": patient.get_column("admissionheight").drop_nulls().len(),
         "ADMISSION_WEIGHT": patient.get_column("admissionweight").drop_nulls().len(),
-        "LAB": _csv("lab").height,
+        "LAB": _csv(eicu_src, "lab").height,
         "MEDICATION": medication.filter(
             (pl.col("drugordercancelled") != "Yes")
             & (pl.col("drugname").is_not_null() | pl.col("drughiclseqno").is_not_null())
         ).height,
         "DIAGNOSIS": diagnosis.height + icd.height,
-        "TREATMENT": _csv("treatment").height,
-        "ADMISSION_DIAGNOSIS": _csv("admissionDx").height,
+        "TREATMENT": _csv(eicu_src, "treatment").height,
+        "ADMISSION_DIAGNOSIS": _csv(eicu_src, "admissionDx").height,
         "PHYS_EXAM": exam.height,
     }
-    assert _code_counts(eicu) == hand
+    assert _code_counts(eicu_meds) == hand
     # The README's numbers: 100 patients, 174 ICU stays, 144 hospital stays; the 9 unit stays
     # whose hospital stay ended in death belong to 6 hospital stays of 6 patients.
     assert (hand["GENDER"], hand["ICU_ADMISSION"], hand["HOSPITAL_ADMISSION"]) == (100, 174, 144)
     assert patient.filter(pl.col("hospitaldischargestatus") == "Expired").height == 9
     assert hand["MEDS_DEATH"] == 6
-    assert open_dataset(eicu).subject_ids().len() == 100
+    assert open_dataset(eicu_meds).subject_ids().len() == 100
 
 
 def _hospital_stays(root: Path) -> pl.DataFrame:
@@ -304,12 +298,12 @@ def _hand_subject(pid: pl.Expr) -> pl.Expr:
     return ("1" + pid.str.replace("-", "")).cast(pl.Int64)
 
 
-def test_demo_timeline_keeps_stay_lengths_years_and_never_overlaps(eicu):
-    stays = _hospital_stays(eicu).sort("subject_id", "time")
+def test_demo_timeline_keeps_stay_lengths_years_and_never_overlaps(eicu_meds, eicu_src):
+    stays = _hospital_stays(eicu_meds).sort("subject_id", "time")
     previous_end = pl.col("end").shift().over("subject_id")
     assert stays.filter(pl.col("time") <= previous_end).height == 0
     hospital = (
-        _csv("patient")
+        _csv(eicu_src, "patient")
         .group_by("patienthealthsystemstayid")
         .first()
         .select(
@@ -328,33 +322,33 @@ def test_demo_timeline_keeps_stay_lengths_years_and_never_overlaps(eicu):
     assert converted.sort(key).equals(hospital.sort(key))
 
 
-def test_demo_unit_stays_line_up_with_their_hospital_admission(eicu):
-    events = pl.read_parquet(eicu / "data" / "**" / "*.parquet")
+def test_demo_unit_stays_line_up_with_their_hospital_admission(eicu_meds, eicu_src):
+    events = pl.read_parquet(eicu_meds / "data" / "**" / "*.parquet")
     units = events.filter(pl.col("code").str.starts_with("ICU_ADMISSION//")).sort("time")
     with_admit = units.join_asof(
-        _hospital_stays(eicu).sort("time").rename({"time": "admit"}),
+        _hospital_stays(eicu_meds).sort("time").rename({"time": "admit"}),
         left_on="time",
         right_on="admit",
         by="subject_id",
         strategy="backward",
         check_sortedness=False,
     ).select("subject_id", minutes=(pl.col("time") - pl.col("admit")).dt.total_minutes())
-    hand = _csv("patient").select(
+    hand = _csv(eicu_src, "patient").select(
         _hand_subject(pl.col("uniquepid")).alias("subject_id"),
         minutes=-pl.col("hospitaladmitoffset").cast(pl.Int64),
     )
     assert with_admit.sort("subject_id", "minutes").equals(hand.sort("subject_id", "minutes"))
 
 
-def test_demo_import_is_byte_identical(eicu, tmp_path):
-    assert main(["import-eicu-demo", str(EICU), str(tmp_path / "again")]) == 0
-    for shard in sorted(eicu.rglob("*.parquet")):
-        again = tmp_path / "again" / shard.relative_to(eicu)
+def test_demo_import_is_byte_identical(eicu_meds, eicu_src, tmp_path):
+    assert main(["import-eicu-demo", str(eicu_src), str(tmp_path / "again")]) == 0
+    for shard in sorted(eicu_meds.rglob("*.parquet")):
+        again = tmp_path / "again" / shard.relative_to(eicu_meds)
         assert again.read_bytes() == shard.read_bytes(), shard
 
 
-def test_demo_icd_codes_are_tagged_by_system(eicu):
-    codes = set(pl.read_parquet(eicu / "metadata" / "codes.parquet").get_column("code"))
+def test_demo_icd_codes_are_tagged_by_system(eicu_meds):
+    codes = set(pl.read_parquet(eicu_meds / "metadata" / "codes.parquet").get_column("code"))
     assert {"DIAGNOSIS//ICD9CM//253.2", "DIAGNOSIS//ICD10CM//E23.0"} <= codes
     assert {"DIAGNOSIS//ICD9CM//E980.2", "DIAGNOSIS//ICD10CM//E87.1"} <= codes
     assert "DIAGNOSIS//ICD9CM//V62.84" in codes

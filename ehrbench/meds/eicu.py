@@ -168,10 +168,9 @@ def subject_id(pid: pl.Expr) -> pl.Expr:
     >>> pl.select(subject_id(pl.lit("002-1039"))).item()
     10021039
     """
-    digits = pid.str.extract(r"^\s*(\d{3})-(\d{1,15})\s*$", 1) + pid.str.extract(
-        r"^\s*\d{3}-(\d{1,15})\s*$", 1
-    )
-    return ("1" + digits).cast(pl.Int64, strict=False)
+    text = pid.str.strip_chars()
+    digits = "1" + text.str.replace("-", "", literal=True)
+    return pl.when(text.str.contains(r"^\d{3}-\d{1,15}$")).then(digits.cast(pl.Int64, strict=False))
 
 
 def age_years(age: pl.Expr) -> pl.Expr:
@@ -350,7 +349,11 @@ def _exam_events(rows: pl.DataFrame) -> pl.DataFrame:
 def unit_events(src: Path, stays: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
     """Every event of the known unit stays, in minutes after its unit admission."""
     known = stays.get_column("patientunitstayid").implode()
-    frames = [_stay_events(stays)]
+    stay_events = _stay_events(stays)
+    frames = [stay_events.drop_nulls("offset")]
+    dropped["patient.csv discharges without an integer offset"] = (
+        stay_events.height - frames[0].height
+    )
     for stem, (offset, columns) in EVENT_TABLES.items():
         table = read_table(src, stem, ("patientunitstayid", offset, *columns)).with_columns(
             _integer("patientunitstayid").alias("patientunitstayid"),
@@ -424,7 +427,9 @@ def place_hospital_stays(hospital: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return hospital.with_columns(admit=pl.Series(admits, dtype=pl.Datetime("us"))), moved
 
 
-def _timed_events(events: pl.DataFrame, stays: pl.DataFrame, hospital: pl.DataFrame):
+def _timed_events(
+    events: pl.DataFrame, stays: pl.DataFrame, hospital: pl.DataFrame
+) -> pl.DataFrame:
     """Unit-relative events on the calendar, with one `MEDS_DEATH` per patient (the first)."""
     timed = (
         events.join(
@@ -511,6 +516,10 @@ def import_eicu_demo(src: str | os.PathLike, out_dir: str | os.PathLike) -> dict
     src = Path(src)
     if not src.is_dir():
         raise EhrbenchError(f"{src} is not a folder: expected the eICU demo folder of CSV tables.")
+    if Path(out_dir).resolve().is_relative_to(src.resolve()):
+        raise EhrbenchError(
+            f"{out_dir} lies inside the input folder {src}: write the MEDS folder elsewhere."
+        )
     carried = licence_files(src, "eICU-CRD demo")
     events, dropped = eicu_events(src)
     with tempfile.TemporaryDirectory(prefix="ehrbench-eicu-") as tmp:
