@@ -102,7 +102,7 @@ def _tiny(folder: Path) -> Path:
             {"physicalexampath": "notes/GCS/scored", "physicalexamvalue": "scored"},
         ],
     }
-    for stem, (offset, columns) in EVENT_TABLES.items():
+    for stem, (offset, columns, _) in EVENT_TABLES.items():
         filled = [{"patientunitstayid": "100", offset: "60"} | row for row in rows[stem]]
         _write(folder / f"{stem}.csv", ("patientunitstayid", offset, *columns), filled)
     (folder / "ODbL-1.0.txt").write_text("licence text\n")

@@ -211,7 +211,7 @@ def register(subparsers) -> None:
         "import-eicu-demo",
         "Convert the eICU-CRD demo CSV tables (patient, lab, medication, ...) to MEDS 0.4, one "
         "subject per patient on a made-up calendar (see README, 'The eICU demo').",
-        "ehrbench import-eicu-demo ../shared/data/eicu_demo_subset data/eicu_demo",
+        "ehrbench import-eicu-demo ../shared/data/eicu_demo_subset data/eicu_meds",
         _import_eicu_demo,
     )
     p.add_argument("src", help="the demo folder of CSV tables (patient.csv, lab.csv, ...)")

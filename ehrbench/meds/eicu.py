@@ -52,11 +52,12 @@ Codes (`UNK` where the naming column is empty):
   that also ends the path (`.../GCS/Motor Score/6`), the path without it, with the number as
   numeric_value.
 
-Rows whose offset is missing or not an integer, rows of unit stays absent from `patient.csv`,
-unit stays without the fields that place them on the timeline, and medications without name and
-HICL number are left out and counted (logged). `hospital.csv` (bed count, region, teaching
-status) gives no event. Events are sorted on every column before writing, so two imports give
-byte-identical shards.
+Names and units are kept as the source writes them (`&#176;C` included). Rows whose offset is
+missing or not an integer (discharges included), rows of unit stays absent from `patient.csv`,
+unit stays without the pid, ids, year, clock time or `hospitaladmitoffset` that place them on
+the timeline, and medications without name and HICL number are left out and counted (logged).
+`hospital.csv` (bed count, region, teaching status) gives no event. Events are sorted on every
+column before writing, so two imports give byte-identical shards.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
@@ -102,15 +104,6 @@ PATIENT_COLUMNS = (
     "unitdischargelocation",
     "unitdischargestatus",
 )
-# Each event table: its file stem, offset column and the other columns it needs.
-EVENT_TABLES = {
-    "lab": ("labresultoffset", ("labname", "labresult", "labresulttext", "labmeasurenamesystem")),
-    "medication": ("drugstartoffset", ("drugname", "drughiclseqno", "drugordercancelled")),
-    "treatment": ("treatmentoffset", ("treatmentstring",)),
-    "diagnosis": ("diagnosisoffset", ("diagnosisstring", "icd9code")),
-    "admissionDx": ("admitdxenteredoffset", ("admitdxpath",)),
-    "physicalExam": ("physicalexamoffset", ("physicalexampath", "physicalexamvalue")),
-}
 # Unit-relative events: unit stay, minutes after its unit admission, and the MEDS values.
 UNIT_EVENT_SCHEMA = {
     "patientunitstayid": pl.Int64,
@@ -125,7 +118,7 @@ ICD9 = r"^(\d{3}|V\d{2}|E\d{3})(\.[0-9A-Z]+)?$"
 ICD10 = r"^[A-Z]\d{2}(\.[0-9A-Z]+)?$"
 
 
-def read_table(src: Path, stem: str, columns: Iterable[str]) -> pl.DataFrame:
+def _read_table(src: Path, stem: str, columns: Iterable[str]) -> pl.DataFrame:
     """`src/<stem>.csv` as strings, blank lines dropped; errors name the file and column."""
     path = src / f"{stem}.csv"
     if not path.is_file():
@@ -271,26 +264,26 @@ def _unit_frame(frames: Iterable[pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def _table_events(stem: str, rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
-    """One event table's rows (with integer `patientunitstayid` and `offset`) as events."""
-    keys = ("patientunitstayid", "offset")
-    if stem == "lab":
-        value = _number("labresult")
-        return rows.select(
-            *keys,
-            code="LAB//" + _name("labname") + "//" + _name("labmeasurenamesystem"),
-            numeric_value=value,
-            text_value=pl.when(value.is_null()).then(pl.col("labresulttext")),
-        )
-    if stem == "medication":
-        return _medication_events(rows, dropped)
-    if stem == "treatment":
-        return rows.select(*keys, code="TREATMENT//" + _name("treatmentstring"))
-    if stem == "admissionDx":
-        return rows.select(*keys, code="ADMISSION_DIAGNOSIS//" + _name("admitdxpath"))
-    if stem == "diagnosis":
-        return _diagnosis_events(rows, dropped)
-    return _exam_events(rows)
+KEYS = ("patientunitstayid", "offset")
+
+
+def _lab_events(rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
+    """Lab results by name and unit; a result that is not a number is kept as text."""
+    value = _number("labresult")
+    return rows.select(
+        *KEYS,
+        code="LAB//" + _name("labname") + "//" + _name("labmeasurenamesystem"),
+        numeric_value=value,
+        text_value=pl.when(value.is_null()).then(pl.col("labresulttext")),
+    )
+
+
+def _treatment_events(rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
+    return rows.select(*KEYS, code="TREATMENT//" + _name("treatmentstring"))
+
+
+def _admission_diagnosis_events(rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
+    return rows.select(*KEYS, code="ADMISSION_DIAGNOSIS//" + _name("admitdxpath"))
 
 
 def _medication_events(rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
@@ -301,8 +294,7 @@ def _medication_events(rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFr
     # The HICL number is written as a float (2812.0) in the demo.
     hicl = pl.col("drughiclseqno").str.strip_chars().str.replace(r"\.0$", "").replace("", None)
     events = ordered.select(
-        "patientunitstayid",
-        "offset",
+        *KEYS,
         code=pl.coalesce("MEDICATION//" + name, "MEDICATION//HICL//" + hicl),
     )
     named = events.drop_nulls("code")
@@ -312,10 +304,9 @@ def _medication_events(rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFr
 
 def _diagnosis_events(rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
     """The eICU diagnosis string, and each ICD code of `icd9code` tagged by its system."""
-    keys = ("patientunitstayid", "offset")
-    strings = rows.select(*keys, code="DIAGNOSIS//EICU//" + _name("diagnosisstring"))
+    strings = rows.select(*KEYS, code="DIAGNOSIS//EICU//" + _name("diagnosisstring"))
     codes = (
-        rows.select(*keys, icd=pl.col("icd9code").str.split(","))
+        rows.select(*KEYS, icd=pl.col("icd9code").str.split(","))
         .explode("icd")
         .with_columns(pl.col("icd").str.strip_chars().str.to_uppercase())
         .filter(pl.col("icd") != "")
@@ -326,12 +317,12 @@ def _diagnosis_events(rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFra
         .when(pl.col("icd").str.contains(ICD10))
         .then(pl.lit("ICD10CM"))
     )
-    tagged = codes.select(*keys, code="DIAGNOSIS//" + system + "//" + pl.col("icd")).drop_nulls()
+    tagged = codes.select(*KEYS, code="DIAGNOSIS//" + system + "//" + pl.col("icd")).drop_nulls()
     dropped["ICD codes of neither ICD-9-CM nor ICD-10-CM shape"] = codes.height - tagged.height
     return pl.concat([strings, tagged])
 
 
-def _exam_events(rows: pl.DataFrame) -> pl.DataFrame:
+def _exam_events(rows: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
     """Physical exam paths; a number ending the path becomes the value of the shorter path."""
     path = pl.col("physicalexampath").str.strip_chars()
     value = pl.col("physicalexamvalue").str.strip_chars()
@@ -339,14 +330,43 @@ def _exam_events(rows: pl.DataFrame) -> pl.DataFrame:
     in_path = number.is_not_null() & path.str.ends_with("/" + value)
     shorter = path.str.head(path.str.len_chars() - value.str.len_chars() - 1)
     return rows.select(
-        "patientunitstayid",
-        "offset",
+        *KEYS,
         code="PHYS_EXAM//" + pl.when(in_path).then(shorter).otherwise(_name("physicalexampath")),
         numeric_value=pl.when(in_path).then(number),
     )
 
 
-def unit_events(src: Path, stays: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
+class EventTable(NamedTuple):
+    """An eICU event table: its offset column, the other columns it needs, its event builder."""
+
+    offset: str
+    columns: tuple[str, ...]
+    build: Callable[[pl.DataFrame, dict[str, int]], pl.DataFrame]
+
+
+# Each event table by file stem. A builder gets the rows with integer `patientunitstayid` and
+# `offset`, returns events (`KEYS`, code, values) and records rows it leaves out in `dropped`.
+EVENT_TABLES = {
+    "lab": EventTable(
+        "labresultoffset",
+        ("labname", "labresult", "labresulttext", "labmeasurenamesystem"),
+        _lab_events,
+    ),
+    "medication": EventTable(
+        "drugstartoffset", ("drugname", "drughiclseqno", "drugordercancelled"), _medication_events
+    ),
+    "treatment": EventTable("treatmentoffset", ("treatmentstring",), _treatment_events),
+    "diagnosis": EventTable("diagnosisoffset", ("diagnosisstring", "icd9code"), _diagnosis_events),
+    "admissionDx": EventTable(
+        "admitdxenteredoffset", ("admitdxpath",), _admission_diagnosis_events
+    ),
+    "physicalExam": EventTable(
+        "physicalexamoffset", ("physicalexampath", "physicalexamvalue"), _exam_events
+    ),
+}
+
+
+def _unit_events(src: Path, stays: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
     """Every event of the known unit stays, in minutes after its unit admission."""
     known = stays.get_column("patientunitstayid").implode()
     stay_events = _stay_events(stays)
@@ -354,8 +374,8 @@ def unit_events(src: Path, stays: pl.DataFrame, dropped: dict[str, int]) -> pl.D
     dropped["patient.csv discharges without an integer offset"] = (
         stay_events.height - frames[0].height
     )
-    for stem, (offset, columns) in EVENT_TABLES.items():
-        table = read_table(src, stem, ("patientunitstayid", offset, *columns)).with_columns(
+    for stem, (offset, columns, build) in EVENT_TABLES.items():
+        table = _read_table(src, stem, ("patientunitstayid", offset, *columns)).with_columns(
             _integer("patientunitstayid").alias("patientunitstayid"),
             _integer(offset).alias("offset"),
         )
@@ -365,7 +385,7 @@ def unit_events(src: Path, stays: pl.DataFrame, dropped: dict[str, int]) -> pl.D
         )
         timed = known_rows.drop_nulls("offset")
         dropped[f"{stem}.csv rows without an integer {offset}"] = known_rows.height - timed.height
-        frames.append(_table_events(stem, timed, dropped))
+        frames.append(build(timed, dropped))
     return _unit_frame(frames)
 
 
@@ -486,9 +506,9 @@ def eicu_events(src: str | os.PathLike) -> tuple[pl.DataFrame, dict[str, int]]:
     """
     src = Path(src)
     dropped: dict[str, int] = {}
-    patient = read_table(src, "patient", PATIENT_COLUMNS)
+    patient = _read_table(src, "patient", PATIENT_COLUMNS)
     stays = _unit_stays(patient, dropped)
-    events = unit_events(src, stays, dropped)
+    events = _unit_events(src, stays, dropped)
     hospital, moved = place_hospital_stays(_hospital_stays(stays, events))
     log.info(
         "%d hospital stays of %d patients; %d moved later to follow the patient's previous stay",
