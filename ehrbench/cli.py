@@ -28,6 +28,7 @@ VERB_MODULES = {
     "splits": "ehrbench.meds.commands",
     "meds-from-events": "ehrbench.meds.commands",
     "import-mimic-demo": "ehrbench.meds.commands",
+    "import-eicu-demo": "ehrbench.meds.commands",
     "cohort": "ehrbench.cohort.commands",
     "cohorts": "ehrbench.cohort.library_commands",
     "featurize": "ehrbench.features.commands",

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from meds_builders import events_frame, write_meds_folder
 
 from ehrbench.cli import main
@@ -44,11 +45,11 @@ ISSUE_COHORTS = {
 HEADER_FIELDS = ("Prediction time", "Population", "Exclusions", "Label")
 
 
-def test_library_holds_the_issue_cohorts_and_both_predicates_files():
+def test_library_holds_the_issue_cohorts_and_the_predicates_files():
     names = {path.stem for path in cohort_paths()}
     assert len(names) >= 12
     assert names >= ISSUE_COHORTS
-    assert set(predicates_paths()) == {"synthetic", "mimic_iv"}
+    assert set(predicates_paths()) == {"synthetic", "mimic_iv", "eicu"}
     assert library_dir().resolve() == (Path(__file__).parents[1] / "cohorts").resolve()
 
 
@@ -63,6 +64,12 @@ def test_every_cohort_has_a_plain_words_header(path):
 @pytest.mark.parametrize("predicates", sorted(predicates_paths().values()), ids=lambda p: p.stem)
 @pytest.mark.parametrize("path", cohort_paths(), ids=lambda p: p.stem)
 def test_every_cohort_loads_with_every_predicates_file(path, predicates):
+    """...except those the predicates file declares not expressible, which name the `???`."""
+    not_expressible = yaml.safe_load(predicates.read_text()).get("metadata", {})
+    if path.stem in not_expressible.get("not_expressible", {}):
+        with pytest.raises(EhrbenchError, match=r"unfilled \?\?\? placeholder"):
+            load_cohort(path, predicates)
+        return
     cohort = load_cohort(path, predicates)
     assert cohort.label_window is not None and cohort.index_window is not None
     assert cohort.warnings == ()
@@ -127,8 +134,9 @@ def test_resolve_predicates_by_name_or_path_and_its_error(tmp_path):
 def test_predicates_for_dataset_matches_the_dataset_name():
     assert predicates_for_dataset("MIMIC-IV-demo").stem == "mimic_iv"
     assert predicates_for_dataset("ehrbench synthetic").stem == "synthetic"
-    with pytest.raises(EhrbenchError, match=r"'eICU'.*0 of the library's predicates files"):
-        predicates_for_dataset("eICU")
+    assert predicates_for_dataset("eICU-CRD-demo").stem == "eicu"
+    with pytest.raises(EhrbenchError, match=r"'HiRID'.*0 of the library's predicates files"):
+        predicates_for_dataset("HiRID")
 
 
 def test_missing_library_folder_is_a_clear_error(tmp_path):
@@ -212,7 +220,7 @@ def test_cohorts_markdown_table(tmp_path, small_library, capsys):
 
 
 def test_cohorts_with_data_of_unknown_name_asks_for_predicates(tmp_path, small_library, capsys):
-    data = _tiny_dataset(tmp_path / "meds", "eICU-demo")
+    data = _tiny_dataset(tmp_path / "meds", "HiRID-demo")
     assert main(["cohorts", "--data", str(data), "--library", str(small_library)]) == 2
     assert "Pass --predicates NAME or a path" in capsys.readouterr().err
 

@@ -10,6 +10,7 @@ import meds
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from meds_builders import meds_validates
 
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
@@ -71,20 +72,11 @@ def _convert(tmp_path, out: Path, *extra: str) -> int:
     )
 
 
-def _meds_validates(root: Path) -> None:
-    """Validate with the `meds` package alone, reading with pyarrow as any MEDS tool would."""
-    for shard in sorted((root / "data").rglob("*.parquet")):
-        meds.DataSchema.validate(pq.read_table(shard))
-    meds.CodeMetadataSchema.validate(pq.read_table(root / "metadata" / "codes.parquet"))
-    meds.SubjectSplitSchema.validate(pq.read_table(root / "metadata" / "subject_splits.parquet"))
-    meds.DatasetMetadataSchema.validate(json.loads((root / "metadata/dataset.json").read_text()))
-
-
 def test_meds_from_events_writes_a_valid_sorted_folder(tmp_path, capsys):
     out = tmp_path / "out"
     assert _convert(tmp_path, out, "--shards", "2") == 0
     assert "30 subjects, 90 rows, 4 codes" in capsys.readouterr().out
-    _meds_validates(out)
+    meds_validates(out)
     dataset = open_dataset(out)
     splits = pl.read_parquet(out / "metadata" / "subject_splits.parquet")
     assert splits.equals(hash_splits(range(1, 31)))
@@ -183,7 +175,7 @@ def test_import_mimic_demo(tmp_path, capsys):
         pytest.skip(f"../shared/data not present: {MIMIC} is missing")
     out = tmp_path / "mimic"
     assert main(["import-mimic-demo", str(MIMIC), str(out)]) == 0
-    _meds_validates(out)
+    meds_validates(out)
     dataset = open_dataset(out)
     rows = sum(pq.read_metadata(s).num_rows for s in dataset.shards)
     assert rows == 916_166

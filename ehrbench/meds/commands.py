@@ -1,5 +1,5 @@
 """Command-line verbs for MEDS datasets: info, validate, splits, meds-from-events,
-import-mimic-demo."""
+import-mimic-demo, import-eicu-demo."""
 
 from __future__ import annotations
 
@@ -105,6 +105,14 @@ def _import_mimic_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_eicu_demo(args: argparse.Namespace) -> int:
+    # Imported here: the module is only needed by this verb.
+    from ehrbench.meds.eicu import import_eicu_demo
+
+    _print_conversion(args.dir, import_eicu_demo(args.src, args.dir))
+    return 0
+
+
 def _add(subparsers, name: str, help_text: str, example: str, handler) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         name,
@@ -196,4 +204,15 @@ def register(subparsers) -> None:
         _import_mimic_demo,
     )
     p.add_argument("src", help="the demo folder or its mimic_iv_demo_meds_events.parquet")
+    p.add_argument("dir", help="new MEDS folder (must not exist or be empty)")
+
+    p = _add(
+        subparsers,
+        "import-eicu-demo",
+        "Convert the eICU-CRD demo CSV tables (patient, lab, medication, ...) to MEDS 0.4, one "
+        "subject per patient on a made-up calendar (see README, 'The eICU demo').",
+        "ehrbench import-eicu-demo ../shared/data/eicu_demo_subset data/eicu_meds",
+        _import_eicu_demo,
+    )
+    p.add_argument("src", help="the demo folder of CSV tables (patient.csv, lab.csv, ...)")
     p.add_argument("dir", help="new MEDS folder (must not exist or be empty)")

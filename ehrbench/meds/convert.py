@@ -7,7 +7,8 @@ subject then time with static rows first), `metadata/codes.parquet` (every disti
 `metadata/subject_splits.parquet` and `metadata/dataset.json`, plus any licence files. The folder
 is built in a temporary folder beside the target, validated, then renamed into place, so the
 target either does not exist or is complete. `import_mimic_demo` specialises it to the MIMIC-IV
-demo event table of `../shared/data/mimic_iv_demo_meds/`.
+demo event table of `../shared/data/mimic_iv_demo_meds/` (`ehrbench.meds.eicu` does the same
+for the eICU demo's CSV tables).
 """
 
 from __future__ import annotations
@@ -209,6 +210,22 @@ def meds_from_events(
     }
 
 
+def licence_files(folder: Path, dataset: str) -> list[Path]:
+    """The README.md (when present) and `*.txt` licence files of a demo folder, to copy along.
+
+    Raises `EhrbenchError` when `folder` holds no `*.txt` licence: the demos are under ODbL-1.0,
+    whose text must travel with the data.
+    """
+    carried = sorted(p for p in folder.glob("*.txt") if p.is_file())
+    if not carried:
+        raise EhrbenchError(
+            f"no licence file (*.txt) in {folder}: the {dataset} is under ODbL-1.0, whose "
+            "text (ODbL-1.0.txt) must travel with the data."
+        )
+    readme = folder / "README.md"
+    return [readme, *carried] if readme.is_file() else carried
+
+
 def import_mimic_demo(src: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
     """Convert the shared MIMIC-IV demo event table into a MEDS 0.4 folder at `out_dir`.
 
@@ -222,22 +239,13 @@ def import_mimic_demo(src: str | os.PathLike, out_dir: str | os.PathLike) -> dic
         raise EhrbenchError(
             f"{table} does not exist: expected the MIMIC-IV demo folder or its {MIMIC_DEMO_FILE}."
         )
-    beside = table.parent
-    carried = sorted(p for p in beside.glob("*.txt") if p.is_file())
-    if (beside / "README.md").is_file():
-        carried.insert(0, beside / "README.md")
-    if not any(p.suffix == ".txt" for p in carried):
-        raise EhrbenchError(
-            f"no licence file (*.txt) beside {table}: the MIMIC-IV demo is under ODbL-1.0, whose "
-            "text (ODbL-1.0.txt) must travel with the data."
-        )
     return meds_from_events(
         table,
         out_dir,
         name="MIMIC-IV-demo",
         version="2.2",
         license="ODbL-1.0",
-        license_files=carried,
+        license_files=licence_files(table.parent, "MIMIC-IV demo"),
         drop=["table"],
         rename={"value": "numeric_value"},
     )
