@@ -12,12 +12,18 @@ import re
 from pathlib import Path
 
 import polars as pl
-import pytest
 import yaml
 
+from ehrbench.cli import main
 from ehrbench.cohort.config import load_cohort
 from ehrbench.cohort.extract import extract
-from ehrbench.cohort.library import cohort_counts, library_dir, list_cohorts, predicates_paths
+from ehrbench.cohort.library import (
+    DatasetNotes,
+    cohort_counts,
+    library_dir,
+    list_cohorts,
+    predicates_paths,
+)
 from ehrbench.meds import open_dataset
 
 DOC = Path(__file__).parents[1] / "README.md"
@@ -57,7 +63,6 @@ def hand_mortality(src: Path) -> pl.DataFrame:
     )
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_in_hospital_mortality_matches_hand_count(eicu_meds, eicu_src):
     hand = hand_mortality(eicu_src)
     assert (hand.height, int(hand["boolean_value"].sum())) == (135, 5)
@@ -72,6 +77,7 @@ def test_expressible_cohorts_extract_and_the_others_say_which_predicate_is_missi
     assert all("'live_discharge' is an unfilled ??? placeholder" in m for m in failures.values())
     counts = {row["cohort"]: (row["rows"], row["positives"]) for row in table.iter_rows(named=True)}
     assert set(counts) == {c.name for c in list_cohorts()} - set(failures)
+    assert DatasetNotes.read(PREDICATES).not_expressible == METADATA["not_expressible"]
     for name, (rows, positives) in counts.items():
         if name in METADATA["not_meaningful"]:
             assert rows == positives > 0, name  # every row positive, as the reason says
@@ -90,3 +96,13 @@ def test_documented_table_matches_extraction(eicu_meds):
     table, _ = cohort_counts(list_cohorts(), eicu_meds, PREDICATES)
     counts = {row["cohort"]: (row["rows"], row["positives"]) for row in table.iter_rows(named=True)}
     assert counts == _documented_table()
+
+
+def test_cohorts_verb_says_why_a_cohort_is_not_expressible(eicu_meds, capsys):
+    assert main(["cohorts", "--data", str(eicu_meds), "--predicates", "eicu"]) == 0
+    out = capsys.readouterr().out
+    assert "Not expressible on this dataset:" in out
+    for name in METADATA["not_expressible"]:
+        assert re.search(rf"^{name} +n/a", out, re.M), name
+        assert re.search(rf"^  {name}: \S", out, re.M), name
+    assert re.search(r"^  icu_transfer: eICU records only", out, re.M)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import yaml
 
 from ehrbench.bundled import COHORTS
 from ehrbench.errors import EhrbenchError, did_you_mean
@@ -118,6 +119,29 @@ def predicates_for_dataset(dataset_name: str, root: str | Path | None = None) ->
             f"files ({', '.join(known) or 'none'}) match it. Pass --predicates NAME or a path."
         )
     return matches[0]
+
+
+@dataclass(frozen=True)
+class DatasetNotes:
+    """What a predicates file says of the library cohorts on its dataset, by cohort name.
+
+    `not_expressible`: cohorts the dataset cannot express, with the reason (their predicates stay
+    `???`); `not_meaningful`: cohorts that extract but whose label the data fixes, with the
+    reason. Both come from the file's `metadata:` section.
+    """
+
+    not_expressible: dict[str, str]
+    not_meaningful: dict[str, str]
+
+    @classmethod
+    def read(cls, predicates: str | Path) -> DatasetNotes:
+        """The notes of a predicates file (empty when it has no `metadata:` section)."""
+        raw = yaml.safe_load(Path(predicates).read_text(encoding="utf-8")) or {}
+        metadata = raw.get("metadata") or {} if isinstance(raw, dict) else {}
+        return cls(
+            not_expressible=dict(metadata.get("not_expressible") or {}),
+            not_meaningful=dict(metadata.get("not_meaningful") or {}),
+        )
 
 
 def parse_header(text: str) -> tuple[str, dict[str, str]]:

@@ -10,6 +10,7 @@ import re
 import polars as pl
 
 from ehrbench.cohort.library import (
+    DatasetNotes,
     LibraryCohort,
     cohort_counts,
     list_cohorts,
@@ -26,8 +27,9 @@ EXAMPLE = """example:
   ehrbench cohorts --data data/synthetic --markdown > cohort_table.md
 
 --predicates takes a library dataset name (the files in cohorts/predicates/: synthetic,
-mimic_iv) or a path. Without it, --data picks the library predicates file whose name appears in
-the dataset's metadata/dataset.json dataset_name (MIMIC-IV-demo -> mimic_iv).
+mimic_iv, eicu) or a path. Without it, --data picks the library predicates file whose name
+appears in the dataset's metadata/dataset.json dataset_name (MIMIC-IV-demo -> mimic_iv).
+A cohort the dataset cannot express shows `n/a`, with the reason its predicates file gives.
 """
 
 
@@ -64,13 +66,16 @@ def _cohorts(args: argparse.Namespace) -> int:
         raise EhrbenchError(f"The cohort library folder {args.library} holds no cohort YAML file.")
     if args.predicates and not args.data:
         raise EhrbenchError("--predicates is used with --data only: pass the MEDS folder too.")
-    counts, failures = None, {}
+    counts, failures, notes = None, {}, DatasetNotes({}, {})
     if args.data:
         predicates = _predicates(args)
         log.info("predicates: %s", predicates)
-        counts, failures = cohort_counts(cohorts, args.data, predicates)
+        notes = DatasetNotes.read(predicates)
+        expressible = [c for c in cohorts if c.name not in notes.not_expressible]
+        counts, failures = cohort_counts(expressible, args.data, predicates)
     render = _markdown if args.markdown else _plain
     print(render(cohorts, counts, failures), end="")
+    print(_notes_text(notes, args.markdown), end="")
     for name, message in failures.items():
         log.error("%s: %s", name, message)
     return 1 if failures else 0
@@ -90,11 +95,26 @@ def _predicates(args: argparse.Namespace):
     return predicates_for_dataset(name, args.library)
 
 
+def _notes_text(notes: DatasetNotes, markdown: bool) -> str:
+    """The predicates file's reasons, after the table: why a cohort is absent or one-sided."""
+    bullet = "- " if markdown else "  "
+    lines = []
+    for title, reasons in (
+        ("Not expressible on this dataset", notes.not_expressible),
+        ("Extracted, but the label is fixed by the data", notes.not_meaningful),
+    ):
+        if reasons:
+            lines += ["", f"{title}:"] + [f"{bullet}{n}: {r}" for n, r in sorted(reasons.items())]
+    return "".join(f"{line}\n" for line in lines)
+
+
 def _count_cells(name: str, counts: pl.DataFrame | None, failures: dict) -> list[str]:
     if counts is None:
         return []
     if name in failures:
         return ["error", "", ""]
+    if name not in counts["cohort"]:
+        return ["n/a", "", ""]  # not expressible: the reason follows the table
     row = counts.row(by_predicate=pl.col("cohort") == name, named=True)
     prevalence = "" if math.isnan(row["prevalence"]) else f"{row['prevalence']:.3f}"
     return [f"{row['rows']:,}", f"{row['positives']:,}", prevalence]
