@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ehrbench.features.events import rows_by_shard, scan_events
+from ehrbench.features.shard_events import events_upto, rows_by_shard
 from ehrbench.meds import MedsDataset
 
 STAT_SCHEMA = {
@@ -32,11 +32,9 @@ def fit_code_statistics(dataset: MedsDataset, rows: pl.DataFrame, mask: np.ndarr
     """
     fitting = rows.filter(pl.Series(mask)).group_by("subject_id").agg(pl.col("t").max())
     parts = []
-    for shard, shard_rows in rows_by_shard(dataset, fitting):
+    for shard, shard_rows in rows_by_shard(dataset, fitting, desc="fitting the vocabulary"):
         parts.append(
-            scan_events(dataset, shard, shard_rows["subject_id"])
-            .join(shard_rows.lazy(), on="subject_id")
-            .filter(pl.col("time").is_null() | (pl.col("time") <= pl.col("t")))
+            events_upto(dataset, shard, shard_rows)
             .group_by("code", pl.col("time").is_null().alias("static"))
             .agg(
                 pl.len().cast(pl.Int64).alias("count"),
