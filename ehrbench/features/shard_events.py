@@ -131,12 +131,39 @@ def read_shard_events(
     static_codes: Sequence[str],
 ) -> ShardEvents:
     """Read the events of the subjects of `rows` (row, subject_id, t) in `shard` once, mapping
-    codes through `code_table` (code, code_idx, ...) and the positions in `static_codes`; the
-    code strings are dropped as early as possible."""
+    codes through `code_table` (code, code_idx, ...) and the positions in `static_codes`."""
+    timed, static, births = pl.collect_all(
+        _coded_events(scan_events(dataset, shard, rows["subject_id"]), code_table, static_codes)
+    )
+    subjects = sorted_distinct(rows["subject_id"].to_numpy())
+    row_subject = np.searchsorted(subjects, rows["subject_id"].to_numpy())
+    row_t = rows["t"].to_numpy()
+    timed, subject, time = _by_subject_time(
+        timed, np.searchsorted(subjects, timed["subject_id"].to_numpy())
+    )
+    history = GroupedTimes(subject, time, subjects.shape[0])
+    return ShardEvents(
+        row_ids=rows["row"].to_numpy(),
+        row_t=row_t,
+        row_subject=row_subject,
+        n_subjects=subjects.shape[0],
+        timed=timed,
+        history_start=history.starts[row_subject],
+        history_length=history.count_upto(row_subject, row_t),
+        static=rows.join(static, on="subject_id").select("row", "static_idx"),
+        birth_us=_birth_times(births, subjects)[row_subject],
+    )
+
+
+def _coded_events(
+    events: pl.LazyFrame, code_table: pl.DataFrame, static_codes: Sequence[str]
+) -> list[pl.LazyFrame]:
+    """The timed events with their code table columns, in file order; the distinct (subject_id,
+    static_idx) of static rows in the static vocabulary; each subject's earliest MEDS_BIRTH.
+    The code strings are dropped as early as possible."""
     static_table = pl.DataFrame(
         {"code": list(static_codes)}, schema={"code": pl.String}
     ).with_row_index("static_idx")
-    events = scan_events(dataset, shard, rows["subject_id"])
     timed = (
         events.filter(pl.col("time").is_not_null())
         .join(code_table.lazy(), on="code", how="left", maintain_order="left")
@@ -154,25 +181,7 @@ def read_shard_events(
         .group_by("subject_id")
         .agg(pl.col("time").min())
     )
-    timed, static, births = pl.collect_all([timed, static, births])
-    subjects = sorted_distinct(rows["subject_id"].to_numpy())
-    row_subject = np.searchsorted(subjects, rows["subject_id"].to_numpy())
-    row_t = rows["t"].to_numpy()
-    timed, subject, time = _by_subject_time(
-        timed, np.searchsorted(subjects, timed["subject_id"].to_numpy())
-    )
-    history = GroupedTimes(subject, time, subjects.shape[0])
-    return ShardEvents(
-        row_ids=rows["row"].to_numpy(),
-        row_t=row_t,
-        row_subject=row_subject,
-        n_subjects=subjects.shape[0],
-        timed=timed,
-        history_start=history.starts[row_subject],
-        history_length=history.count_upto(row_subject, row_t),
-        static=rows.select("row", "subject_id").join(static, on="subject_id"),
-        birth_us=_birth_times(births, subjects)[row_subject],
-    )
+    return [timed, static, births]
 
 
 def _by_subject_time(

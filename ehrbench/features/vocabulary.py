@@ -8,6 +8,8 @@ nothing, so changing any held-out subject's events never changes a vocabulary or
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import polars as pl
 
@@ -22,6 +24,7 @@ STAT_SCHEMA = {
     "value_sum": pl.Float64(),
     "value_sum_sq": pl.Float64(),
 }
+logger = logging.getLogger(__name__)
 
 
 def fit_code_statistics(dataset: MedsDataset, rows: pl.DataFrame, mask: np.ndarray) -> pl.DataFrame:
@@ -63,9 +66,14 @@ def select_codes(
     Ties in the cap are broken by code so the choice is deterministic; the result is sorted by
     code, which fixes the feature order.
     """
-    kept = stats.filter((pl.col("static") == static) & (pl.col("count") >= min_count))
+    seen = stats.filter(pl.col("static") == static)
+    kept = seen.filter(pl.col("count") >= min_count)
     if max_codes is not None:
         kept = kept.sort(["count", "code"], descending=[True, False]).head(max_codes)
+    what = "static" if static else "timed"
+    logger.debug(
+        "vocabulary: %d of the %d %s codes of the fitting history", kept.height, seen.height, what
+    )
     return kept.sort("code")
 
 
