@@ -33,10 +33,12 @@ def _positive_int(text: str) -> int:
 
 
 def _window_names(text: str) -> tuple[str, ...]:
+    """`1d,7d,full` -> ("1d", "7d", "full"); each name is checked by the tabular config."""
     return tuple(w for w in text.split(",") if w.strip())
 
 
 def _featurize(args: argparse.Namespace) -> int:
+    """`featurize KIND`: build (or take from the cache) the features and copy them to OUT."""
     kind = feature_kind(args.kind)
     out = Path(args.out)
     if not args.overwrite:

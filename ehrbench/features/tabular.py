@@ -155,7 +155,7 @@ def transform_tabular(
     dataset: MedsDataset, labels: pl.DataFrame, vocabulary: TabularVocabulary
 ) -> TabularFeatures:
     """Compute the features of every label row with a fitted vocabulary, shard by shard."""
-    rows = label_rows(labels)
+    rows, index = label_rows(labels), row_frame(labels)
     windows = parse_windows(vocabulary.config.windows)
     value_codes = np.asarray(vocabulary.value_codes, dtype=bool)
     code_table = pl.DataFrame(
@@ -172,7 +172,7 @@ def transform_tabular(
         del events, groups, spans  # free this batch before the next one is read
     return TabularFeatures(
         matrix=builder.matrix(),
-        rows=row_frame(labels),
+        rows=index,
         feature_names=vocabulary.feature_names(),
         vocabulary=vocabulary,
     )
