@@ -13,7 +13,8 @@ from meds_builders import events_frame, write_meds_folder
 
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
-from ehrbench.features.cache import cache_key, cached_tabular
+from ehrbench.features.cache import cache_key, cached
+from ehrbench.features.kinds import TABULAR
 from ehrbench.features.tabular import TabularConfig
 from ehrbench.features.windows import parse_duration_us, parse_window
 from ehrbench.meds import open_dataset, write_labels
@@ -98,23 +99,23 @@ def test_cache_invalidation(folder):
     dataset = open_dataset(folder / "meds")
     labels = pl.read_parquet(folder / "labels.parquet")
     config = TabularConfig(min_count=1)
-    key = cache_key("tabular", dataset, labels, config, "train")
-    assert key == cache_key("tabular", dataset, labels, config, ("train",))
-    assert key != cache_key("tabular", dataset, labels, TabularConfig(min_count=2), "train")
-    assert key != cache_key("tabular", dataset, labels, config, "train,tuning")
-    assert key != cache_key("tabular", dataset, labels.head(5), config, "train")
+    key = cache_key(TABULAR, dataset, labels, config, "train")
+    assert key == cache_key(TABULAR, dataset, labels, config, ("train",))
+    assert key != cache_key(TABULAR, dataset, labels, TabularConfig(min_count=2), "train")
+    assert key != cache_key(TABULAR, dataset, labels, config, "train,tuning")
+    assert key != cache_key(TABULAR, dataset, labels.head(5), config, "train")
     shifted = labels.with_columns(pl.col("prediction_time") + pl.duration(hours=1))
-    assert key != cache_key("tabular", dataset, shifted, config, "train")
-    first, hit = cached_tabular(dataset, labels, config, "train", folder / "cache")
+    assert key != cache_key(TABULAR, dataset, shifted, config, "train")
+    first, hit = cached(TABULAR, dataset, labels, config, "train", folder / "cache")
     assert not hit
-    second, hit = cached_tabular(dataset, labels, config, "train", folder / "cache")
+    second, hit = cached(TABULAR, dataset, labels, config, "train", folder / "cache")
     assert hit and (first.matrix != second.matrix).nnz == 0
     entries = [p for p in (folder / "cache").iterdir()]
     assert [p.name.startswith("tabular-") for p in entries] == [True]  # no temporary left
     shard = dataset.shards[0]
     os.utime(shard, ns=(shard.stat().st_atime_ns, shard.stat().st_mtime_ns + 10**9))
-    _, hit = cached_tabular(
-        open_dataset(folder / "meds"), labels, config, "train", folder / "cache"
+    _, hit = cached(
+        TABULAR, open_dataset(folder / "meds"), labels, config, "train", folder / "cache"
     )
     assert not hit  # the dataset changed (its fingerprint did)
 

@@ -10,7 +10,7 @@ import pytest
 from meds_builders import events_frame, write_meds_folder
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.features import events as events_module
+from ehrbench.features import shard_events as events_module
 from ehrbench.features.tabular import (
     TabularConfig,
     TabularFeatures,

@@ -10,27 +10,27 @@ place, so an interrupted run leaves no half entry behind.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from ehrbench.digest import json_digest
-from ehrbench.features.events import normalise_splits, row_frame
-from ehrbench.features.sequence import SequenceConfig, SequenceFeatures, build_sequences
-from ehrbench.features.tabular import TabularConfig, TabularFeatures, build_tabular
+from ehrbench.features.kinds import FeatureKind
+from ehrbench.features.rows import normalise_splits, row_frame
 from ehrbench.io import atomic_path
 from ehrbench.meds import MedsDataset
 
 # Bump when the meaning or layout of cached features changes.
 CACHE_FORMAT = 1
-T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def labels_digest(labels: pl.DataFrame) -> str:
@@ -43,11 +43,13 @@ def labels_digest(labels: pl.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def cache_key(kind: str, dataset: MedsDataset, labels: pl.DataFrame, config, fit_split) -> str:
+def cache_key(
+    kind: FeatureKind, dataset: MedsDataset, labels: pl.DataFrame, config, fit_split
+) -> str:
     """The key of the features of `kind` for these inputs (a hex string)."""
     payload = {
         "format": CACHE_FORMAT,
-        "kind": kind,
+        "kind": kind.name,
         "dataset": dataset.fingerprint(),
         "labels": labels_digest(labels),
         "config": asdict(config),
@@ -57,10 +59,11 @@ def cache_key(kind: str, dataset: MedsDataset, labels: pl.DataFrame, config, fit
 
 
 def entry_path(
-    kind: str, dataset: MedsDataset, labels: pl.DataFrame, config, fit_split, cache_dir
+    kind: FeatureKind, dataset: MedsDataset, labels: pl.DataFrame, config, fit_split, cache_dir
 ) -> Path:
-    """The cache folder of the features of `kind` ("tabular" or "sequence") for these inputs."""
-    return Path(cache_dir) / f"{kind}-{cache_key(kind, dataset, labels, config, fit_split)}"
+    """The cache folder of the features of `kind` for these inputs: `<kind name>-<key>`."""
+    key = cache_key(kind, dataset, labels, config, fit_split)
+    return Path(cache_dir) / f"{kind.name}-{key}"
 
 
 def copy_entry(entry: Path, names: tuple[str, ...], out: str | Path) -> None:
@@ -70,17 +73,27 @@ def copy_entry(entry: Path, names: tuple[str, ...], out: str | Path) -> None:
             shutil.copyfile(entry / name, tmp)
 
 
-def _cached(
-    entry: Path, build: Callable[[], T], save: Callable[[T, Path], None], load: Callable[[Path], T]
-) -> tuple[T, bool]:
-    """Load `entry` if it exists, else build, save into a temporary folder and rename it."""
+def cached(
+    kind: FeatureKind,
+    dataset: MedsDataset,
+    labels: pl.DataFrame,
+    config: Any,
+    fit_split: str | Iterable[str],
+    cache_dir: str | Path,
+) -> tuple[Any, bool]:
+    """`kind.build(...)`, reusing a cached result; returns (features, whether it was cached).
+
+    A missing entry is built, saved into a temporary folder and renamed into place.
+    """
+    entry = entry_path(kind, dataset, labels, config, fit_split, cache_dir)
     if entry.is_dir():
-        return load(entry), True
-    value = build()
+        logger.debug("%s features from the cache entry %s", kind.name, entry)
+        return kind.load(entry), True
+    features = kind.build(dataset, labels, config, fit_split)
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
-        save(value, tmp)
+        features.save(tmp)
         try:
             os.replace(tmp, entry)
         except OSError:
@@ -88,36 +101,5 @@ def _cached(
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return value, False
-
-
-def cached_tabular(
-    dataset: MedsDataset,
-    labels: pl.DataFrame,
-    config: TabularConfig,
-    fit_split: str | tuple[str, ...],
-    cache_dir: str | Path,
-) -> tuple[TabularFeatures, bool]:
-    """`build_tabular`, reusing a cached result; returns (features, whether it was cached)."""
-    return _cached(
-        entry_path("tabular", dataset, labels, config, fit_split, cache_dir),
-        lambda: build_tabular(dataset, labels, config, fit_split),
-        lambda features, path: features.save(path),
-        TabularFeatures.load,
-    )
-
-
-def cached_sequences(
-    dataset: MedsDataset,
-    labels: pl.DataFrame,
-    config: SequenceConfig,
-    fit_split: str | tuple[str, ...],
-    cache_dir: str | Path,
-) -> tuple[SequenceFeatures, bool]:
-    """`build_sequences`, reusing a cached result; returns (features, whether it was cached)."""
-    return _cached(
-        entry_path("sequence", dataset, labels, config, fit_split, cache_dir),
-        lambda: build_sequences(dataset, labels, config, fit_split),
-        lambda features, path: features.save(path),
-        SequenceFeatures.load,
-    )
+    logger.debug("%s features saved in the cache entry %s", kind.name, entry)
+    return features, False

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
-from ehrbench.features.cache import cached_sequences, cached_tabular, copy_entry, entry_path
-from ehrbench.features.sequence import SequenceConfig
-from ehrbench.features.tabular import TabularConfig
+from ehrbench.features.cache import cached, copy_entry, entry_path
+from ehrbench.features.kinds import FeatureKind, feature_kind
 from ehrbench.io import refuse_existing
 from ehrbench.meds import open_dataset, read_labels
-
-TABULAR_OUTPUTS = ("features.npz", "rows.parquet", "feature_names.parquet", "vocabulary.json")
-SEQUENCE_OUTPUTS = ("sequences.npz", "sequences.json")
 
 _TABULAR_EXAMPLE = (
     "ehrbench featurize tabular --data mimic_meds --labels labels/mortality.parquet "
@@ -35,54 +32,38 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _check_outputs(out: Path, names: tuple[str, ...], overwrite: bool) -> None:
-    if not overwrite:
-        refuse_existing([out / name for name in names], "choose another --out or pass --overwrite")
+def _window_names(text: str) -> tuple[str, ...]:
+    """`1d,7d,full` -> ("1d", "7d", "full"); each name is checked by the tabular config."""
+    return tuple(w for w in text.split(",") if w.strip())
 
 
-def _cache_dir(args: argparse.Namespace) -> Path:
-    return Path(args.cache) if args.cache else Path(args.out) / ".cache"
-
-
-def _report(kind: str, out: Path, shape: tuple[int, int], hit: bool, seconds: float) -> None:
-    source = "from the cache" if hit else f"in {seconds:.1f} s"
-    print(f"wrote {kind} features for {shape[0]:,} rows x {shape[1]:,} to {out} ({source})")
-
-
-def _tabular(args: argparse.Namespace) -> int:
+def _featurize(args: argparse.Namespace) -> int:
+    """`featurize KIND`: build (or take from the cache) the features and copy them to OUT."""
+    kind = feature_kind(args.kind)
     out = Path(args.out)
-    _check_outputs(out, TABULAR_OUTPUTS, args.overwrite)
-    config = TabularConfig(
-        windows=tuple(w for w in args.windows.split(",") if w.strip()),
-        min_count=args.min_count,
-        max_codes=args.max_codes,
-    )
+    if not args.overwrite:
+        refuse_existing(
+            [out / name for name in kind.outputs], "choose another --out or pass --overwrite"
+        )
+    config = kind.config(_settings(kind, args))
     dataset = open_dataset(args.data, deep=False)
     labels = read_labels(args.labels)
+    cache_dir = Path(args.cache) if args.cache else out / ".cache"
     started = time.perf_counter()
-    features, hit = cached_tabular(dataset, labels, config, args.fit_on, _cache_dir(args))
-    # Copy the cached files rather than serialise (and compress) the matrix a second time.
-    entry = entry_path("tabular", dataset, labels, config, args.fit_on, _cache_dir(args))
-    copy_entry(entry, TABULAR_OUTPUTS, out)
-    _report("tabular", out, features.matrix.shape, hit, time.perf_counter() - started)
+    features, hit = cached(kind, dataset, labels, config, args.fit_on, cache_dir)
+    # Copy the cached files rather than serialise (and compress) the features a second time.
+    copy_entry(entry_path(kind, dataset, labels, config, args.fit_on, cache_dir), kind.outputs, out)
+    rows, columns = features.shape
+    source = "from the cache" if hit else f"in {time.perf_counter() - started:.1f} s"
+    print(f"wrote {kind.name} features for {rows:,} rows x {columns:,} to {out} ({source})")
     return 0
 
 
-def _sequence(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    _check_outputs(out, SEQUENCE_OUTPUTS, args.overwrite)
-    config = SequenceConfig(
-        max_events=args.max_events, min_count=args.min_count, max_codes=args.max_codes
-    )
-    dataset = open_dataset(args.data, deep=False)
-    labels = read_labels(args.labels)
-    started = time.perf_counter()
-    features, hit = cached_sequences(dataset, labels, config, args.fit_on, _cache_dir(args))
-    entry = entry_path("sequence", dataset, labels, config, args.fit_on, _cache_dir(args))
-    copy_entry(entry, SEQUENCE_OUTPUTS, out)
-    shape = (features.codes.shape[0], features.codes.shape[1])
-    _report("sequence", out, shape, hit, time.perf_counter() - started)
-    return 0
+def _settings(kind: FeatureKind, args: argparse.Namespace) -> dict:
+    """The kind's settings from the options of the same names."""
+    return {
+        field.name: getattr(args, field.name) for field in dataclasses.fields(kind.config_class)
+    }
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -134,10 +115,11 @@ def register(subparsers) -> None:
     _common(tabular)
     tabular.add_argument(
         "--windows",
+        type=_window_names,
         default="1d,7d,30d,365d,full",
         help="comma-separated lookback windows (durations such as 12h, 30d, 2w, or full)",
     )
-    tabular.set_defaults(handler=_tabular)
+    tabular.set_defaults(handler=_featurize)
     sequence = kinds.add_parser(
         "sequence",
         help="the last N events of each row as padded arrays",
@@ -151,4 +133,4 @@ def register(subparsers) -> None:
     sequence.add_argument(
         "--max-events", type=_positive_int, default=512, help="events per row (default 512)"
     )
-    sequence.set_defaults(handler=_sequence)
+    sequence.set_defaults(handler=_featurize)

@@ -11,6 +11,9 @@ embedding table size. A value is z-scored with its code's mean and standard devi
 fitting rows' history (see `ehrbench.features.vocabulary`); `value_mask` is True exactly where an
 in-vocabulary event has a value. Events at the same time keep their file order. Static codes are
 a multi-hot vector; age is in years (0 where the subject has no MEDS_BIRTH).
+
+The flow, shard batch by shard batch: the rows' events at or before their prediction times
+(`ehrbench.features.shard_events`), then the padded layout above.
 """
 
 from __future__ import annotations
@@ -22,22 +25,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ehrbench.errors import EhrbenchError
-from ehrbench.features.events import (
-    US_PER_HOUR,
-    GroupedTimes,
-    ShardEvents,
-    age_years,
-    birth_times,
-    fit_mask,
-    fitting_subjects,
-    label_rows,
-    read_shard_events,
-    row_frame,
-    rows_by_shard,
-    sorted_distinct,
-    subject_index,
-)
+from ehrbench.features.config import SequenceConfig
+from ehrbench.features.reductions import US_PER_HOUR, age_years
+from ehrbench.features.rows import fit_mask, fitting_subjects, label_rows, row_frame
+from ehrbench.features.shard_events import ShardEvents, read_shard_events, rows_by_shard
 from ehrbench.features.storage import write_npz
 from ehrbench.features.vocabulary import fit_code_statistics, select_codes, value_moments
 from ehrbench.io import write_text_atomic
@@ -48,19 +39,6 @@ SPECIAL_TOKENS = ("<pad>", "<unk>")
 # Label rows gathered at once: bounds the [rows, max_events] index arrays of one step.
 ROW_CHUNK = 8192
 _ARRAYS = ("codes", "values", "value_mask", "hours_before", "lengths", "static", "age_years")
-
-
-@dataclass(frozen=True)
-class SequenceConfig:
-    """Settings of the sequence featuriser."""
-
-    max_events: int = 512
-    min_count: int = 10
-    max_codes: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_events < 1:
-            raise EhrbenchError(f"max_events is {self.max_events}: it must be at least 1.")
 
 
 @dataclass(frozen=True)
@@ -88,6 +66,11 @@ class SequenceFeatures:
     vocabulary: list[str]
     static_codes: list[str]
     rows: pl.DataFrame  # subject_id, prediction_time
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(label rows, events per row)."""
+        return self.codes.shape
 
     def subset(self, row_indices) -> SequenceFeatures:
         """The rows at `row_indices` (any numpy index), in that order."""
@@ -184,13 +167,10 @@ def transform_sequences(
         },
         schema={"code": pl.String, "code_idx": pl.Int32, "mean": pl.Float64, "std": pl.Float64},
     )
-    static_table = pl.DataFrame(
-        {"code": list(vocabulary.static_codes)}, schema={"code": pl.String}
-    ).with_row_index("static_idx")
-    for shard, shard_rows in rows_by_shard(dataset, rows):
-        subjects = shard_rows["subject_id"]
-        events = read_shard_events(dataset, shard, subjects, code_table, static_table)
-        _fill_shard(events, shard_rows, out)
+    for shard, shard_rows in rows_by_shard(dataset, rows, desc="sequence features"):
+        _fill_shard(
+            read_shard_events(dataset, shard, shard_rows, code_table, vocabulary.static_codes), out
+        )
     return out
 
 
@@ -200,32 +180,37 @@ def build_sequences(
     config: SequenceConfig | None = None,
     fit_split: str | tuple[str, ...] = "train",
 ) -> SequenceFeatures:
-    """Fit on the label rows whose subjects are in `fit_split` and build every row's sequence."""
+    """Fit on the label rows whose subjects are in `fit_split` and build every row's sequence.
+
+    >>> import datetime as dt, tempfile
+    >>> from ehrbench.meds import open_dataset
+    >>> from ehrbench.synth.dataset import generate_dataset
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dataset = open_dataset(generate_dataset(f"{tmp.name}/meds", n_subjects=30, seed=0).root)
+    >>> labels = pl.DataFrame(
+    ...     {"subject_id": [10000001, 10000003], "prediction_time": [dt.datetime(2160, 1, 1)] * 2}
+    ... )
+    >>> sequences = build_sequences(dataset, labels, SequenceConfig(max_events=16))
+    >>> sequences.shape, sequences.lengths.tolist()
+    ((2, 16), [16, 16])
+    >>> tmp.cleanup()
+    """
     config = config or SequenceConfig()
     subjects = fitting_subjects(dataset, labels, fit_split)
     vocabulary = fit_sequences(dataset, labels, subjects, config)
     return transform_sequences(dataset, labels, vocabulary)
 
 
-def _fill_shard(events: ShardEvents, rows: pl.DataFrame, out: SequenceFeatures) -> None:
-    subjects = sorted_distinct(rows["subject_id"].to_numpy())
-    row_ids = rows["row"].to_numpy()
-    row_subject = subject_index(subjects, rows["subject_id"].to_numpy())
-    row_t = rows["t"].to_numpy()
-    age = age_years(birth_times(events.births, subjects)[row_subject], row_t)
-    out.age_years[row_ids] = np.nan_to_num(age, nan=0.0)
-    pairs = rows.select("row", "subject_id").join(events.static, on="subject_id")
+def _fill_shard(events: ShardEvents, out: SequenceFeatures) -> None:
+    """Write the sequences, static codes and ages of the label rows of `events` into `out`."""
+    row_ids, row_t = events.row_ids, events.row_t
+    out.age_years[row_ids] = np.nan_to_num(age_years(events.birth_us, row_t), nan=0.0)
+    pairs = events.static
     out.static[pairs["row"].to_numpy(), pairs["static_idx"].to_numpy().astype(np.int64)] = 1.0
-    timed = events.timed.sort("subject_id", "time", maintain_order=True).select(
-        "subject_id",
+    timed = events.timed.select(
         "time",
         pl.col("code_idx").fill_null(UNKNOWN),
         ((pl.col("value") - pl.col("mean")) / pl.col("std")).alias("z"),
-    )
-    search = GroupedTimes(
-        subject_index(subjects, timed["subject_id"].to_numpy()),
-        timed["time"].to_numpy(),
-        subjects.shape[0],
     )
     code = timed["code_idx"].to_numpy()
     z = timed["z"].fill_null(np.nan).to_numpy()
@@ -233,9 +218,8 @@ def _fill_shard(events: ShardEvents, rows: pl.DataFrame, out: SequenceFeatures) 
     if not times.shape[0]:
         return
     width = out.codes.shape[1]
-    upto = search.count_upto(row_subject, row_t)
-    length = np.minimum(upto, width)
-    first = search.starts[row_subject] + upto - length
+    length = np.minimum(events.history_length, width)
+    first = events.history_start + events.history_length - length
     for chunk in np.array_split(np.arange(row_ids.shape[0]), -(-row_ids.shape[0] // ROW_CHUNK)):
         valid = np.arange(width)[None, :] < length[chunk, None]
         index = np.where(valid, first[chunk, None] + np.arange(width)[None, :], 0)

@@ -8,10 +8,12 @@ nothing, so changing any held-out subject's events never changes a vocabulary or
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import polars as pl
 
-from ehrbench.features.events import rows_by_shard, scan_events
+from ehrbench.features.shard_events import events_upto, rows_by_shard
 from ehrbench.meds import MedsDataset
 
 STAT_SCHEMA = {
@@ -22,6 +24,7 @@ STAT_SCHEMA = {
     "value_sum": pl.Float64(),
     "value_sum_sq": pl.Float64(),
 }
+logger = logging.getLogger(__name__)
 
 
 def fit_code_statistics(dataset: MedsDataset, rows: pl.DataFrame, mask: np.ndarray) -> pl.DataFrame:
@@ -32,11 +35,9 @@ def fit_code_statistics(dataset: MedsDataset, rows: pl.DataFrame, mask: np.ndarr
     """
     fitting = rows.filter(pl.Series(mask)).group_by("subject_id").agg(pl.col("t").max())
     parts = []
-    for shard, shard_rows in rows_by_shard(dataset, fitting):
+    for shard, shard_rows in rows_by_shard(dataset, fitting, desc="fitting the vocabulary"):
         parts.append(
-            scan_events(dataset, shard, shard_rows["subject_id"])
-            .join(shard_rows.lazy(), on="subject_id")
-            .filter(pl.col("time").is_null() | (pl.col("time") <= pl.col("t")))
+            events_upto(dataset, shard, shard_rows)
             .group_by("code", pl.col("time").is_null().alias("static"))
             .agg(
                 pl.len().cast(pl.Int64).alias("count"),
@@ -65,9 +66,14 @@ def select_codes(
     Ties in the cap are broken by code so the choice is deterministic; the result is sorted by
     code, which fixes the feature order.
     """
-    kept = stats.filter((pl.col("static") == static) & (pl.col("count") >= min_count))
+    seen = stats.filter(pl.col("static") == static)
+    kept = seen.filter(pl.col("count") >= min_count)
     if max_codes is not None:
         kept = kept.sort(["count", "code"], descending=[True, False]).head(max_codes)
+    what = "static" if static else "timed"
+    logger.debug(
+        "vocabulary: %d of the %d %s codes of the fitting history", kept.height, seen.height, what
+    )
     return kept.sort("code")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.features.kinds import feature_kind
 from ehrbench.io import refuse_existing
 from ehrbench.meds import open_dataset, read_labels
 from ehrbench.models.base import model_class
@@ -54,28 +54,10 @@ def parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return tree, features
 
 
-def feature_config(config_cls: type, settings: dict[str, Any]) -> Any:
-    """A feature config dataclass with `settings` applied (lists become tuples)."""
-    known = {field.name for field in dataclasses.fields(config_cls)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise EhrbenchError(
-            f"unknown feature setting(s) {['features.' + k for k in unknown]}: the settings of "
-            f"{config_cls.__name__} are {sorted(known)}."
-        )
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    return config_cls(**values)
-
-
 def build_features(kind: str, dataset: Any, labels: pl.DataFrame, settings: dict[str, Any]) -> Any:
-    """Tabular or sequence features of every label row, fitted on the train split only."""
-    if kind == "tabular":
-        from ehrbench.features.tabular import TabularConfig, build_tabular
-
-        return build_tabular(dataset, labels, feature_config(TabularConfig, settings), "train")
-    from ehrbench.features.sequence import SequenceConfig, build_sequences
-
-    return build_sequences(dataset, labels, feature_config(SequenceConfig, settings), "train")
+    """Features of `kind` (a `Model.kind`) for every label row, fitted on the train split only."""
+    chosen = feature_kind(kind)
+    return chosen.build(dataset, labels, chosen.config(settings), "train")
 
 
 def check_subjects_in_data(labels: pl.DataFrame, dataset: Any, source: Path) -> None:

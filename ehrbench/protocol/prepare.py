@@ -28,7 +28,8 @@ from ehrbench.cohort.config import load_cohort
 from ehrbench.cohort.extract import extract
 from ehrbench.digest import file_digest
 from ehrbench.errors import EhrbenchError
-from ehrbench.features.cache import cached_sequences, cached_tabular
+from ehrbench.features.cache import cached
+from ehrbench.features.kinds import FeatureKind
 from ehrbench.io import write_text_atomic
 from ehrbench.meds import MedsDataset, open_dataset
 from ehrbench.metrics.bootstrap import Resamples, draw_resamples
@@ -196,13 +197,11 @@ def _extract(
     return extraction
 
 
-def cohort_features(suite: Suite, dataset: MedsDataset, data: CohortData, kind: str) -> Any:
-    """The cohort's tabular or sequence features, fitted on its train rows (cached on disk)."""
-    if kind not in data.features:
+def cohort_features(suite: Suite, dataset: MedsDataset, data: CohortData, kind: FeatureKind) -> Any:
+    """The cohort's features of `kind`, fitted on its train rows (cached on disk)."""
+    if kind.name not in data.features:
+        config = suite.feature_config(kind)
         cache = suite.output / "features"
-        if kind == "tabular":
-            features, _ = cached_tabular(dataset, data.labels, suite.tabular, "train", cache)
-        else:
-            features, _ = cached_sequences(dataset, data.labels, suite.sequence, "train", cache)
-        data.features[kind] = features
-    return data.features[kind]
+        features, _ = cached(kind, dataset, data.labels, config, "train", cache)
+        data.features[kind.name] = features
+    return data.features[kind.name]

@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.features.kinds import FeatureKind
 from ehrbench.meds import MedsDataset
 from ehrbench.metrics.evaluate import evaluate_predictions
 from ehrbench.models.base import take_rows
@@ -206,26 +207,25 @@ class FeatureSource:
         self.suite, self.dataset, self.log = suite, dataset, log
         self.errors: dict[tuple[str, str], Exception] = {}
 
-    def prepare(self, data: CohortData, kind: str) -> None:
+    def prepare(self, data: CohortData, kind: FeatureKind) -> None:
         """Build (or load from the cache) the features of `kind` if not done yet."""
-        if kind in data.features or (data.name, kind) in self.errors:
+        if kind.name in data.features or (data.name, kind.name) in self.errors:
             return
         started = time.monotonic()
         try:
             cohort_features(self.suite, self.dataset, data, kind)
         except Exception as exc:  # every run that needs them fails with this error
-            self.errors[(data.name, kind)] = exc
-            self.log(f"features ({kind}) of cohort {data.name} failed: {_error_text(exc)}")
+            self.errors[(data.name, kind.name)] = exc
+            self.log(f"features ({kind.name}) of cohort {data.name} failed: {_error_text(exc)}")
             return
-        self.log(
-            f"features ({kind}) of cohort {data.name}: ready in {time.monotonic() - started:.1f} s"
-        )
+        seconds = time.monotonic() - started
+        self.log(f"features ({kind.name}) of cohort {data.name}: ready in {seconds:.1f} s")
 
-    def get(self, data: CohortData, kind: str) -> Any:
+    def get(self, data: CohortData, kind: FeatureKind) -> Any:
         """The features, or the error their build raised."""
-        if (data.name, kind) in self.errors:
-            raise self.errors[(data.name, kind)]
-        return data.features[kind]
+        if (data.name, kind.name) in self.errors:
+            raise self.errors[(data.name, kind.name)]
+        return data.features[kind.name]
 
 
 class GridRunner:

@@ -41,8 +41,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError, did_you_mean
-from ehrbench.features.sequence import SequenceConfig
-from ehrbench.features.tabular import TabularConfig
+from ehrbench.features.config import SequenceConfig, TabularConfig
+from ehrbench.features.kinds import SEQUENCE, TABULAR, FeatureKind, feature_kind
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, age_band_labels
 from ehrbench.models.base import model_class
 from ehrbench.models.grid import expand_grid
@@ -122,14 +122,18 @@ class Suite:
         """The cohort file of `cohort`."""
         return self.cohorts_dir / f"{cohort}.yaml"
 
-    def model_kind(self, model: str) -> str:
-        """ "tabular" or "sequence": which features the model reads."""
-        return model_class(model).kind
+    def model_kind(self, model: str) -> FeatureKind:
+        """The kind of features the model reads."""
+        return feature_kind(model_class(model).kind)
+
+    def feature_config(self, kind: FeatureKind) -> TabularConfig | SequenceConfig:
+        """The suite's settings of `kind` (section `features.<kind name>`, field of that name)."""
+        return getattr(self, kind.name)
 
     @property
     def needs_sequences(self) -> bool:
         """Whether any model of the suite reads sequence features."""
-        return any(self.model_kind(m) == "sequence" for m in self.models)
+        return any(self.model_kind(m) is SEQUENCE for m in self.models)
 
     def config_hash(self) -> str:
         """A hash of everything in the suite that can change a result (the output path aside)."""
@@ -146,13 +150,13 @@ class Suite:
         models, cohorts, k values or seeds, so growing a grid keeps the runs already done.
         """
         kind = self.model_kind(model)
-        features = self.tabular if kind == "tabular" else self.sequence
+        features = self.feature_config(kind)
         return json_digest(
             {
                 "format": RUN_FORMAT,
                 "cohort_file": file_digest(self.cohort_path(cohort)),
                 "predicates_file": file_digest(self.predicates),
-                "features": {"kind": kind, **features.__dict__},
+                "features": {"kind": kind.name, **features.__dict__},
                 "model_params": self.model_params.get(model, {}),
                 "grid": self.grids.get(model),
                 "bootstrap": {"resamples": self.resamples, "seed": self.bootstrap_seed},
@@ -276,8 +280,8 @@ def load_suite(
         models=models,
         baseline=_baseline(config, reader, models),
         plan=_plan(config, reader),
-        tabular=_feature_config(config, "tabular", TabularConfig, reader),
-        sequence=_feature_config(config, "sequence", SequenceConfig, reader),
+        tabular=_feature_config(config, TABULAR, reader),
+        sequence=_feature_config(config, SEQUENCE, reader),
         model_params=_model_params(config, reader, models),
         grids=_grids(config, reader, models),
         resamples=_int(
@@ -417,17 +421,16 @@ def _plan(config: dict, reader: _Reader) -> FewShotPlan:
         reader.fail("seeds", f"is not valid: {exc}")
 
 
-def _feature_config(config: dict, kind: str, config_cls: type, reader: _Reader):
-    settings = dict(((config.get("features") or {}).get(kind)) or {})
-    if "windows" in settings and isinstance(settings["windows"], list):
-        settings["windows"] = tuple(settings["windows"])
+def _feature_config(config: dict, kind: FeatureKind, reader: _Reader):
+    section = f"features.{kind.name}"
+    settings = dict(((config.get("features") or {}).get(kind.name)) or {})
     for key in ("min_count", "max_events"):
         if key in settings:
-            _int(settings, key, f"features.{kind}", reader, None, minimum=1)
+            _int(settings, key, section, reader, None, minimum=1)
     try:
-        return config_cls(**settings)
+        return kind.config(settings)
     except (EhrbenchError, TypeError, ValueError) as exc:
-        reader.fail(f"features.{kind}", f"is not valid: {exc}")
+        reader.fail(section, f"is not valid: {exc}")
 
 
 def _per_model(config: dict, key: str, reader: _Reader, models: tuple[str, ...]) -> dict:

@@ -1,0 +1,104 @@
+"""Stage 4 of tabular featurisation: the sparse matrix, one row per label row.
+
+Columns follow the training-only vocabulary: `static/<code>` per static code, `age/years`,
+`time_since_last_event/hours`, then one block per window holding, per code, its count and, for
+codes that carry values, the `VALUE_AGGS`. Each shard batch becomes a small CSR block over its
+own rows (float32, zeros left out); the blocks are stacked and the rows put back in label order
+at the end, so no global list of entries is ever held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from ehrbench.features.reductions import VALUE_AGGS, SubjectFeatures, WindowAggregates
+
+
+class Layout:
+    """Column positions: static codes, the age and time-since columns, then one block per window.
+
+    >>> layout = Layout(n_static=1, value_codes=[True, False], n_windows=2)
+    >>> layout.n_features, layout.column(1, np.array([1]), 0).tolist()
+    (19, [18])
+    """
+
+    def __init__(self, n_static: int, value_codes: Sequence[bool], n_windows: int) -> None:
+        has_value = np.asarray(value_codes, dtype=bool)
+        width = 1 + len(VALUE_AGGS) * has_value.astype(np.int64)
+        self.offset = np.concatenate([[0], np.cumsum(width)[:-1]]).astype(np.int64)
+        self.age_col = n_static
+        self.since_col = self.age_col + 1
+        self.first_window_col = self.since_col + 1
+        self.block = int(width.sum())
+        self.n_features = self.first_window_col + self.block * n_windows
+
+    def column(self, window: int, code_idx: np.ndarray, agg: int) -> np.ndarray:
+        """Column of aggregate `agg` (0 = code count, 1.. = VALUE_AGGS) of codes in a window."""
+        return self.first_window_col + window * self.block + self.offset[code_idx] + agg
+
+
+class MatrixBuilder:
+    """Collects one CSR block per shard batch and stacks them in label order."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self._blocks: list[sp.csr_matrix] = []
+        self._block_rows: list[np.ndarray] = []
+
+    def add(
+        self,
+        row_ids: np.ndarray,
+        subject: SubjectFeatures,
+        windows: Iterable[WindowAggregates],
+    ) -> None:
+        """Add the block of the label rows `row_ids` (one shard batch) from their reductions."""
+        layout = self.layout
+        out = _Entries()
+        out.add(subject.static_rows, subject.static_idx, np.ones(subject.static_rows.shape[0]))
+        out.add(subject.age_rows, layout.age_col, subject.age)
+        out.add(subject.since_rows, layout.since_col, subject.since_hours)
+        for window in windows:
+            out.add(window.rows, layout.column(window.window, window.code, 0), window.count)
+            base = layout.column(window.window, window.value_code, 0)
+            for agg, values in enumerate(window.values, start=1):
+                out.add(window.value_rows, base + agg, values)
+        rows, cols, vals = out.arrays()
+        local_rows = np.sort(row_ids)
+        shape = (local_rows.shape[0], layout.n_features)
+        local = np.searchsorted(local_rows, rows)
+        self._blocks.append(sp.csr_matrix((vals, (local, cols)), shape=shape, dtype=np.float32))
+        self._block_rows.append(local_rows)
+
+    def matrix(self) -> sp.csr_matrix:
+        """The stacked blocks, rows in label order, column indices sorted."""
+        matrix = sp.vstack(self._blocks, format="csr")
+        self._blocks.clear()
+        matrix = matrix[np.argsort(np.concatenate(self._block_rows))]
+        matrix.sort_indices()
+        return matrix
+
+
+class _Entries:
+    """Accumulates (row, column, value) triplets."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+
+    def add(self, rows: np.ndarray, cols: np.ndarray | int, vals: np.ndarray) -> None:
+        """Keep the nonzero entries, compactly (int32 indices, float32 values)."""
+        vals = np.asarray(vals, dtype=np.float32)
+        nonzero = vals != 0
+        self.rows.append(rows[nonzero].astype(np.int32))
+        self.cols.append(np.broadcast_to(np.asarray(cols), rows.shape)[nonzero].astype(np.int32))
+        self.vals.append(vals[nonzero])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The accumulated (rows, cols, vals)."""
+        if not self.rows:
+            return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32)
+        return np.concatenate(self.rows), np.concatenate(self.cols), np.concatenate(self.vals)
