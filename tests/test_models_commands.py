@@ -13,9 +13,8 @@ from meds_builders import events_frame, write_meds_folder
 
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
-from ehrbench.meds import write_labels
+from ehrbench.meds import label_values, write_labels
 from ehrbench.models.predictions import PREDICTION_SCHEMA
-from ehrbench.models.training import label_values
 
 N_SUBJECTS = 90
 PREDICTION_TIME = datetime(2020, 1, 1)

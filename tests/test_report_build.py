@@ -27,16 +27,16 @@ def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     dataset = tiny_dataset(folder / "meds")
     suite = load_suite(tiny_suite(folder, dataset))
-    real = runner_module.select_and_fit
+    real = runner_module.fit_and_predict
 
     def flaky(name, *args, **kwargs):
-        if name == "lightgbm" and args[4] == 1:
+        if name == "lightgbm" and kwargs["seed"] == 1:
             raise ValueError("failure kept for the report")
         return real(name, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner_module, "select_and_fit", flaky)
-        write_outputs(GridRunner(suite, log=lambda m: None).run())
+        patch.setattr(runner_module, "fit_and_predict", flaky)
+        write_outputs(GridRunner(suite).run())
     return suite.output
 
 

@@ -27,6 +27,14 @@ from ehrbench.io import write_parquet_atomic, write_text_atomic
 from ehrbench.metrics.bootstrap import draw_resamples
 from ehrbench.metrics.calibration import calibration_curve
 from ehrbench.metrics.paired import paired_auroc
+from ehrbench.protocol.manifest import (
+    BootstrapInfo,
+    CohortInfo,
+    DatasetInfo,
+    Manifest,
+    RunCounts,
+    SuiteInfo,
+)
 from ehrbench.protocol.runner import GridResult, PlannedRun
 from ehrbench.protocol.store import ResultsStore
 
@@ -43,7 +51,6 @@ PAIRED_SCHEMA: dict[str, pl.DataType] = {
     "p_value": pl.Float64(),
     "n_boot": pl.Int64(),
 }
-MANIFEST = "manifest.json"
 
 
 def _write_table(frame: pl.DataFrame, folder: Path, stem: str) -> None:
@@ -68,9 +75,7 @@ def write_outputs(result: GridResult) -> dict[str, Path]:
     predictions = {p.key.run_id: store.predictions(p.key) for p in _ok(result)}
     _write_table(paired_table(result, predictions), folder, "paired")
     _write_table(calibration_table(result, predictions), folder, "calibration")
-    write_text_atomic(
-        json.dumps(manifest(result), indent=2, sort_keys=True) + "\n", folder / MANIFEST
-    )
+    manifest(result).write(folder)
     return {name: folder / f"{name}.parquet" for name in ("results", "paired", "calibration")}
 
 
@@ -143,51 +148,49 @@ def calibration_table(result: GridResult, predictions: dict[str, pl.DataFrame]) 
     return pl.concat(tables)
 
 
-def manifest(result: GridResult) -> dict[str, Any]:
+def manifest(result: GridResult) -> Manifest:
     """The facts the report header and cohort sections show."""
     suite = result.suite
     statuses = list(result.statuses.values())
-    cohorts: dict[str, Any] = {}
+    cohorts: dict[str, CohortInfo] = {}
     for name, summary in result.cohorts.items():
         folder = suite.output / "cohorts" / name
-        cohorts[name] = {
-            "counts": summary,
-            "attrition": json.loads((folder / "attrition.json").read_text(encoding="utf-8")),
-        }
-    return {
-        "suite": {
-            "name": suite.name,
-            "description": suite.description,
-            "file": str(suite.source),
-            "overrides": list(suite.overrides),
-        },
-        "ehrbench_version": __version__,
-        "config_hash": suite.config_hash(),
-        "dataset": {
-            "path": str(suite.dataset_path),
-            "fingerprint": result.fingerprint,
-            "synthetic": suite.synthetic.as_dict() if suite.synthetic else None,
-        },
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "models": list(suite.models),
-        "baseline": suite.baseline,
-        "k": [str(k) for k in suite.plan.ks],
-        "seeds": list(suite.plan.seeds),
-        "bootstrap": {"resamples": suite.resamples, "seed": suite.bootstrap_seed},
-        "age_bands": list(suite.age_bands),
-        "features": {
+        cohorts[name] = CohortInfo(
+            counts=summary,
+            attrition=json.loads((folder / "attrition.json").read_text(encoding="utf-8")),
+        )
+    return Manifest(
+        suite=SuiteInfo(
+            name=suite.name,
+            description=suite.description,
+            file=str(suite.source),
+            overrides=tuple(suite.overrides),
+        ),
+        ehrbench_version=__version__,
+        config_hash=suite.config_hash(),
+        dataset=DatasetInfo(
+            path=str(suite.dataset_path),
+            fingerprint=result.fingerprint,
+            synthetic=suite.synthetic.as_dict() if suite.synthetic else None,
+        ),
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        models=tuple(suite.models),
+        baseline=suite.baseline,
+        k=tuple(str(k) for k in suite.plan.ks),
+        seeds=tuple(suite.plan.seeds),
+        bootstrap=BootstrapInfo(resamples=suite.resamples, seed=suite.bootstrap_seed),
+        age_bands=tuple(suite.age_bands),
+        features={
             "tabular": _plain(suite.tabular.__dict__),
             "sequence": _plain(suite.sequence.__dict__),
         },
-        "cohorts": cohorts,
-        "cohort_order": list(result.cohorts),  # JSON objects are written with sorted keys
-        "skipped_cohorts": result.skipped_cohorts,
-        "runs": {
-            "total": len(result.planned),
-            "ok": statuses.count("ok"),
-            "failed": statuses.count("failed"),
-        },
-    }
+        cohorts=cohorts,
+        cohort_order=tuple(result.cohorts),
+        skipped_cohorts=result.skipped_cohorts,
+        runs=RunCounts(
+            total=len(result.planned), ok=statuses.count("ok"), failed=statuses.count("failed")
+        ),
+    )
 
 
 def _plain(settings: dict[str, Any]) -> dict[str, Any]:

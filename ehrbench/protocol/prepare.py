@@ -13,6 +13,7 @@ Each piece is computed once per results folder and reused on a rerun:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,26 +28,37 @@ from ehrbench.digest import file_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.cache import cached_sequences, cached_tabular
 from ehrbench.io import write_text_atomic
-from ehrbench.meds import MedsDataset, open_dataset, read_labels, write_labels
+from ehrbench.meds import (
+    SPLIT_NAMES,
+    MedsDataset,
+    label_values,
+    open_dataset,
+    read_labels,
+    split_indices,
+    write_labels,
+)
 from ehrbench.metrics.bootstrap import Resamples, draw_resamples
 from ehrbench.metrics.subgroups import demographics_from_events
-from ehrbench.models.training import SPLITS, label_values, split_indices
 from ehrbench.protocol.suite import Suite, SyntheticSpec
 from ehrbench.synth.dataset import generate_dataset
 
 Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
-def prepare_dataset(suite: Suite, log: Log) -> MedsDataset:
+def prepare_dataset(suite: Suite) -> MedsDataset:
     """Open the suite's dataset, generating the synthetic one first if its folder is absent."""
     path = suite.dataset_path
     spec = suite.synthetic
     if spec is not None and path.is_dir() and any(path.iterdir()):
         _check_synthetic(path, spec)
     elif spec is not None:
-        log(
-            f"generating the synthetic dataset ({spec.subjects} subjects, seed {spec.seed}, "
-            f"{spec.shards} shard(s)) into {path}"
+        logger.info(
+            "generating the synthetic dataset (%d subjects, seed %d, %d shard(s)) into %s",
+            spec.subjects,
+            spec.seed,
+            spec.shards,
+            path,
         )
         generate_dataset(path, n_subjects=spec.subjects, seed=spec.seed, n_shards=spec.shards)
     return open_dataset(path, validate=True, deep=False)
@@ -107,7 +119,7 @@ def cohort_summary(labels: pl.DataFrame, indices: dict[str, np.ndarray]) -> dict
 
     return {
         "all": counts(np.arange(labels.height)),
-        **{split: counts(indices[split]) for split in SPLITS},
+        **{split: counts(indices[split]) for split in SPLIT_NAMES},
     }
 
 
