@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -160,3 +162,15 @@ def test_a_broken_cohort_is_skipped_and_reported(tmp_path, dataset, caplog, caps
     err = capsys.readouterr().err
     assert "warning: cohort broken skipped" in err
     assert "runs:" in err and "1/1" in err  # the progress bar: runs done / total, time left
+
+
+def test_a_logistic_regression_grid_never_imports_torch(tmp_path, dataset):
+    # The suite also sets a GRU grid: naming a model must not import its module.
+    path = tiny_suite(tmp_path, dataset, grids={"gru": [{"hidden": 16}]})
+    argv = ["run", str(path), "models=[logreg]", "k=[all]", "seeds=[0]"]
+    code = (
+        f"import sys; from ehrbench.cli import main; assert main({argv!r}) == 0; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr

@@ -13,6 +13,7 @@ import ehrbench.protocol.runner as runner_module
 from ehrbench import __version__
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
+from ehrbench.protocol.manifest import MANIFEST_FILE, Manifest
 from ehrbench.protocol.outputs import write_outputs
 from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.suite import load_suite
@@ -116,3 +117,14 @@ def test_report_command_and_missing_inputs(results, tmp_path, capsys):
         build_report(tmp_path)
     assert main(["report", str(tmp_path / "absent")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_the_manifest_reads_back_as_written(results, tmp_path):
+    manifest = Manifest.read(results)
+    assert manifest.runs.failed == 1 and manifest.cohort_order == (COHORT,)
+    assert manifest.cohorts[COHORT].attrition["steps"]
+    manifest.write(tmp_path)
+    assert (tmp_path / MANIFEST_FILE).read_bytes() == (results / MANIFEST_FILE).read_bytes()
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({"suite": {}}), encoding="utf-8")
+    with pytest.raises(EhrbenchError, match="is not a manifest this ehrbench can read"):
+        Manifest.read(tmp_path)
