@@ -76,7 +76,7 @@ def test_one_class_labels_are_refused(sets, name):
 
 
 def _numeric_hyperparameter(name: str) -> str:
-    declared = model_class(name).hyperparameters
+    declared = model_class(name).Hyperparameters
     hints = typing.get_type_hints(declared)
     return next(f.name for f in dataclasses.fields(declared) if hints[f.name] in (int, float))
 
@@ -94,7 +94,7 @@ def test_unknown_and_badly_typed_hyperparameters_are_refused(name):
 
 @pytest.mark.parametrize("name", model_names())
 def test_hyperparameters_are_declared_with_defaults(name):
-    declared = model_class(name).hyperparameters
+    declared = model_class(name).Hyperparameters
     assert dataclasses.is_dataclass(declared) and declared.__dataclass_params__.frozen
     defaults = {f.name: f.default for f in dataclasses.fields(declared)}
     assert get_model(name).params == defaults

@@ -31,7 +31,7 @@ class Spy(Model):
 
     name = "spy"
     kind = "tabular"
-    hyperparameters = SpyParams
+    Hyperparameters = SpyParams
     seen: ClassVar[list[int]] = []
 
     @classmethod

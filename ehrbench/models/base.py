@@ -32,24 +32,24 @@ MODEL_FILE = "model.json"
 class Model(ABC):
     """A binary classifier with a hyperparameter grid, fitted once and then read-only.
 
-    Subclasses set `name`, `kind` ("tabular" or "sequence") and `hyperparameters` (a frozen
-    dataclass declaring every hyperparameter with its type and default), and implement
-    `param_grid`, `_fit`, `predict_proba`, `_save_state` and `_load_state`. `fit` checks the
-    inputs, calls `_fit` and marks the model fitted.
+    Subclasses set `name`, `kind` ("tabular" or "sequence") and `Hyperparameters` (a frozen
+    dataclass declaring every hyperparameter with its type and default; a model's values are in
+    `self.hyperparameters`), and implement `param_grid`, `_fit`, `predict_proba`, `_save_state`
+    and `_load_state`. `fit` checks the inputs, calls `_fit` and marks the model fitted.
     """
 
     name: ClassVar[str]
     kind: ClassVar[str]
-    hyperparameters: ClassVar[type]
+    Hyperparameters: ClassVar[type]
 
     def __init__(self, **params: Any) -> None:
-        self.hp = _typed_hyperparameters(self.name, self.hyperparameters, params)
+        self.hyperparameters = _typed_hyperparameters(self.name, self.Hyperparameters, params)
         self.fitted = False
 
     @property
     def params(self) -> dict[str, Any]:
         """Every hyperparameter by name, as given (the plain dict saved in JSON records)."""
-        return dataclasses.asdict(self.hp)
+        return dataclasses.asdict(self.hyperparameters)
 
     @classmethod
     @abstractmethod

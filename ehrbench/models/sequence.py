@@ -193,14 +193,14 @@ class SequenceModel(Model):
 
     kind = "sequence"
     arch: str
-    hyperparameters = SequenceParams
+    Hyperparameters = SequenceParams
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if self.hp.pos_weight not in ("none", "balanced"):
+        if self.hyperparameters.pos_weight not in ("none", "balanced"):
             raise EhrbenchError(
                 f"model `{self.name}`: pos_weight must be `none` or `balanced`, "
-                f"not {self.hp.pos_weight!r}."
+                f"not {self.hyperparameters.pos_weight!r}."
             )
         self.net: SequenceNet | None = None
         self.shape: dict[str, int] = {}
@@ -216,12 +216,12 @@ class SequenceModel(Model):
         ]
 
     def _device(self) -> torch.device:
-        if self.hp.device == "auto":
+        if self.hyperparameters.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.hp.device)
+        return torch.device(self.hyperparameters.device)
 
     def _build(self) -> SequenceNet:
-        hp = self.hp
+        hp = self.hyperparameters
         return SequenceNet(
             self.arch,
             self.shape["vocab_size"],
@@ -240,17 +240,17 @@ class SequenceModel(Model):
         vocab_size = max(len(train.vocabulary), int(np.asarray(train.codes).max(initial=0)) + 1)
         self.shape = {"vocab_size": vocab_size, "n_static": int(np.asarray(train.static).shape[1])}
         device = self._device()
-        train_x = _prepare(train, self.hp.max_len, vocab_size)
-        tuning_x = _prepare(tuning, self.hp.max_len, vocab_size)
+        train_x = _prepare(train, self.hyperparameters.max_len, vocab_size)
+        tuning_x = _prepare(tuning, self.hyperparameters.max_len, vocab_size)
         y_fit = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
         y_tune = torch.from_numpy(np.asarray(y_tuning, dtype=np.float32))
-        with _reproducible(seed, self.hp.num_threads, device):
+        with _reproducible(seed, self.hyperparameters.num_threads, device):
             self.net = self._build().to(device)
             self._train(train_x, y_fit, tuning_x, y_tune, seed, device)
         self.net = self.net.cpu().eval()
 
     def _loss(self, y: torch.Tensor) -> nn.BCEWithLogitsLoss:
-        if self.hp.pos_weight == "balanced":
+        if self.hyperparameters.pos_weight == "balanced":
             n_pos = float(y.sum())
             return nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y) - n_pos) / n_pos))
         return nn.BCEWithLogitsLoss()
@@ -266,14 +266,14 @@ class SequenceModel(Model):
     ) -> None:
         optimizer = torch.optim.AdamW(
             self.net.parameters(),
-            lr=float(self.hp.learning_rate),
-            weight_decay=float(self.hp.weight_decay),
+            lr=float(self.hyperparameters.learning_rate),
+            weight_decay=float(self.hyperparameters.weight_decay),
         )
         loss_fn = self._loss(y_fit).to(device)
         generator = torch.Generator().manual_seed(seed)
         best_loss, best_state, stale = math.inf, copy.deepcopy(self.net.state_dict()), 0
         self.tuning_losses = []
-        for _ in range(self.hp.max_epochs):
+        for _ in range(self.hyperparameters.max_epochs):
             self._epoch(train_x, y_fit, optimizer, loss_fn, generator, device)
             tuning_loss = nn.functional.binary_cross_entropy_with_logits(
                 self._logits(tuning_x, device), y_tune
@@ -283,7 +283,7 @@ class SequenceModel(Model):
                 best_loss, best_state, stale = tuning_loss, copy.deepcopy(self.net.state_dict()), 0
             else:
                 stale += 1
-                if stale >= self.hp.patience:
+                if stale >= self.hyperparameters.patience:
                     break
         self.net.load_state_dict(best_state)
 
@@ -299,7 +299,7 @@ class SequenceModel(Model):
         """One pass over the training rows in a seeded random order."""
         self.net.train()
         order = torch.randperm(len(y_fit), generator=generator)
-        for index in order.split(self.hp.batch_size):
+        for index in order.split(self.hyperparameters.batch_size):
             optimizer.zero_grad()
             logits = self.net(_batch(train_x, index, device))
             loss_fn(logits, y_fit[index].to(device)).backward()
@@ -324,8 +324,8 @@ class SequenceModel(Model):
                 f"model `{self.name}` was fitted on {self.shape['n_static']} static codes but the "
                 f"features have {n_static}: build the features with the same config."
             )
-        tensors = _prepare(features, self.hp.max_len, self.shape["vocab_size"])
-        with _reproducible(0, self.hp.num_threads, torch.device("cpu")):
+        tensors = _prepare(features, self.hyperparameters.max_len, self.shape["vocab_size"])
+        with _reproducible(0, self.hyperparameters.num_threads, torch.device("cpu")):
             logits = self._logits(tensors, torch.device("cpu"))
         return torch.sigmoid(logits.double()).numpy()
 

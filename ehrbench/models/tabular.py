@@ -92,7 +92,7 @@ class LogisticRegressionModel(_SklearnModel):
     """
 
     name = "logreg"
-    hyperparameters = LogisticRegressionParams
+    Hyperparameters = LogisticRegressionParams
 
     @classmethod
     def param_grid(cls) -> list[dict[str, Any]]:
@@ -104,10 +104,10 @@ class LogisticRegressionModel(_SklearnModel):
     ) -> None:
         """Fit on the training rows; lbfgs is deterministic, so `seed` is only recorded."""
         classifier = LogisticRegression(
-            C=float(self.hp.C),
+            C=float(self.hyperparameters.C),
             l1_ratio=0.0,
             solver="lbfgs",
-            max_iter=self.hp.max_iter,
+            max_iter=self.hyperparameters.max_iter,
             random_state=seed,
         )
         self.estimator = make_pipeline(MaxAbsScaler(), classifier)
@@ -122,7 +122,7 @@ class RandomForestModel(_SklearnModel):
     """A scikit-learn random forest; it has no early stopping, so tuning rows only choose it."""
 
     name = "random_forest"
-    hyperparameters = RandomForestParams
+    Hyperparameters = RandomForestParams
 
     @classmethod
     def param_grid(cls) -> list[dict[str, Any]]:
@@ -136,11 +136,11 @@ class RandomForestModel(_SklearnModel):
     ) -> None:
         """Fit the forest on the training rows with `random_state=seed`."""
         self.estimator = RandomForestClassifier(
-            n_estimators=self.hp.n_estimators,
-            max_depth=self.hp.max_depth,
-            min_samples_leaf=self.hp.min_samples_leaf,
-            max_features=self.hp.max_features,
-            n_jobs=self.hp.n_jobs,
+            n_estimators=self.hyperparameters.n_estimators,
+            max_depth=self.hyperparameters.max_depth,
+            min_samples_leaf=self.hyperparameters.min_samples_leaf,
+            max_features=self.hyperparameters.max_features,
+            n_jobs=self.hyperparameters.n_jobs,
             random_state=seed,
         )
         self.estimator.fit(train.matrix, y_train)
@@ -157,7 +157,7 @@ class LightGBMModel(Model):
 
     name = "lightgbm"
     kind = "tabular"
-    hyperparameters = LightGBMParams
+    Hyperparameters = LightGBMParams
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -174,7 +174,7 @@ class LightGBMModel(Model):
         ]
 
     def _train_params(self, n_train: int, seed: int) -> dict[str, Any]:
-        hp = self.hp
+        hp = self.hyperparameters
         return {
             "objective": "binary",
             "metric": "binary_logloss",
@@ -206,9 +206,11 @@ class LightGBMModel(Model):
         booster = lgb.train(
             params,
             train_set,
-            num_boost_round=self.hp.n_estimators,
+            num_boost_round=self.hyperparameters.n_estimators,
             valid_sets=[tuning_set],
-            callbacks=[lgb.early_stopping(self.hp.early_stopping_rounds, verbose=False)],
+            callbacks=[
+                lgb.early_stopping(self.hyperparameters.early_stopping_rounds, verbose=False)
+            ],
         )
         # Keep only the trees up to the best tuning iteration.
         self.booster = lgb.Booster(
