@@ -1,10 +1,11 @@
 """Benchmark: every model on one learnable cohort, with fit time and held_out AUROC.
 
-Runs each registered model through `select_and_fit` (its default grid, seed 0) on the dataset's
-train/tuning rows of a label table, predicts the held_out rows, and records the chosen setting,
-tuning and held_out AUROC, wall time of the search and the process's peak memory. Two baselines
-see only age and sex (the tabular columns `age/years` and `static/GENDER//*`): logistic
-regression and LightGBM. Features are built once per kind, fitted on train.
+Runs each registered model through `fit_and_predict` (its default grid, seed 0) on the dataset's
+train/tuning rows of a label table, predicting the held_out rows, and records the chosen setting,
+tuning and held_out AUROC, wall time of the search and prediction, and the process's peak
+memory. Two baselines see only age and sex (the tabular columns `age/years` and
+`static/GENDER//*`): logistic regression and LightGBM. Features are built once per kind, fitted
+on train.
 
 Intended input: the synthetic dataset and its in-hospital mortality cohort, e.g.
     ehrbench cohort extract cohorts/mortality_in_hospital.yaml \
@@ -26,15 +27,12 @@ import resource
 import time
 from pathlib import Path
 
-from sklearn.metrics import roc_auc_score
-
 from ehrbench.features.sequence import build_sequences
 from ehrbench.features.tabular import build_tabular
 from ehrbench.io import write_text_atomic
-from ehrbench.meds import open_dataset, read_labels
-from ehrbench.models.base import model_class, take_rows
-from ehrbench.models.grid import select_and_fit
-from ehrbench.models.training import label_values, split_indices
+from ehrbench.meds import label_values, open_dataset, read_labels, split_indices
+from ehrbench.models.base import model_class
+from ehrbench.models.training import fit_and_predict
 
 OUT = Path(__file__).parent / "results"
 MODELS = ["logreg", "lightgbm", "random_forest", "gru", "lstm", "transformer"]
@@ -55,20 +53,17 @@ def _age_sex_only(features):
     )
 
 
-def _run(label, name, features, y, indices, seed):
-    train, tuning, held_out = indices["train"], indices["tuning"], indices["held_out"]
+def _run(label, name, features, labels, indices, seed):
     started = time.monotonic()
-    fit = select_and_fit(
-        name, take_rows(features, train), y[train], take_rows(features, tuning), y[tuning], seed
-    )
+    run = fit_and_predict(name, features, labels, **indices, seed=seed)
     seconds = time.monotonic() - started
-    probabilities = fit.model.predict_proba(take_rows(features, held_out))
+    fit = run.fit
     result = {
         "model": label,
         "chosen": {k: fit.params[k] for k in fit.grid_scores[0]["params"]},
         "grid_points": len(fit.grid_scores),
         "tuning_auroc": round(fit.tuning_auroc, 4),
-        "held_out_auroc": round(float(roc_auc_score(y[held_out], probabilities)), 4),
+        "held_out_auroc": round(run.held_out_auroc, 4),
         "search_seconds": round(seconds, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
@@ -117,11 +112,12 @@ def main() -> None:
     if "sequence" in kinds:
         features["sequence"] = build_sequences(dataset, labels)
     results = [
-        _run(name, name, features[model_class(name).kind], y, indices, args.seed) for name in names
+        _run(name, name, features[model_class(name).kind], labels, indices, args.seed)
+        for name in names
     ]
     age_sex = _age_sex_only(features["tabular"])
     for name in ("logreg", "lightgbm"):
-        results.append(_run(f"{name} (age+sex only)", name, age_sex, y, indices, args.seed))
+        results.append(_run(f"{name} (age+sex only)", name, age_sex, labels, indices, args.seed))
     meta = {
         "labels": Path(args.labels).name,
         "dataset": Path(args.data).name,

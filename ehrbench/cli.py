@@ -34,7 +34,7 @@ VERB_MODULES = {
     "featurize": "ehrbench.features.commands",
     "train": "ehrbench.models.commands",
     "run": "ehrbench.protocol.commands",
-    "demo": "ehrbench.protocol.commands",
+    "demo": "ehrbench.demo",
     "report": "ehrbench.report.commands",
 }
 

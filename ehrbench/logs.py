@@ -44,9 +44,7 @@ def configure(verbosity: int = 0) -> None:
 def progress(items: Iterable[T], *, total: int | None = None, desc: str, unit: str) -> tqdm:
     """`items` wrapped in a progress bar on stderr (done / total, rate, time left).
 
-    The bar is hidden when messages are quieted (`--quiet`) or not shown at all, and when stderr
-    is not a terminal (a log file would fill with redrawn bars; the log lines say the same).
+    The bar is hidden when messages are quieted (`--quiet`) or not shown at all.
     """
     shown = logging.getLogger(ROOT).isEnabledFor(logging.INFO)
-    hidden = True if not shown else None  # None: tqdm shows the bar on a terminal only
-    return tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, disable=hidden)
+    return tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not shown)

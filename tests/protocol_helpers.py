@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import yaml
 from meds_builders import write_meds_folder
 
+from ehrbench.logs import ROOT, configure
 from ehrbench.synth.generator import generate_events
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,3 +51,15 @@ def tiny_suite(folder: Path, dataset: Path, **changes) -> Path:
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
     return path
+
+
+@contextmanager
+def captured_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Show the `ehrbench` messages as the command line does, and also keep them in `caplog`."""
+    configure(0)  # INFO and above, to the current stderr
+    logger = logging.getLogger(ROOT)
+    logger.addHandler(caplog.handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(caplog.handler)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -13,9 +15,8 @@ from meds_builders import events_frame, write_meds_folder
 
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
-from ehrbench.meds import write_labels
+from ehrbench.meds import label_values, write_labels
 from ehrbench.models.predictions import PREDICTION_SCHEMA
-from ehrbench.models.training import label_values
 
 N_SUBJECTS = 90
 PREDICTION_TIME = datetime(2020, 1, 1)
@@ -162,6 +163,8 @@ def test_existing_run_folder_is_not_overwritten(meds_dir, tmp_path, capsys):
     [
         (["--model", "xgboost"], "unknown model `xgboost`"),
         (["--model", "logreg", "depth=3"], "has no hyperparameter(s) ['depth']"),
+        (["--model", "logreg", "C=abc"], "model `logreg`: hyperparameter `C` must be a number"),
+        (["--model", "gru", "max_epochs=2.5"], "hyperparameter `max_epochs` must be an integer"),
         (["--model", "logreg", "C"], "override 'C' is not `key=value`"),
         (["--model", "logreg", "features.bins=3"], "unknown feature setting(s) ['features.bins']"),
         (["--model", "logreg", "features=3"], "`features=` needs a setting name"),
@@ -202,3 +205,16 @@ def test_null_labels():
         label_values(frame, "labels.parquet")
     with pytest.raises(EhrbenchError, match="needs a non-null `boolean_value`"):
         label_values(frame.drop("boolean_value"), "labels.parquet")
+
+
+def test_a_logistic_regression_never_imports_torch(meds_dir, tmp_path):
+    meds, frame = meds_dir
+    labels = _labels_file(tmp_path, frame)
+    argv = ["train", "--data", str(meds), "--labels", str(labels), "--model", "logreg"]
+    argv += ["--out", str(tmp_path / "run"), "features.min_count=1"]
+    code = (
+        f"import sys; from ehrbench.cli import main; assert main({argv!r}) == 0; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr

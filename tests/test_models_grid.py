@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import polars as pl
@@ -12,10 +13,17 @@ import pytest
 from models_synthetic import label_rows, tabular
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.meds import split_indices
 from ehrbench.models import base
 from ehrbench.models.base import Model, get_model
 from ehrbench.models.grid import expand_grid, select_and_fit, tuning_auroc
-from ehrbench.models.training import fit_on_splits, split_indices, train_and_predict
+from ehrbench.models.training import fit_and_predict
+
+
+@dataclass(frozen=True)
+class SpyParams:
+    column: int = 0
+    sign: int = 1
 
 
 class Spy(Model):
@@ -23,17 +31,15 @@ class Spy(Model):
 
     name = "spy"
     kind = "tabular"
-    defaults: ClassVar[dict[str, Any]] = {"column": 0, "sign": 1}
+    Hyperparameters = SpyParams
     seen: ClassVar[list[int]] = []
 
     @classmethod
     def param_grid(cls):
         return [{"column": 0, "sign": 1}, {"column": 0, "sign": -1}, {"column": 5, "sign": 1}]
 
-    def fit(self, train, y_train, tuning, y_tuning, seed):
+    def _fit(self, train, y_train, tuning, y_tuning, seed):
         Spy.seen.extend(train.rows["subject_id"].to_list() + tuning.rows["subject_id"].to_list())
-        self.fitted = True
-        return self
 
     def predict_proba(self, features):
         Spy.seen.extend(features.rows["subject_id"].to_list())
@@ -106,6 +112,10 @@ def test_overrides_are_fixed_and_duplicates_dropped():
     assert len(settings) == 4  # the two learning rates of the grid collapse into one
 
 
+def _train_and_predict(name, features, labels, indices, seed):
+    return fit_and_predict(name, features, labels, **indices, seed=seed)
+
+
 def _run_inputs(n=600):
     features, y = tabular(n, seed=2)
     labels = label_rows(n).with_columns(pl.Series("boolean_value", y))
@@ -117,13 +127,13 @@ def _run_inputs(n=600):
 @pytest.mark.parametrize("name", ["logreg", "lightgbm"])
 def test_poisoned_held_out_labels_change_nothing(name):
     features, labels, indices = _run_inputs()
-    clean = train_and_predict(name, features, labels, indices, seed=0)
+    clean = _train_and_predict(name, features, labels, indices, seed=0)
     held = np.zeros(labels.height, dtype=bool)
     held[indices["held_out"]] = True
     poisoned_labels = labels.with_columns(
         pl.when(pl.Series(held)).then(~pl.col("boolean_value")).otherwise(pl.col("boolean_value"))
     )
-    poisoned = train_and_predict(name, features, poisoned_labels, indices, seed=0)
+    poisoned = _train_and_predict(name, features, poisoned_labels, indices, seed=0)
     assert poisoned.fit.params == clean.fit.params
     assert poisoned.fit.grid_scores == clean.fit.grid_scores
     p_clean = clean.predictions["predicted_boolean_probability"].to_numpy()
@@ -134,10 +144,11 @@ def test_poisoned_held_out_labels_change_nothing(name):
 
 def test_held_out_rows_never_reach_the_search(spy):
     features, labels, indices = _run_inputs(90)
-    y = labels["boolean_value"].to_numpy()
-    fit_on_splits("spy", features, y, indices, seed=0)
-    held_out = set(labels["subject_id"].to_numpy()[indices["held_out"]].tolist())
-    assert Spy.seen and not held_out & set(Spy.seen)
+    _train_and_predict("spy", features, labels, indices, seed=0)
+    held_out = labels["subject_id"].to_numpy()[indices["held_out"]].tolist()
+    searched, predicted = Spy.seen[: -len(held_out)], Spy.seen[-len(held_out) :]
+    assert predicted == held_out  # predicted once, after the model is chosen
+    assert searched and not set(held_out) & set(searched)
 
 
 def test_subjects_without_a_split_are_an_error():

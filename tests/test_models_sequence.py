@@ -1,5 +1,5 @@
-"""Sequence models (PyTorch): they learn, are deterministic on CPU, save/load, and cope with
-k=1 sets; event order and truncation follow the documented rules."""
+"""Sequence models (PyTorch): they learn and keep their early-stopping record; event order and
+truncation follow the documented rules (the shared contract is in test_models_contract.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from models_synthetic import one_per_class, sequence
+from models_synthetic import sequence
 from sklearn.metrics import roc_auc_score
 
 from ehrbench.errors import EhrbenchError
@@ -27,37 +27,15 @@ def data():
 
 
 @pytest.mark.parametrize("name", SEQUENCE)
-def test_learns_and_is_deterministic(data, name, tmp_path):
+def test_learns_and_keeps_its_tuning_losses(data, name, tmp_path):
     (train, y_train), (tuning, y_tuning), (test, y_test) = data
     grid = [{"hidden": 32, "learning_rate": 3e-3}]
     first = select_and_fit(name, train, y_train, tuning, y_tuning, 3, grid=grid, overrides=FAST)
-    again = select_and_fit(name, train, y_train, tuning, y_tuning, 3, grid=grid, overrides=FAST)
-    p1, p2 = first.model.predict_proba(test), again.model.predict_proba(test)
-    assert roc_auc_score(y_test, p1) > 0.7
-    np.testing.assert_allclose(p1, p2, rtol=0, atol=1e-6)
+    assert roc_auc_score(y_test, first.model.predict_proba(test)) > 0.7
     first.model.save(tmp_path / "m")
     loaded = Model.load(tmp_path / "m")
     assert loaded.tuning_losses == first.model.tuning_losses
     assert 1 <= len(loaded.tuning_losses) <= FAST["max_epochs"]
-    np.testing.assert_allclose(loaded.predict_proba(test), p1, rtol=0, atol=1e-6)
-
-
-@pytest.mark.parametrize("name", SEQUENCE)
-def test_one_row_per_class_fits(data, name):
-    (train, y_train), (tuning, y_tuning), (test, _) = data
-    tr, tu = one_per_class(y_train), one_per_class(y_tuning)
-    result = select_and_fit(
-        name,
-        take_rows(train, tr),
-        y_train[tr],
-        take_rows(tuning, tu),
-        y_tuning[tu],
-        0,
-        grid=[{}],
-        overrides={"max_epochs": 3},
-    )
-    p = result.model.predict_proba(test)
-    assert p.shape == (200,) and np.all(np.isfinite(p))
 
 
 def _newest_first(features):

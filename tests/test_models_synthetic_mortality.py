@@ -15,10 +15,9 @@ from sklearn.metrics import roc_auc_score
 from ehrbench.cli import main
 from ehrbench.features.sequence import build_sequences
 from ehrbench.features.tabular import build_tabular
-from ehrbench.meds import open_dataset, read_labels
+from ehrbench.meds import label_values, open_dataset, read_labels, split_indices
 from ehrbench.models.base import take_rows
 from ehrbench.models.grid import select_and_fit
-from ehrbench.models.training import label_values, split_indices
 
 REPO = Path(__file__).parents[1]
 pytestmark = pytest.mark.slow

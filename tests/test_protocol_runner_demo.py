@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -54,3 +56,13 @@ def test_demo_refuses_a_dataset_generated_with_other_settings(demo, capsys):
     assert main(["demo", "--out", str(demo), *changed]) == 2
     err = capsys.readouterr().err
     assert "was generated with" in err and "'subjects': 300" in err
+
+
+def test_the_protocol_never_imports_the_report():
+    # The demo composes the two (ehrbench.demo); the lower floor stands without the higher one.
+    code = (
+        "import sys; import ehrbench.protocol.commands, ehrbench.protocol.outputs; "
+        "print(sorted(m for m in sys.modules if m.startswith('ehrbench.report')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

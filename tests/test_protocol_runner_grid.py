@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import subprocess
+import sys
 
 import polars as pl
 import pytest
-from protocol_helpers import COHORT, COHORTS, tiny_dataset, tiny_suite
+from protocol_helpers import COHORT, COHORTS, captured_logs, tiny_dataset, tiny_suite
 
 import ehrbench.protocol.runner as runner_module
 from ehrbench.protocol.outputs import write_outputs
@@ -15,7 +18,6 @@ from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.store import ResultsStore
 from ehrbench.protocol.suite import load_suite
 
-QUIET = {"log": lambda message: None}
 # 2 models x (k=4 with seeds 0 and 1, k=all once) = 6 runs.
 N_RUNS = 6
 
@@ -30,7 +32,7 @@ def full_run(tmp_path_factory, dataset):
     """One uninterrupted grid, its suite and its result tables."""
     folder = tmp_path_factory.mktemp("full")
     suite = load_suite(tiny_suite(folder, dataset))
-    result = GridRunner(suite, **QUIET).run()
+    result = GridRunner(suite).run()
     write_outputs(result)
     return suite, result
 
@@ -69,7 +71,7 @@ def test_k_shot_sets_come_from_train_and_tuning_only(full_run):
             assert info["tuning_rows"] == 8 and info["tuning_positives"] == 4
         predictions = store.predictions(planned.key)
         labels = pl.read_parquet(suite.output / "cohorts" / COHORT / "labels.parquet")
-        held_out = result.cohorts[COHORT]["held_out"]["rows"]
+        held_out = result.cohorts[COHORT].counts["held_out"]["rows"]
         assert predictions.height == held_out < labels.height
         assert set(predictions.columns) >= {
             "predicted_boolean_probability",
@@ -88,7 +90,7 @@ def test_interrupted_grid_resumes_and_matches_an_uninterrupted_run(tmp_path, dat
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        GridRunner(suite, on_run=stop_after_two, **QUIET).run()
+        GridRunner(suite, on_run=stop_after_two).run()
     store = ResultsStore(suite.output)
     assert [store.status(p.key) for p in full.planned].count("ok") == 2
     stamps = {
@@ -96,7 +98,7 @@ def test_interrupted_grid_resumes_and_matches_an_uninterrupted_run(tmp_path, dat
     }
 
     computed = []
-    resumed = GridRunner(suite, on_run=lambda p, s: computed.append(p.key.run_id), **QUIET).run()
+    resumed = GridRunner(suite, on_run=lambda p, s: computed.append(p.key.run_id)).run()
     assert resumed.computed == N_RUNS - 2
     assert not set(computed) & set(finished)
     for rid, stamp in stamps.items():  # finished runs were not rewritten
@@ -107,20 +109,20 @@ def test_interrupted_grid_resumes_and_matches_an_uninterrupted_run(tmp_path, dat
         theirs = pl.read_parquet(full.suite.output / f"{table}.parquet")
         assert mine.equals(theirs), table
     # A third run has nothing left to do.
-    assert GridRunner(suite, **QUIET).run().computed == 0
+    assert GridRunner(suite).run().computed == 0
 
 
 def test_a_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, dataset, monkeypatch):
     suite = load_suite(tiny_suite(tmp_path, dataset))
-    real = runner_module.select_and_fit
+    real = runner_module.fit_and_predict
 
     def flaky(name, *args, **kwargs):
-        if name == "lightgbm" and args[4] == 1:  # seed 1
+        if name == "lightgbm" and kwargs["seed"] == 1:  # seed 1
             raise ValueError("boom on purpose")
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "select_and_fit", flaky)
-    result = GridRunner(suite, **QUIET).run()
+    monkeypatch.setattr(runner_module, "fit_and_predict", flaky)
+    result = GridRunner(suite).run()
     assert result.computed == N_RUNS and result.failed == 1
     write_outputs(result)
     runs = pl.read_csv(suite.output / "runs.csv")
@@ -130,13 +132,13 @@ def test_a_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, dataset, monkey
     manifest = json.loads((suite.output / "manifest.json").read_text())
     assert manifest["runs"] == {"total": N_RUNS, "ok": N_RUNS - 1, "failed": 1}
 
-    monkeypatch.setattr(runner_module, "select_and_fit", real)
-    assert GridRunner(suite, **QUIET).run().computed == 0  # failed runs are kept ...
-    retried = GridRunner(suite, retry_failed=True, **QUIET).run()  # ... unless asked
+    monkeypatch.setattr(runner_module, "fit_and_predict", real)
+    assert GridRunner(suite).run().computed == 0  # failed runs are kept ...
+    retried = GridRunner(suite, retry_failed=True).run()  # ... unless asked
     assert retried.computed == 1 and retried.failed == 0
 
 
-def test_a_broken_cohort_is_skipped_and_reported(tmp_path, dataset):
+def test_a_broken_cohort_is_skipped_and_reported(tmp_path, dataset, caplog, capsys):
     cohorts = tmp_path / "cohorts"
     cohorts.mkdir()
     shutil.copy(COHORTS / f"{COHORT}.yaml", cohorts)
@@ -149,10 +151,26 @@ def test_a_broken_cohort_is_skipped_and_reported(tmp_path, dataset):
         models=["logreg"],
         k=["all"],
     )
-    messages = []
-    result = GridRunner(load_suite(path), log=messages.append).run()
+    with captured_logs(caplog):
+        result = GridRunner(load_suite(path)).run()
     assert list(result.cohorts) == [COHORT]
     assert "broken" in result.skipped_cohorts
-    assert any(m.startswith("warning: cohort broken skipped") for m in messages)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("cohort broken skipped") for m in warnings)
     assert result.computed == 1
-    assert any(m.startswith("[1/1]") and "elapsed" in m and "left" in m for m in messages)
+    assert any(m.startswith(f"{COHORT} logreg k=all seed=0: AUROC") for m in caplog.messages)
+    err = capsys.readouterr().err
+    assert "warning: cohort broken skipped" in err
+    assert "runs:" in err and "1/1" in err  # the progress bar: runs done / total, time left
+
+
+def test_a_logistic_regression_grid_never_imports_torch(tmp_path, dataset):
+    # The suite also sets a GRU grid: naming a model must not import its module.
+    path = tiny_suite(tmp_path, dataset, grids={"gru": [{"hidden": 16}]})
+    argv = ["run", str(path), "models=[logreg]", "k=[all]", "seeds=[0]"]
+    code = (
+        f"import sys; from ehrbench.cli import main; assert main({argv!r}) == 0; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr

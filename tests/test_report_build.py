@@ -13,6 +13,7 @@ import ehrbench.protocol.runner as runner_module
 from ehrbench import __version__
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
+from ehrbench.protocol.manifest import MANIFEST_FILE, Manifest
 from ehrbench.protocol.outputs import write_outputs
 from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.suite import load_suite
@@ -27,16 +28,16 @@ def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     dataset = tiny_dataset(folder / "meds")
     suite = load_suite(tiny_suite(folder, dataset))
-    real = runner_module.select_and_fit
+    real = runner_module.fit_and_predict
 
     def flaky(name, *args, **kwargs):
-        if name == "lightgbm" and args[4] == 1:
+        if name == "lightgbm" and kwargs["seed"] == 1:
             raise ValueError("failure kept for the report")
         return real(name, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner_module, "select_and_fit", flaky)
-        write_outputs(GridRunner(suite, log=lambda m: None).run())
+        patch.setattr(runner_module, "fit_and_predict", flaky)
+        write_outputs(GridRunner(suite).run())
     return suite.output
 
 
@@ -116,3 +117,14 @@ def test_report_command_and_missing_inputs(results, tmp_path, capsys):
         build_report(tmp_path)
     assert main(["report", str(tmp_path / "absent")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_the_manifest_reads_back_as_written(results, tmp_path):
+    manifest = Manifest.read(results)
+    assert manifest.runs.failed == 1 and manifest.cohort_order == (COHORT,)
+    assert manifest.cohorts[COHORT].attrition["steps"]
+    manifest.write(tmp_path)
+    assert (tmp_path / MANIFEST_FILE).read_bytes() == (results / MANIFEST_FILE).read_bytes()
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({"suite": {}}), encoding="utf-8")
+    with pytest.raises(EhrbenchError, match="is not a manifest this ehrbench can read"):
+        Manifest.read(tmp_path)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import meds
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -91,3 +92,17 @@ def read_labels(path: str | os.PathLike) -> pl.DataFrame:
         raise EhrbenchError(f"{path} is not a readable parquet label table ({exc}).") from exc
     _validate_label_table(table, path)
     return pl.from_arrow(table)
+
+
+def label_values(labels: pl.DataFrame, source: str) -> np.ndarray:
+    """The `boolean_value` column as a bool array; raise when it is absent or has nulls.
+
+    >>> label_values(pl.DataFrame({"boolean_value": [True, False]}), "labels.parquet")
+    array([ True, False])
+    """
+    if "boolean_value" not in labels.columns or labels["boolean_value"].null_count():
+        raise EhrbenchError(
+            f"label table {source} needs a non-null `boolean_value` on every row: the models "
+            "predict a binary label."
+        )
+    return labels["boolean_value"].cast(pl.Boolean).to_numpy().astype(bool)

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import meds
+import numpy as np
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
@@ -80,3 +81,39 @@ def split_sizes(splits: pl.DataFrame) -> dict[str, int]:
     counts = dict(splits.group_by("split").len().iter_rows())
     order = [s for s in SPLIT_NAMES if s in counts] + sorted(set(counts) - set(SPLIT_NAMES))
     return {name: counts[name] for name in order}
+
+
+def split_indices(rows: pl.DataFrame, splits: pl.DataFrame, source: str) -> dict[str, np.ndarray]:
+    """Row indices (label order) of each split; raise if a row's subject has no split.
+
+    >>> rows = pl.DataFrame({"subject_id": [3, 1, 2, 1]})
+    >>> splits = pl.DataFrame({"subject_id": [1, 2, 3], "split": ["train", "tuning", "held_out"]})
+    >>> {name: rows.tolist() for name, rows in split_indices(rows, splits, "labels").items()}
+    {'train': [1, 3], 'tuning': [2], 'held_out': [0]}
+    """
+    assigned = rows.select(pl.col("subject_id").cast(pl.Int64)).join(
+        splits.select(pl.col("subject_id").cast(pl.Int64), "split"),
+        on="subject_id",
+        how="left",
+        maintain_order="left",
+    )
+    missing = assigned.filter(pl.col("split").is_null())["subject_id"].unique().sort()
+    if missing.len():
+        raise EhrbenchError(
+            f"label table {source}: {missing.len()} subject(s) (e.g. {missing.head(5).to_list()}) "
+            "have no row in the dataset's subject splits (metadata/subject_splits.parquet), so "
+            "they cannot be placed in train, tuning or held_out."
+        )
+    split = assigned["split"].to_numpy()
+    return {name: np.flatnonzero(split == name) for name in SPLIT_NAMES}
+
+
+def check_split_sizes(indices: dict[str, np.ndarray], source: str) -> None:
+    """Raise when the tuning or held_out split has no label row."""
+    for name, purpose in (("tuning", "choose hyperparameters"), ("held_out", "score the model")):
+        if indices[name].size == 0:
+            sizes = ", ".join(f"{k} {v.size}" for k, v in indices.items())
+            raise EhrbenchError(
+                f"label table {source} has no row in the `{name}` split ({sizes}); a run needs "
+                f"{name} rows to {purpose}. Check the cohort or the dataset's subject splits."
+            )

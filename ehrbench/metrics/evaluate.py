@@ -47,7 +47,22 @@ def evaluate_predictions(
     n_bins: int = N_BINS,
     level: float = CI_LEVEL,
 ) -> pl.DataFrame:
-    """Overall metrics with intervals, plus sex and age-band subgroups if `demographics` given."""
+    """Overall metrics with intervals, plus sex and age-band subgroups if `demographics` given.
+
+    >>> from datetime import datetime
+    >>> from ehrbench.metrics.bootstrap import draw_resamples
+    >>> predictions = pl.DataFrame({
+    ...     "subject_id": [1, 2, 3, 4],
+    ...     "prediction_time": [datetime(2020, 1, 1)] * 4,
+    ...     "boolean_value": [True, False, True, False],
+    ...     "predicted_boolean_probability": [0.9, 0.2, 0.6, 0.4],
+    ... })
+    >>> metrics = evaluate_predictions(predictions, draw_resamples(predictions["subject_id"], 20))
+    >>> metrics["metric"].to_list()
+    ['auroc', 'auprc', 'brier', 'ece', 'prevalence', 'n_rows', 'n_subjects']
+    >>> metrics.filter(pl.col("metric") == "auroc").select("value", "ci_low", "ci_high").row(0)
+    (1.0, 1.0, 1.0)
+    """
     check_predictions(predictions)
     # Score the probabilities as stored (float32, the meds-evaluation type), so the metrics can
     # be reproduced exactly from the saved prediction parquet.

@@ -13,7 +13,10 @@ of a `SequenceFeatures` (`codes`, `values`, `value_mask`, `hours_before`, `lengt
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import numbers
+import typing
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -29,35 +32,49 @@ MODEL_FILE = "model.json"
 class Model(ABC):
     """A binary classifier with a hyperparameter grid, fitted once and then read-only.
 
-    Subclasses set `name`, `kind` ("tabular" or "sequence") and `defaults` (every hyperparameter
-    with its default value), and implement `param_grid`, `fit`, `predict_proba`, `_save_state`
-    and `_load_state`.
+    Subclasses set `name`, `kind` ("tabular" or "sequence") and `Hyperparameters` (a frozen
+    dataclass declaring every hyperparameter with its type and default; a model's values are in
+    `self.hyperparameters`), and implement `param_grid`, `_fit`, `predict_proba`, `_save_state`
+    and `_load_state`. `fit` checks the inputs, calls `_fit` and marks the model fitted.
     """
 
     name: ClassVar[str]
     kind: ClassVar[str]
-    defaults: ClassVar[dict[str, Any]]
+    Hyperparameters: ClassVar[type]
 
     def __init__(self, **params: Any) -> None:
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            raise EhrbenchError(
-                f"model `{self.name}` has no hyperparameter(s) {unknown}; "
-                f"its hyperparameters are {sorted(self.defaults)}."
-            )
-        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.hyperparameters = _typed_hyperparameters(self.name, self.Hyperparameters, params)
         self.fitted = False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every hyperparameter by name, as given (the plain dict saved in JSON records)."""
+        return dataclasses.asdict(self.hyperparameters)
 
     @classmethod
     @abstractmethod
     def param_grid(cls) -> list[dict[str, Any]]:
         """The hyperparameter settings searched by tuning-set AUROC, in a fixed order."""
 
-    @abstractmethod
     def fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
     ) -> Self:
-        """Fit on the training rows, using the tuning rows only for early stopping."""
+        """Fit on the training rows, using the tuning rows only for early stopping.
+
+        Both sets must hold both classes and one label per row; the labels reach `_fit` as
+        bool arrays.
+        """
+        y_train = _checked_labels(train, y_train, "training")
+        y_tuning = _checked_labels(tuning, y_tuning, "tuning")
+        self._fit(train, y_train, tuning, y_tuning, seed)
+        self.fitted = True
+        return self
+
+    @abstractmethod
+    def _fit(
+        self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
+    ) -> None:
+        """Set the fitted state from checked inputs (see `fit`)."""
 
     @abstractmethod
     def predict_proba(self, features: Any) -> np.ndarray:
@@ -93,18 +110,67 @@ class Model(ABC):
                 f"{path} does not exist: {directory} holds no saved ehrbench model."
             )
         record = json.loads(path.read_text(encoding="utf-8"))
-        _load_builtin_models()
-        model_cls = MODELS.get(record.get("name"))
-        if model_cls is None or not issubclass(model_cls, cls):
+        name = record.get("name")
+        if name not in model_names() or not issubclass(model_class(name), cls):
             raise EhrbenchError(
-                f"{path} names model `{record.get('name')}`, which is not one of {sorted(MODELS)}."
+                f"{path} names model `{name}`, which is not one of {model_names()}."
             )
-        model = model_cls(**record["params"])
+        model = model_class(name)(**record["params"])
         model._load_state(directory, record["state"])
         model.fitted = True
         return model
 
 
+def _typed_hyperparameters(model: str, declared: type, params: dict[str, Any]) -> Any:
+    """`declared` filled from `params`; raise naming the model and any unknown or mistyped one."""
+    names = [f.name for f in dataclasses.fields(declared)]
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise EhrbenchError(
+            f"model `{model}` has no hyperparameter(s) {unknown}; "
+            f"its hyperparameters are {sorted(names)}."
+        )
+    hints = typing.get_type_hints(declared)
+    for name, value in params.items():
+        allowed = typing.get_args(hints[name]) or (hints[name],)
+        if not any(_is_a(value, kind) for kind in allowed):
+            expected = " or ".join(_TYPE_NAMES.get(kind, kind.__name__) for kind in allowed)
+            raise EhrbenchError(
+                f"model `{model}`: hyperparameter `{name}` must be {expected}, not {value!r}."
+            )
+    return declared(**params)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
+def _is_a(value: Any, kind: type) -> bool:
+    """Whether `value` is of hyperparameter type `kind` (an integer is a number, a bool is not)."""
+    if isinstance(value, bool):
+        return kind is bool
+    if kind in (int, float):
+        return isinstance(value, numbers.Integral if kind is int else numbers.Real)
+    return isinstance(value, kind)
+
+
+def _checked_labels(features: Any, y: np.ndarray, role: str) -> np.ndarray:
+    """`y` as bool, checked to hold both classes and one label per row of `features`."""
+    y = check_binary_labels(y, role)
+    if n_rows(features) != len(y):
+        raise ValueError(f"{role} features have {n_rows(features)} rows but {len(y)} labels")
+    return y
+
+
+# The module defining each built-in model: a lookup imports only the one asked for, so a
+# logistic regression never pays for torch.
+BUILTIN_MODELS = {
+    "logreg": "ehrbench.models.tabular",
+    "lightgbm": "ehrbench.models.tabular",
+    "random_forest": "ehrbench.models.tabular",
+    "gru": "ehrbench.models.sequence",
+    "lstm": "ehrbench.models.sequence",
+    "transformer": "ehrbench.models.sequence",
+}
 # Filled as the model modules are imported; use `model_names()` / `model_class()` to read it.
 MODELS: dict[str, type[Model]] = {}
 
@@ -117,29 +183,30 @@ def register(model_cls: type[Model]) -> type[Model]:
 
 def get_model(name: str, **params: Any) -> Model:
     """A new, unfitted model by registry name with the given hyperparameters."""
-    _load_builtin_models()
-    if name not in MODELS:
-        raise EhrbenchError(f"unknown model `{name}`: choose one of {sorted(MODELS)}.")
-    return MODELS[name](**params)
+    return model_class(name)(**params)
 
 
 def model_names() -> list[str]:
-    """Every registered model name, sorted."""
-    _load_builtin_models()
-    return sorted(MODELS)
+    """Every registered model name, sorted (without importing any model module).
+
+    >>> model_names()
+    ['gru', 'lightgbm', 'logreg', 'lstm', 'random_forest', 'transformer']
+    """
+    return sorted(set(BUILTIN_MODELS) | set(MODELS))
+
+
+def check_model_name(name: str) -> None:
+    """Raise `EhrbenchError` unless `name` is a registered model (imports nothing)."""
+    if name not in model_names():
+        raise EhrbenchError(f"unknown model `{name}`: choose one of {model_names()}.")
 
 
 def model_class(name: str) -> type[Model]:
-    """The registered class for a model name."""
-    _load_builtin_models()
+    """The registered class for a model name, importing its module on first use."""
+    check_model_name(name)
     if name not in MODELS:
-        raise EhrbenchError(f"unknown model `{name}`: choose one of {sorted(MODELS)}.")
+        importlib.import_module(BUILTIN_MODELS[name])
     return MODELS[name]
-
-
-def _load_builtin_models() -> None:
-    """Import the modules that register the built-in models (kept lazy: torch is heavy)."""
-    from ehrbench.models import sequence, tabular  # noqa: F401
 
 
 def n_rows(features: Any) -> int:

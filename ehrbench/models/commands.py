@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -14,16 +14,12 @@ import polars as pl
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import feature_kind
 from ehrbench.io import refuse_existing
-from ehrbench.meds import open_dataset, read_labels
+from ehrbench.meds import check_split_sizes, label_values, open_dataset, read_labels, split_indices
 from ehrbench.models.base import model_class
-from ehrbench.models.training import (
-    check_split_sizes,
-    label_values,
-    split_indices,
-    train_and_predict,
-    write_run,
-)
+from ehrbench.models.training import fit_and_predict, write_run
 from ehrbench.overrides import parse_dotlist
+
+logger = logging.getLogger(__name__)
 
 _EPILOG = """\
 example:
@@ -91,14 +87,10 @@ def check_out_dir(out: Path) -> None:
     refuse_existing([out], "choose a new --out run folder (an earlier run is never overwritten)")
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _train(args: argparse.Namespace) -> int:
     model_cls = model_class(args.model)
     params, settings = parse_overrides(args.overrides)
-    model_cls(**params)  # unknown hyperparameter names fail before any work
+    model_cls(**params)  # unknown or mistyped hyperparameters fail before any work
     out = Path(args.out)
     check_out_dir(out)
     dataset = open_dataset(args.data, deep=False)
@@ -110,10 +102,19 @@ def _train(args: argparse.Namespace) -> int:
     check_split_sizes(indices, str(source))
     check_classes(y, indices, source)
     started = time.monotonic()
-    _log(f"building {model_cls.kind} features for {labels.height:,} label rows ...")
+    logger.info("building %s features for %s label rows ...", model_cls.kind, f"{labels.height:,}")
     features = build_features(model_cls.kind, dataset, labels, settings)
-    _log(f"features built in {time.monotonic() - started:.1f}s; searching the grid ...")
-    result = train_and_predict(args.model, features, labels, indices, args.seed, params, _log)
+    logger.info("features built in %.1fs; searching the grid ...", time.monotonic() - started)
+    result = fit_and_predict(
+        args.model,
+        features,
+        labels,
+        train=indices["train"],
+        tuning=indices["tuning"],
+        held_out=indices["held_out"],
+        seed=args.seed,
+        overrides=params,
+    )
     write_run(result, out, args.seed)
     held_out = (
         "undefined (one class)" if result.held_out_auroc is None else f"{result.held_out_auroc:.4f}"

@@ -13,15 +13,17 @@ fitted for the chosen setting during the search; it is kept rather than recomput
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from ehrbench.models.base import Model, check_binary_labels, model_class, n_rows
+from ehrbench.models.base import Model, model_class
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,6 @@ def expand_grid(
     return settings
 
 
-def _check_rows(features: Any, y: np.ndarray, role: str) -> None:
-    if n_rows(features) != len(y):
-        raise ValueError(f"{role} features have {n_rows(features)} rows but {len(y)} labels")
-
-
 def tuning_auroc(y_tuning: np.ndarray, probabilities: np.ndarray) -> float:
     """AUROC on the tuning rows; a setting with non-finite predictions scores -inf."""
     if not np.all(np.isfinite(probabilities)):
@@ -90,17 +87,13 @@ def select_and_fit(
     seed: int,
     grid: list[dict[str, Any]] | None = None,
     overrides: dict[str, Any] | None = None,
-    progress: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Search the grid by tuning AUROC and return the chosen fitted model.
 
     Both the training and the tuning rows must hold both classes (AUROC is undefined otherwise);
-    an `EhrbenchError` says which set lacks which class. Works down to one row per class.
+    `Model.fit` raises an `EhrbenchError` saying which set lacks which class. Works down to one
+    row per class. Each setting's score is logged at DEBUG level.
     """
-    y_train = check_binary_labels(y_train, "training")
-    y_tuning = check_binary_labels(y_tuning, "tuning")
-    _check_rows(train, y_train, "training")
-    _check_rows(tuning, y_tuning, "tuning")
     settings = expand_grid(name, grid, overrides)
     model_cls = model_class(name)
     best: Model | None = None
@@ -110,8 +103,7 @@ def select_and_fit(
         model = model_cls(**setting).fit(train, y_train, tuning, y_tuning, seed)
         score = tuning_auroc(y_tuning, model.predict_proba(tuning))
         scores.append({"params": setting, "tuning_auroc": score})
-        if progress:
-            progress(f"{name} {number}/{len(settings)} {setting}: tuning AUROC {score:.4f}")
+        logger.debug("%s %d/%d %s: tuning AUROC %.4f", name, number, len(settings), setting, score)
         if best is None or score > best_score:
             best, best_score = model, score
     return FitResult(

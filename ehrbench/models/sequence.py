@@ -20,8 +20,9 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import torch
@@ -164,33 +165,42 @@ def _reproducible(seed: int, num_threads: int, device: torch.device) -> Iterator
             torch.set_num_threads(threads)
 
 
+@dataclass(frozen=True)
+class SequenceParams:
+    """Network size, optimiser, early stopping and where to train.
+
+    `pos_weight` is `none` or `balanced` (positives weighted by negatives / positives);
+    `device` is `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
+    """
+
+    hidden: int = 64
+    n_layers: int = 1
+    n_heads: int = 4
+    dropout: float = 0.1
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 64
+    max_epochs: int = 20
+    patience: int = 3
+    max_len: int = 64
+    pos_weight: str = "none"
+    num_threads: int = 1
+    device: str = "auto"
+
+
 class SequenceModel(Model):
     """Shared fitting, prediction and saving for the PyTorch sequence models."""
 
     kind = "sequence"
     arch: str
-    defaults = {
-        "hidden": 64,
-        "n_layers": 1,
-        "n_heads": 4,
-        "dropout": 0.1,
-        "learning_rate": 1e-3,
-        "weight_decay": 0.01,
-        "batch_size": 64,
-        "max_epochs": 20,
-        "patience": 3,
-        "max_len": 64,
-        "pos_weight": "none",
-        "num_threads": 1,
-        "device": "auto",
-    }
+    Hyperparameters = SequenceParams
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        if self.params["pos_weight"] not in ("none", "balanced"):
+        if self.hyperparameters.pos_weight not in ("none", "balanced"):
             raise EhrbenchError(
                 f"model `{self.name}`: pos_weight must be `none` or `balanced`, "
-                f"not {self.params['pos_weight']!r}."
+                f"not {self.hyperparameters.pos_weight!r}."
             )
         self.net: SequenceNet | None = None
         self.shape: dict[str, int] = {}
@@ -206,44 +216,41 @@ class SequenceModel(Model):
         ]
 
     def _device(self) -> torch.device:
-        if self.params["device"] == "auto":
+        if self.hyperparameters.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.params["device"])
+        return torch.device(self.hyperparameters.device)
 
     def _build(self) -> SequenceNet:
-        p = self.params
+        hp = self.hyperparameters
         return SequenceNet(
             self.arch,
             self.shape["vocab_size"],
             self.shape["n_static"],
-            int(p["hidden"]),
-            int(p["n_layers"]),
-            float(p["dropout"]),
-            int(p["n_heads"]),
+            hp.hidden,
+            hp.n_layers,
+            float(hp.dropout),
+            hp.n_heads,
         )
 
-    def fit(
+    def _fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
-    ) -> Self:
+    ) -> None:
         """Train on the training rows, early-stopped on the tuning rows' loss."""
         # `vocabulary` includes the <pad> and <unk> entries, so its length is the table size.
         vocab_size = max(len(train.vocabulary), int(np.asarray(train.codes).max(initial=0)) + 1)
         self.shape = {"vocab_size": vocab_size, "n_static": int(np.asarray(train.static).shape[1])}
         device = self._device()
-        max_len = int(self.params["max_len"])
-        train_x = _prepare(train, max_len, vocab_size)
-        tuning_x = _prepare(tuning, max_len, vocab_size)
+        train_x = _prepare(train, self.hyperparameters.max_len, vocab_size)
+        tuning_x = _prepare(tuning, self.hyperparameters.max_len, vocab_size)
         y_fit = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
         y_tune = torch.from_numpy(np.asarray(y_tuning, dtype=np.float32))
-        with _reproducible(seed, int(self.params["num_threads"]), device):
+        with _reproducible(seed, self.hyperparameters.num_threads, device):
             self.net = self._build().to(device)
             self._train(train_x, y_fit, tuning_x, y_tune, seed, device)
         self.net = self.net.cpu().eval()
-        self.fitted = True
-        return self
 
     def _loss(self, y: torch.Tensor) -> nn.BCEWithLogitsLoss:
-        if self.params["pos_weight"] == "balanced":
+        if self.hyperparameters.pos_weight == "balanced":
             n_pos = float(y.sum())
             return nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y) - n_pos) / n_pos))
         return nn.BCEWithLogitsLoss()
@@ -257,17 +264,16 @@ class SequenceModel(Model):
         seed: int,
         device: torch.device,
     ) -> None:
-        p = self.params
         optimizer = torch.optim.AdamW(
             self.net.parameters(),
-            lr=float(p["learning_rate"]),
-            weight_decay=float(p["weight_decay"]),
+            lr=float(self.hyperparameters.learning_rate),
+            weight_decay=float(self.hyperparameters.weight_decay),
         )
         loss_fn = self._loss(y_fit).to(device)
         generator = torch.Generator().manual_seed(seed)
         best_loss, best_state, stale = math.inf, copy.deepcopy(self.net.state_dict()), 0
         self.tuning_losses = []
-        for _ in range(int(p["max_epochs"])):
+        for _ in range(self.hyperparameters.max_epochs):
             self._epoch(train_x, y_fit, optimizer, loss_fn, generator, device)
             tuning_loss = nn.functional.binary_cross_entropy_with_logits(
                 self._logits(tuning_x, device), y_tune
@@ -277,7 +283,7 @@ class SequenceModel(Model):
                 best_loss, best_state, stale = tuning_loss, copy.deepcopy(self.net.state_dict()), 0
             else:
                 stale += 1
-                if stale >= int(p["patience"]):
+                if stale >= self.hyperparameters.patience:
                     break
         self.net.load_state_dict(best_state)
 
@@ -293,7 +299,7 @@ class SequenceModel(Model):
         """One pass over the training rows in a seeded random order."""
         self.net.train()
         order = torch.randperm(len(y_fit), generator=generator)
-        for index in order.split(int(self.params["batch_size"])):
+        for index in order.split(self.hyperparameters.batch_size):
             optimizer.zero_grad()
             logits = self.net(_batch(train_x, index, device))
             loss_fn(logits, y_fit[index].to(device)).backward()
@@ -318,8 +324,8 @@ class SequenceModel(Model):
                 f"model `{self.name}` was fitted on {self.shape['n_static']} static codes but the "
                 f"features have {n_static}: build the features with the same config."
             )
-        tensors = _prepare(features, int(self.params["max_len"]), self.shape["vocab_size"])
-        with _reproducible(0, int(self.params["num_threads"]), torch.device("cpu")):
+        tensors = _prepare(features, self.hyperparameters.max_len, self.shape["vocab_size"])
+        with _reproducible(0, self.hyperparameters.num_threads, torch.device("cpu")):
             logits = self._logits(tensors, torch.device("cpu"))
         return torch.sigmoid(logits.double()).numpy()
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -24,6 +25,40 @@ from ehrbench.models.base import Model, register
 
 PICKLE_FILE = "model.pkl"
 BOOSTER_FILE = "booster.txt"
+
+
+@dataclass(frozen=True)
+class LogisticRegressionParams:
+    """Inverse L2 strength and the lbfgs iteration cap."""
+
+    C: float = 1.0
+    max_iter: int = 1000
+
+
+@dataclass(frozen=True)
+class RandomForestParams:
+    """scikit-learn's forest settings (`max_features`: "sqrt", "log2", a share or a count)."""
+
+    n_estimators: int = 200
+    max_depth: int | None = None
+    min_samples_leaf: int = 1
+    max_features: str | float | None = "sqrt"
+    n_jobs: int = 1
+
+
+@dataclass(frozen=True)
+class LightGBMParams:
+    """Boosting settings; `n_estimators` is the most rounds before early stopping."""
+
+    learning_rate: float = 0.1
+    num_leaves: int = 31
+    max_depth: int = -1
+    min_data_in_leaf: int = 20
+    feature_fraction: float = 1.0
+    lambda_l2: float = 0.0
+    n_estimators: int = 500
+    early_stopping_rounds: int = 25
+    num_threads: int = 1
 
 
 class _SklearnModel(Model):
@@ -57,31 +92,29 @@ class LogisticRegressionModel(_SklearnModel):
     """
 
     name = "logreg"
-    defaults = {"C": 1.0, "max_iter": 1000}
+    Hyperparameters = LogisticRegressionParams
 
     @classmethod
     def param_grid(cls) -> list[dict[str, Any]]:
         """C over seven decades."""
         return [{"C": c} for c in (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)]
 
-    def fit(
+    def _fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
-    ) -> Self:
+    ) -> None:
         """Fit on the training rows; lbfgs is deterministic, so `seed` is only recorded."""
         classifier = LogisticRegression(
-            C=float(self.params["C"]),
+            C=float(self.hyperparameters.C),
             l1_ratio=0.0,
             solver="lbfgs",
-            max_iter=int(self.params["max_iter"]),
+            max_iter=self.hyperparameters.max_iter,
             random_state=seed,
         )
         self.estimator = make_pipeline(MaxAbsScaler(), classifier)
         # Weak regularisation on few rows may stop at max_iter; the grid then judges the result.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.estimator.fit(train.matrix, np.asarray(y_train, dtype=bool))
-        self.fitted = True
-        return self
+            self.estimator.fit(train.matrix, y_train)
 
 
 @register
@@ -89,13 +122,7 @@ class RandomForestModel(_SklearnModel):
     """A scikit-learn random forest; it has no early stopping, so tuning rows only choose it."""
 
     name = "random_forest"
-    defaults = {
-        "n_estimators": 200,
-        "max_depth": None,
-        "min_samples_leaf": 1,
-        "max_features": "sqrt",
-        "n_jobs": 1,
-    }
+    Hyperparameters = RandomForestParams
 
     @classmethod
     def param_grid(cls) -> list[dict[str, Any]]:
@@ -104,21 +131,19 @@ class RandomForestModel(_SklearnModel):
             {"max_depth": depth, "min_samples_leaf": leaf} for depth in (None, 8) for leaf in (1, 5)
         ]
 
-    def fit(
+    def _fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
-    ) -> Self:
+    ) -> None:
         """Fit the forest on the training rows with `random_state=seed`."""
         self.estimator = RandomForestClassifier(
-            n_estimators=int(self.params["n_estimators"]),
-            max_depth=self.params["max_depth"],
-            min_samples_leaf=int(self.params["min_samples_leaf"]),
-            max_features=self.params["max_features"],
-            n_jobs=int(self.params["n_jobs"]),
+            n_estimators=self.hyperparameters.n_estimators,
+            max_depth=self.hyperparameters.max_depth,
+            min_samples_leaf=self.hyperparameters.min_samples_leaf,
+            max_features=self.hyperparameters.max_features,
+            n_jobs=self.hyperparameters.n_jobs,
             random_state=seed,
         )
-        self.estimator.fit(train.matrix, np.asarray(y_train, dtype=bool))
-        self.fitted = True
-        return self
+        self.estimator.fit(train.matrix, y_train)
 
 
 @register
@@ -132,17 +157,7 @@ class LightGBMModel(Model):
 
     name = "lightgbm"
     kind = "tabular"
-    defaults = {
-        "learning_rate": 0.1,
-        "num_leaves": 31,
-        "max_depth": -1,
-        "min_data_in_leaf": 20,
-        "feature_fraction": 1.0,
-        "lambda_l2": 0.0,
-        "n_estimators": 500,
-        "early_stopping_rounds": 25,
-        "num_threads": 1,
-    }
+    Hyperparameters = LightGBMParams
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -159,26 +174,26 @@ class LightGBMModel(Model):
         ]
 
     def _train_params(self, n_train: int, seed: int) -> dict[str, Any]:
-        p = self.params
+        hp = self.hyperparameters
         return {
             "objective": "binary",
             "metric": "binary_logloss",
-            "learning_rate": float(p["learning_rate"]),
-            "num_leaves": int(p["num_leaves"]),
-            "max_depth": int(p["max_depth"]),
-            "min_data_in_leaf": max(1, min(int(p["min_data_in_leaf"]), n_train // 4)),
-            "feature_fraction": float(p["feature_fraction"]),
-            "lambda_l2": float(p["lambda_l2"]),
-            "num_threads": int(p["num_threads"]),
+            "learning_rate": float(hp.learning_rate),
+            "num_leaves": hp.num_leaves,
+            "max_depth": hp.max_depth,
+            "min_data_in_leaf": max(1, min(hp.min_data_in_leaf, n_train // 4)),
+            "feature_fraction": float(hp.feature_fraction),
+            "lambda_l2": float(hp.lambda_l2),
+            "num_threads": hp.num_threads,
             "seed": seed,
             "deterministic": True,
             "force_row_wise": True,
             "verbose": -1,
         }
 
-    def fit(
+    def _fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
-    ) -> Self:
+    ) -> None:
         """Boost on the training rows; stop when the tuning log loss stops improving."""
         params = self._train_params(train.matrix.shape[0], seed)
         train_set = lgb.Dataset(
@@ -191,18 +206,16 @@ class LightGBMModel(Model):
         booster = lgb.train(
             params,
             train_set,
-            num_boost_round=int(self.params["n_estimators"]),
+            num_boost_round=self.hyperparameters.n_estimators,
             valid_sets=[tuning_set],
             callbacks=[
-                lgb.early_stopping(int(self.params["early_stopping_rounds"]), verbose=False)
+                lgb.early_stopping(self.hyperparameters.early_stopping_rounds, verbose=False)
             ],
         )
         # Keep only the trees up to the best tuning iteration.
         self.booster = lgb.Booster(
             model_str=booster.model_to_string(num_iteration=booster.best_iteration)
         )
-        self.fitted = True
-        return self
 
     def predict_proba(self, features: Any) -> np.ndarray:
         """The probability of the positive class for each row."""

@@ -1,15 +1,18 @@
-"""`ehrbench run SUITE.yaml [key=value ...]` and `ehrbench demo --out DIR`."""
+"""`ehrbench run SUITE.yaml [key=value ...]`: a suite's grid and its output tables."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.protocol.outputs import write_outputs
-from ehrbench.protocol.runner import GridRunner, stderr_log
+from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.suite import load_suite
+
+logger = logging.getLogger(__name__)
 
 RUN_EPILOG = """\
 examples:
@@ -29,20 +32,10 @@ and metric, with 95% interval bounds), runs.csv, paired.*, calibration.*, manife
 cohorts/<name>/ (labels, attrition) and runs/<id>/predictions.parquet (meds-evaluation form).
 Then `ehrbench report OUTPUT` writes the report.
 """
-DEMO_EPILOG = """\
-examples:
-  ehrbench demo --out demo_output
-  ehrbench demo --out /tmp/tiny dataset.synthetic.subjects=300 cohorts=[mortality_in_hospital] \\
-      models=[logreg] k=[4,all] seeds=[0]
-
-Runs tasks/demo.yaml (the synthetic dataset, a few standard cohorts, logreg, lightgbm and gru
-on a small few-shot grid; sized to finish in about 10 minutes on 2 cores), then writes the
-report into DIR/report and prints where it is. Rerunning resumes instead of starting over.
-"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `run` and `demo` verbs."""
+    """Add the `run` verb."""
     run = subparsers.add_parser(
         "run",
         help="run a task suite's few-shot grid (resumable)",
@@ -56,17 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--retry-failed", action="store_true", help="rerun the runs recorded as failed"
     )
     run.set_defaults(handler=_run)
-
-    demo = subparsers.add_parser(
-        "demo",
-        help="the whole pipeline on synthetic data: generate, extract, featurise, run, report",
-        description="Run tasks/demo.yaml end to end and write its report.",
-        epilog=DEMO_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    demo.add_argument("--out", required=True, help="the demo's output folder")
-    demo.add_argument("overrides", nargs="*", metavar="key=value", help="suite settings to change")
-    demo.set_defaults(handler=_demo)
 
 
 def run_suite(
@@ -83,13 +65,17 @@ def run_suite(
     write_outputs(result)
     minutes = (time.monotonic() - started) / 60
     statuses = list(result.statuses.values())
-    stderr_log(
-        f"done in {minutes:.1f} min: {statuses.count('ok')} ok, {statuses.count('failed')} "
-        f"failed of {len(statuses)} runs ({result.computed} computed now); results in "
-        f"{suite.output / 'results.csv'}"
+    logger.info(
+        "done in %.1f min: %d ok, %d failed of %d runs (%d computed now); results in %s",
+        minutes,
+        statuses.count("ok"),
+        statuses.count("failed"),
+        len(statuses),
+        result.computed,
+        suite.output / "results.csv",
     )
     if result.skipped_cohorts:
-        stderr_log(f"skipped cohorts: {', '.join(sorted(result.skipped_cohorts))}")
+        logger.info("skipped cohorts: %s", ", ".join(sorted(result.skipped_cohorts)))
     return suite.output
 
 
@@ -107,28 +93,4 @@ def _check_output(output: Path) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     run_suite(args.suite, args.overrides, args.retry_failed)
-    return 0
-
-
-def demo_suite_path() -> Path:
-    """tasks/demo.yaml of the ehrbench source tree."""
-    path = Path(__file__).resolve().parents[2] / "tasks" / "demo.yaml"
-    if not path.is_file():
-        raise EhrbenchError(
-            f"The demo suite {path} is missing: `ehrbench demo` runs from an ehrbench source "
-            "checkout (tasks/ and cohorts/ beside the ehrbench package)."
-        )
-    return path
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from ehrbench.report.build import build_report
-
-    started = time.monotonic()
-    output = run_suite(demo_suite_path(), args.overrides, output=args.out)
-    html, markdown = build_report(output)
-    minutes = (time.monotonic() - started) / 60
-    print(f"demo finished in {minutes:.1f} min")
-    print(f"report: {html}")
-    print(f"        {markdown}")
     return 0

@@ -15,7 +15,6 @@ one go or was resumed.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,17 @@ from typing import Any
 import polars as pl
 
 from ehrbench import __version__
-from ehrbench.cohort.attrition import Attrition
 from ehrbench.io import write_parquet_atomic, write_text_atomic
 from ehrbench.metrics.bootstrap import draw_resamples
 from ehrbench.metrics.calibration import calibration_curve
 from ehrbench.metrics.paired import paired_auroc
+from ehrbench.protocol.manifest import (
+    BootstrapInfo,
+    DatasetInfo,
+    Manifest,
+    RunCounts,
+    SuiteInfo,
+)
 from ehrbench.protocol.runner import GridResult, PlannedRun
 from ehrbench.protocol.store import ResultsStore
 
@@ -44,7 +49,6 @@ PAIRED_SCHEMA: dict[str, pl.DataType] = {
     "p_value": pl.Float64(),
     "n_boot": pl.Int64(),
 }
-MANIFEST = "manifest.json"
 
 
 def _write_table(frame: pl.DataFrame, folder: Path, stem: str) -> None:
@@ -69,9 +73,7 @@ def write_outputs(result: GridResult) -> dict[str, Path]:
     predictions = {p.key.run_id: store.predictions(p.key) for p in _ok(result)}
     _write_table(paired_table(result, predictions), folder, "paired")
     _write_table(calibration_table(result, predictions), folder, "calibration")
-    write_text_atomic(
-        json.dumps(manifest(result), indent=2, sort_keys=True) + "\n", folder / MANIFEST
-    )
+    manifest(result).write(folder)
     return {name: folder / f"{name}.parquet" for name in ("results", "paired", "calibration")}
 
 
@@ -144,48 +146,42 @@ def calibration_table(result: GridResult, predictions: dict[str, pl.DataFrame]) 
     return pl.concat(tables)
 
 
-def manifest(result: GridResult) -> dict[str, Any]:
+def manifest(result: GridResult) -> Manifest:
     """The facts the report header and cohort sections show."""
     suite = result.suite
     statuses = list(result.statuses.values())
-    cohorts: dict[str, Any] = {}
-    for name, summary in result.cohorts.items():
-        attrition = Attrition.read(suite.output / "cohorts" / name / "attrition.json")
-        cohorts[name] = {"counts": summary, "attrition": attrition.to_dict()}
-    return {
-        "suite": {
-            "name": suite.name,
-            "description": suite.description,
-            "file": str(suite.source),
-            "overrides": list(suite.overrides),
-        },
-        "ehrbench_version": __version__,
-        "config_hash": suite.config_hash(),
-        "dataset": {
-            "path": str(suite.dataset_path),
-            "fingerprint": result.fingerprint,
-            "synthetic": suite.synthetic.as_dict() if suite.synthetic else None,
-        },
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "models": list(suite.models),
-        "baseline": suite.baseline,
-        "k": [str(k) for k in suite.plan.ks],
-        "seeds": list(suite.plan.seeds),
-        "bootstrap": {"resamples": suite.resamples, "seed": suite.bootstrap_seed},
-        "age_bands": list(suite.age_bands),
-        "features": {
+    return Manifest(
+        suite=SuiteInfo(
+            name=suite.name,
+            description=suite.description,
+            file=str(suite.source),
+            overrides=tuple(suite.overrides),
+        ),
+        ehrbench_version=__version__,
+        config_hash=suite.config_hash(),
+        dataset=DatasetInfo(
+            path=str(suite.dataset_path),
+            fingerprint=result.fingerprint,
+            synthetic=suite.synthetic.as_dict() if suite.synthetic else None,
+        ),
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        models=tuple(suite.models),
+        baseline=suite.baseline,
+        k=tuple(str(k) for k in suite.plan.ks),
+        seeds=tuple(suite.plan.seeds),
+        bootstrap=BootstrapInfo(resamples=suite.resamples, seed=suite.bootstrap_seed),
+        age_bands=tuple(suite.age_bands),
+        features={
             "tabular": _plain(suite.tabular.__dict__),
             "sequence": _plain(suite.sequence.__dict__),
         },
-        "cohorts": cohorts,
-        "cohort_order": list(result.cohorts),  # JSON objects are written with sorted keys
-        "skipped_cohorts": result.skipped_cohorts,
-        "runs": {
-            "total": len(result.planned),
-            "ok": statuses.count("ok"),
-            "failed": statuses.count("failed"),
-        },
-    }
+        cohorts=result.cohorts,
+        cohort_order=tuple(result.cohorts),
+        skipped_cohorts=result.skipped_cohorts,
+        runs=RunCounts(
+            total=len(result.planned), ok=statuses.count("ok"), failed=statuses.count("failed")
+        ),
+    )
 
 
 def _plain(settings: dict[str, Any]) -> dict[str, Any]:

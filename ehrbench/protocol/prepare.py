@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,26 +30,34 @@ from ehrbench.errors import EhrbenchError
 from ehrbench.features.cache import cached
 from ehrbench.features.kinds import FeatureKind
 from ehrbench.io import write_text_atomic
-from ehrbench.meds import MedsDataset, open_dataset
+from ehrbench.meds import (
+    SPLIT_NAMES,
+    MedsDataset,
+    label_values,
+    open_dataset,
+    split_indices,
+)
 from ehrbench.metrics.bootstrap import Resamples, draw_resamples
 from ehrbench.metrics.subgroups import demographics_from_events
-from ehrbench.models.training import SPLITS, label_values, split_indices
 from ehrbench.protocol.suite import Suite, SyntheticSpec
 from ehrbench.synth.dataset import generate_dataset
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
-def prepare_dataset(suite: Suite, log: Log) -> MedsDataset:
+def prepare_dataset(suite: Suite) -> MedsDataset:
     """Open the suite's dataset, generating the synthetic one first if its folder is absent."""
     path = suite.dataset_path
     spec = suite.synthetic
     if spec is not None and path.is_dir() and any(path.iterdir()):
         _check_synthetic(path, spec)
     elif spec is not None:
-        log(
-            f"generating the synthetic dataset ({spec.subjects} subjects, seed {spec.seed}, "
-            f"{spec.shards} shard(s)) into {path}"
+        logger.info(
+            "generating the synthetic dataset (%d subjects, seed %d, %d shard(s)) into %s",
+            spec.subjects,
+            spec.seed,
+            spec.shards,
+            path,
         )
         generate_dataset(path, n_subjects=spec.subjects, seed=spec.seed, n_shards=spec.shards)
     return open_dataset(path, validate=True, deep=False)
@@ -112,12 +119,12 @@ def cohort_summary(labels: pl.DataFrame, indices: dict[str, np.ndarray]) -> dict
 
     return {
         "all": counts(np.arange(labels.height)),
-        **{split: counts(indices[split]) for split in SPLITS},
+        **{split: counts(indices[split]) for split in SPLIT_NAMES},
     }
 
 
 def load_cohort_data(
-    suite: Suite, dataset: MedsDataset, splits: pl.DataFrame, name: str, log: Log
+    suite: Suite, dataset: MedsDataset, splits: pl.DataFrame, name: str
 ) -> CohortData:
     """Extract (or reuse) one cohort's labels into `<output>/cohorts/<name>/`.
 
@@ -152,9 +159,12 @@ def load_cohort_data(
         record = {"key": key, "cohort": name, "file": str(suite.cohort_path(name)), **summary}
         write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n", record_path)
     held_out = labels["subject_id"].gather(indices["held_out"]).to_numpy()
-    log(
-        f"cohort {name}: {summary['all']['rows']} rows, prevalence "
-        f"{_percent(summary['all']['prevalence'])} (held_out {summary['held_out']['rows']} rows)"
+    logger.info(
+        "cohort %s: %s rows, prevalence %s (held_out %s rows)",
+        name,
+        summary["all"]["rows"],
+        _percent(summary["all"]["prevalence"]),
+        summary["held_out"]["rows"],
     )
     return CohortData(
         name=name,
@@ -191,7 +201,7 @@ def _extract(
             "start` or `end` to the window whose boundary is the prediction time."
         )
     for message in extraction.warnings:
-        logging.getLogger(__name__).warning("cohort %s: %s", name, message)
+        logger.warning("cohort %s: %s", name, message)
     record_path.unlink(missing_ok=True)  # the old record no longer applies
     extraction.write(files)
     return extraction

@@ -4,39 +4,41 @@ For each cohort (extracted once) and each run of the suite's `FewShotPlan`:
 
 1. EHRSHOT sampling: k positives and k negatives drawn from the train rows and, separately, from
    the tuning rows (`FewShotPlan.indices`); `k = all` takes every train and tuning row.
-2. `select_and_fit` chooses the hyperparameters by AUROC on the k-shot tuning rows and returns
-   the model fitted on the k-shot train rows.
-3. The model predicts every held_out row (meds-evaluation form); metrics with 95% intervals come
-   from the cohort's shared subject resamples, overall and by sex and age band.
+2. `fit_and_predict` chooses the hyperparameters by AUROC on the k-shot tuning rows, fits the
+   model on the k-shot train rows and predicts every held_out row (meds-evaluation form).
+3. Metrics with 95% intervals come from the cohort's shared subject resamples, overall and by
+   sex and age band.
 4. The run is saved in the `ResultsStore` under its key (dataset fingerprint, cohort, model, k,
    seed, config hash). A run that raises is saved as failed, with its error, and the grid goes
    on; a run already in the store is skipped. Ctrl-C stops between two saves: nothing partial is
    kept, and the same command resumes.
+
+A progress bar ticks once per computed run; each run's result line is logged at INFO level.
 
 held_out rows reach a model only through `predict_proba`, after it is fitted.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import FeatureKind
+from ehrbench.logs import ROOT, progress
 from ehrbench.meds import MedsDataset
 from ehrbench.metrics.evaluate import evaluate_predictions
-from ehrbench.models.base import take_rows
-from ehrbench.models.grid import select_and_fit
-from ehrbench.models.predictions import make_predictions
+from ehrbench.models.training import fit_and_predict
 from ehrbench.protocol.fewshot import FewShotPlan, FewShotRun
+from ehrbench.protocol.manifest import CohortInfo
 from ehrbench.protocol.prepare import (
     CohortData,
     cohort_features,
@@ -47,12 +49,7 @@ from ehrbench.protocol.prepare import (
 from ehrbench.protocol.store import ResultsStore, RunKey
 from ehrbench.protocol.suite import Suite
 
-Log = Callable[[str], None]
-
-
-def stderr_log(message: str) -> None:
-    """Print a progress line to stderr (stdout stays for results)."""
-    print(message, file=sys.stderr, flush=True)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,12 +64,12 @@ class PlannedRun:
 
 @dataclass
 class GridResult:
-    """What a grid produced: its runs, cohort summaries and the cohorts that were skipped."""
+    """What a grid produced: its runs, each cohort's counts and attrition, the skipped cohorts."""
 
     suite: Suite
     fingerprint: str
     planned: list[PlannedRun]
-    cohorts: dict[str, dict[str, Any]]
+    cohorts: dict[str, CohortInfo]
     skipped_cohorts: dict[str, str]
     computed: int = 0
     failed: int = 0
@@ -89,46 +86,6 @@ def plan_runs(suite: Suite, cohorts: list[str], fingerprint: str) -> list[Planne
                 key = RunKey(fingerprint, cohort, model, run.k, run.seed, config_hash)
                 planned.append(PlannedRun(cohort, model, run, key))
     return planned
-
-
-class Progress:
-    """Runs done / total, elapsed time and an estimate of the time left (per model)."""
-
-    def __init__(self, total: int, done: int, log: Log) -> None:
-        self.total, self.done, self.log = total, done, log
-        self.start = time.monotonic()
-        self.seconds: dict[str, list[float]] = defaultdict(list)
-
-    def record(self, model: str, seconds: float) -> None:
-        """Count one finished run of `model` that took `seconds`."""
-        self.done += 1
-        self.seconds[model].append(seconds)
-
-    def left(self, pending: list[PlannedRun]) -> float:
-        """Estimated seconds for the pending runs: each model's mean run time so far."""
-        every = [s for times in self.seconds.values() for s in times]
-        if not every:
-            return math.nan
-        fallback = float(np.mean(every))
-        means = {m: float(np.mean(t)) for m, t in self.seconds.items()}
-        return sum(means.get(p.model, fallback) for p in pending)
-
-    def line(self, text: str, pending: list[PlannedRun]) -> None:
-        """Log `[done/total] text | elapsed, left`."""
-        width = len(str(self.total))
-        elapsed = _clock(time.monotonic() - self.start)
-        self.log(
-            f"[{self.done:>{width}}/{self.total}] {text} | elapsed {elapsed}, "
-            f"left ~{_clock(self.left(pending))}"
-        )
-
-
-def _clock(seconds: float) -> str:
-    if math.isnan(seconds):
-        return "?"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def fewshot_rows(
@@ -149,19 +106,18 @@ def execute_run(
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Fit, predict held_out and score one run; return (metrics, predictions, info)."""
     train, tuning = fewshot_rows(data, planned.run, suite.plan)
-    fit = select_and_fit(
+    result = fit_and_predict(
         planned.model,
-        take_rows(features, train),
-        data.y[train],
-        take_rows(features, tuning),
-        data.y[tuning],
-        planned.run.seed,
+        features,
+        data.labels,
+        train=train,
+        tuning=tuning,
+        held_out=data.indices["held_out"],
+        seed=planned.run.seed,
         grid=suite.grids.get(planned.model),
         overrides=suite.model_params.get(planned.model),
     )
-    held_out = data.indices["held_out"]
-    probabilities = fit.model.predict_proba(take_rows(features, held_out))
-    predictions = make_predictions(data.labels[held_out], probabilities)
+    fit, predictions = result.fit, result.predictions
     metrics = evaluate_predictions(predictions, data.resamples, demo, suite.age_bands)
     info = {
         "params": _finite(fit.params),
@@ -203,8 +159,8 @@ def _auroc_text(metrics: pl.DataFrame) -> str:
 class FeatureSource:
     """Each cohort's features, built on first use; a build error is kept and re-raised per run."""
 
-    def __init__(self, suite: Suite, dataset: MedsDataset, log: Log) -> None:
-        self.suite, self.dataset, self.log = suite, dataset, log
+    def __init__(self, suite: Suite, dataset: MedsDataset) -> None:
+        self.suite, self.dataset = suite, dataset
         self.errors: dict[tuple[str, str], Exception] = {}
 
     def prepare(self, data: CohortData, kind: FeatureKind) -> None:
@@ -216,10 +172,12 @@ class FeatureSource:
             cohort_features(self.suite, self.dataset, data, kind)
         except Exception as exc:  # every run that needs them fails with this error
             self.errors[(data.name, kind.name)] = exc
-            self.log(f"features ({kind.name}) of cohort {data.name} failed: {_error_text(exc)}")
+            logger.warning(
+                "features (%s) of cohort %s failed: %s", kind.name, data.name, _error_text(exc)
+            )
             return
         seconds = time.monotonic() - started
-        self.log(f"features ({kind.name}) of cohort {data.name}: ready in {seconds:.1f} s")
+        logger.info("features (%s) of cohort %s: ready in %.1f s", kind.name, data.name, seconds)
 
     def get(self, data: CohortData, kind: FeatureKind) -> Any:
         """The features, or the error their build raised."""
@@ -240,31 +198,31 @@ class GridRunner:
         suite: Suite,
         *,
         retry_failed: bool = False,
-        log: Log = stderr_log,
         on_run: Callable[[PlannedRun, str], None] | None = None,
     ) -> None:
         self.suite = suite
         self.retry_failed = retry_failed
-        self.log = log
         self.on_run = on_run
         self.store = ResultsStore(suite.output)
 
     def run(self) -> GridResult:
         """Prepare the dataset and cohorts, then compute every pending run."""
-        dataset = prepare_dataset(self.suite, self.log)
+        dataset = prepare_dataset(self.suite)
         fingerprint = dataset.fingerprint()
         splits = dataset.subject_splits()
         cohorts, skipped = {}, {}
         for name in self.suite.cohorts:
             try:
-                cohorts[name] = load_cohort_data(self.suite, dataset, splits, name, self.log)
+                cohorts[name] = load_cohort_data(self.suite, dataset, splits, name)
             except Exception as exc:  # the other cohorts still run; the report lists this one
                 skipped[name] = _error_text(exc)
-                self.log(f"warning: cohort {name} skipped: {skipped[name]}")
+                logger.warning("cohort %s skipped: %s", name, skipped[name])
         planned = plan_runs(self.suite, list(cohorts), fingerprint)
-        result = GridResult(
-            self.suite, fingerprint, planned, {n: d.summary for n, d in cohorts.items()}, skipped
-        )
+        infos = {
+            name: CohortInfo(counts=data.summary, attrition=data.attrition.to_dict())
+            for name, data in cohorts.items()
+        }
+        result = GridResult(self.suite, fingerprint, planned, infos, skipped)
         pending = [p for p in planned if not self.store.has(p.key, retry_failed=self.retry_failed)]
         self._announce(planned, pending)
         if pending:
@@ -281,7 +239,7 @@ class GridRunner:
             failed = sum(1 for p in planned if self.store.status(p.key) == "failed")
             if failed:
                 message += f" ({failed} recorded as failed are kept; --retry-failed reruns them)"
-        self.log(message)
+        logger.info(message)
 
     def _compute(
         self,
@@ -291,34 +249,43 @@ class GridRunner:
         result: GridResult,
     ) -> None:
         demo = demographics(dataset)
-        progress = Progress(len(result.planned), len(result.planned) - len(pending), self.log)
-        features = FeatureSource(self.suite, dataset, self.log)
-        for position, planned in enumerate(pending):
-            data = cohorts[planned.cohort]
-            if position and pending[position - 1].cohort != planned.cohort:
-                cohorts[pending[position - 1].cohort].features.clear()  # runs go cohort by cohort
-            kind = self.suite.model_kind(planned.model)
-            features.prepare(data, kind)  # outside the run's timing: built once per cohort
-            started = time.monotonic()
-            try:
-                metrics, predictions, info = execute_run(
-                    self.suite, data, features.get(data, kind), demo, planned
-                )
-            except Exception as exc:  # a failed run is recorded and the grid goes on
-                status, error = "failed", _error_text(exc)
-                self.store.save(planned.key, status="failed", error=error, overwrite=True)
-                result.failed += 1
-                outcome = f"FAILED: {error}"
-            else:
-                status = "ok"
-                self.store.save(planned.key, metrics, predictions, info=info, overwrite=True)
-                outcome = _auroc_text(metrics)
-            result.computed += 1
-            progress.record(planned.model, time.monotonic() - started)
-            run = planned.run
-            progress.line(
-                f"{planned.cohort} {planned.model} k={run.k} seed={run.seed}: {outcome}",
-                pending[position + 1 :],
+        features = FeatureSource(self.suite, dataset)
+        # The bar ticks once per run; log lines print above it instead of through it.
+        with logging_redirect_tqdm(loggers=[logging.getLogger(ROOT)]):
+            bar = progress(pending, desc="runs", unit="run")
+            for position, planned in enumerate(bar):
+                if position and pending[position - 1].cohort != planned.cohort:
+                    cohorts[pending[position - 1].cohort].features.clear()  # cohort by cohort
+                self._compute_one(planned, cohorts[planned.cohort], features, demo, result)
+
+    def _compute_one(
+        self,
+        planned: PlannedRun,
+        data: CohortData,
+        features: FeatureSource,
+        demo: pl.DataFrame,
+        result: GridResult,
+    ) -> None:
+        """Compute one run, save it as ok or failed, and log its result line."""
+        kind = self.suite.model_kind(planned.model)
+        features.prepare(data, kind)  # built once per cohort
+        try:
+            metrics, predictions, info = execute_run(
+                self.suite, data, features.get(data, kind), demo, planned
             )
-            if self.on_run is not None:
-                self.on_run(planned, status)
+        except Exception as exc:  # a failed run is recorded and the grid goes on
+            status, error = "failed", _error_text(exc)
+            self.store.save(planned.key, status="failed", error=error, overwrite=True)
+            result.failed += 1
+            outcome = f"FAILED: {error}"
+        else:
+            status = "ok"
+            self.store.save(planned.key, metrics, predictions, info=info, overwrite=True)
+            outcome = _auroc_text(metrics)
+        result.computed += 1
+        run = planned.run
+        logger.info(
+            "%s %s k=%s seed=%s: %s", planned.cohort, planned.model, run.k, run.seed, outcome
+        )
+        if self.on_run is not None:
+            self.on_run(planned, status)

@@ -44,7 +44,7 @@ from ehrbench.errors import EhrbenchError, did_you_mean
 from ehrbench.features.config import SequenceConfig, TabularConfig
 from ehrbench.features.kinds import SEQUENCE, TABULAR, FeatureKind, feature_kind
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, age_band_labels
-from ehrbench.models.base import model_class
+from ehrbench.models.base import check_model_name, model_class
 from ehrbench.models.grid import expand_grid
 from ehrbench.overrides import parse_dotlist
 from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
@@ -444,7 +444,7 @@ def _per_model(config: dict, key: str, reader: _Reader, models: tuple[str, ...])
         reader.fail(key, f"must map model names to settings, got {value!r}.")
     for name in value:
         try:
-            model_class(name)
+            check_model_name(name)  # not `model_class`: that would import the model's module
         except EhrbenchError as exc:
             reader.fail(f"{key}.{name}", f"does not name a model: {exc}")
     return {name: settings for name, settings in value.items() if name in models}

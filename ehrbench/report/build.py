@@ -61,7 +61,7 @@ def build_report(results_dir: str | Path, out: str | Path | None = None) -> tupl
     folder = load_results(results_dir)
     out = Path(out) if out is not None else folder.root / "report"
     blocks = report_blocks(folder)
-    title = f"ehrbench report: {folder.manifest['suite']['name']}"
+    title = f"ehrbench report: {folder.manifest.suite.name}"
     for block in _images(blocks):
         with atomic_path(out / "figures" / block.name) as tmp:
             tmp.write_bytes(block.png)
@@ -101,47 +101,47 @@ def report_blocks(folder: ResultsFolder) -> list[Block]:
 def header(folder: ResultsFolder) -> list[Block]:
     """Dataset fingerprint, ehrbench version, config hash, date and the grid."""
     m = folder.manifest
-    synthetic = m["dataset"]["synthetic"]
-    dataset = m["dataset"]["path"]
+    synthetic = m.dataset.synthetic
+    dataset = m.dataset.path
     if synthetic:
         dataset += (
             f" (synthetic: {synthetic['subjects']} subjects, seed {synthetic['seed']}, "
             f"{synthetic['shards']} shard(s))"
         )
-    runs = m["runs"]
+    runs = m.runs
     rows = [
-        ["suite", Cell(f"{m['suite']['name']} ({m['suite']['file']})", text=True)],
-        ["overrides", Cell(" ".join(m["suite"]["overrides"]) or "none", text=True)],
+        ["suite", Cell(f"{m.suite.name} ({m.suite.file})", text=True)],
+        ["overrides", Cell(" ".join(m.suite.overrides) or "none", text=True)],
         ["dataset", Cell(dataset, text=True)],
-        ["dataset fingerprint", Cell(m["dataset"]["fingerprint"], text=True)],
-        ["ehrbench version", Cell(m["ehrbench_version"], text=True)],
-        ["config hash", Cell(m["config_hash"], text=True)],
-        ["date", Cell(m["date"], text=True)],
-        ["models", Cell(", ".join(m["models"]) + f" (baseline: {m['baseline']})", text=True)],
-        ["k per class", Cell(", ".join(m["k"]), text=True)],
-        ["replicate seeds", Cell(", ".join(str(s) for s in m["seeds"]), text=True)],
+        ["dataset fingerprint", Cell(m.dataset.fingerprint, text=True)],
+        ["ehrbench version", Cell(m.ehrbench_version, text=True)],
+        ["config hash", Cell(m.config_hash, text=True)],
+        ["date", Cell(m.date, text=True)],
+        ["models", Cell(", ".join(m.models) + f" (baseline: {m.baseline})", text=True)],
+        ["k per class", Cell(", ".join(m.k), text=True)],
+        ["replicate seeds", Cell(", ".join(str(s) for s in m.seeds), text=True)],
         [
             "bootstrap",
             Cell(
-                f"{m['bootstrap']['resamples']} resamples of held-out subjects, seed "
-                f"{m['bootstrap']['seed']}; 95% percentile intervals",
+                f"{m.bootstrap.resamples} resamples of held-out subjects, seed "
+                f"{m.bootstrap.seed}; 95% percentile intervals",
                 text=True,
             ),
         ],
         [
             "runs",
-            Cell(f"{runs['ok']} ok, {runs['failed']} failed, of {runs['total']}", text=True),
+            Cell(f"{runs.ok} ok, {runs.failed} failed, of {runs.total}", text=True),
         ],
     ]
     blocks: list[Block] = []
-    if m["suite"].get("description"):
-        blocks.append(Paragraph(m["suite"]["description"]))
+    if m.suite.description:
+        blocks.append(Paragraph(m.suite.description))
     blocks.append(Table(None, rows))
-    if m["skipped_cohorts"]:
+    if m.skipped_cohorts:
         blocks.append(
             Paragraph(
                 "Skipped cohorts (could not be loaded or extracted): "
-                + "; ".join(f"{name}: {why}" for name, why in sorted(m["skipped_cohorts"].items())),
+                + "; ".join(f"{name}: {why}" for name, why in sorted(m.skipped_cohorts.items())),
                 note=True,
             )
         )
@@ -228,7 +228,7 @@ def curves_section(folder: ResultsFolder) -> list[Block]:
         ),
     ]
     for cohort in folder.cohorts:
-        prevalence = folder.manifest["cohorts"][cohort]["counts"]["held_out"]["prevalence"]
+        prevalence = folder.manifest.cohorts[cohort].counts["held_out"]["prevalence"]
         png = figures.learning_curves(curves, cohort, folder.models, ks, prevalence)
         blocks.append(Heading(cohort, level=3))
         blocks.append(Image(f"curve_{cohort}.png", png, f"learning curves for {cohort}"))
@@ -379,7 +379,7 @@ def subgroup_section(folder: ResultsFolder) -> list[Block]:
         Heading("Subgroups at k = all", anchor="subgroups"),
         Paragraph(
             "AUROC [95% interval] by sex and by age band at prediction time (bands by lower "
-            f"bound: {', '.join(str(b) for b in folder.manifest['age_bands'])}); the first row "
+            f"bound: {', '.join(str(b) for b in folder.manifest.age_bands)}); the first row "
             "of each cohort gives the held-out rows and prevalence of each level. n/a: the "
             "level holds one class only.",
             note=True,
@@ -442,8 +442,8 @@ def cohort_section(folder: ResultsFolder) -> list[Block]:
     """Each cohort's rows, subjects and prevalence per split, and its attrition table."""
     blocks: list[Block] = [Heading("Cohorts", anchor="cohorts")]
     for cohort in folder.cohorts:
-        info = folder.manifest["cohorts"][cohort]
-        counts = info["counts"]
+        info = folder.manifest.cohorts[cohort]
+        counts = info.counts
         rows = [
             [
                 split,
@@ -462,7 +462,7 @@ def cohort_section(folder: ResultsFolder) -> list[Block]:
                 _count(step["triggers_in"]),
                 _count(step["triggers_kept"]),
             ]
-            for step in info["attrition"]["steps"]
+            for step in info.attrition["steps"]
         ]
         blocks.append(Heading(cohort, level=3))
         blocks.append(Table(["split", "rows", "subjects", "positives", "prevalence"], rows))

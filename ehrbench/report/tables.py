@@ -13,18 +13,17 @@ Conventions used throughout the report:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.protocol.fewshot import ALL, MAX_K
+from ehrbench.protocol.manifest import MANIFEST_FILE, Manifest
 
-REQUIRED_FILES = ("manifest.json", "results.parquet", "paired.parquet", "calibration.parquet")
+REQUIRED_FILES = (MANIFEST_FILE, "results.parquet", "paired.parquet", "calibration.parquet")
 CURVE_METRICS = ("auroc", "auprc")
 
 
@@ -33,7 +32,7 @@ class ResultsFolder:
     """Everything `ehrbench run` wrote that the report reads."""
 
     root: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     results: pl.DataFrame
     paired: pl.DataFrame
     calibration: pl.DataFrame
@@ -42,17 +41,17 @@ class ResultsFolder:
     @property
     def models(self) -> list[str]:
         """The suite's models, in suite order."""
-        return list(self.manifest["models"])
+        return list(self.manifest.models)
 
     @property
     def cohorts(self) -> list[str]:
         """The cohorts that were run, in suite order."""
-        return list(self.manifest["cohort_order"])
+        return list(self.manifest.cohort_order)
 
     @property
     def baseline(self) -> str | None:
         """The model the paired comparisons are against."""
-        return self.manifest.get("baseline")
+        return self.manifest.baseline
 
 
 def load_results(root: str | Path) -> ResultsFolder:
@@ -71,7 +70,7 @@ def load_results(root: str | Path) -> ResultsFolder:
     runs_csv = root / "runs.csv"
     return ResultsFolder(
         root=root,
-        manifest=json.loads((root / "manifest.json").read_text(encoding="utf-8")),
+        manifest=Manifest.read(root),
         results=pl.read_parquet(root / "results.parquet"),
         paired=pl.read_parquet(root / "paired.parquet"),
         calibration=pl.read_parquet(root / "calibration.parquet"),
