@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from ehrbench.errors import EhrbenchError
+from ehrbench.bundled import suite_file
 from ehrbench.protocol.commands import run_suite
 from ehrbench.report.build import build_report
 
@@ -40,20 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=_demo)
 
 
-def demo_suite_path() -> Path:
-    """tasks/demo.yaml of the ehrbench source tree."""
-    path = Path(__file__).resolve().parents[1] / "tasks" / "demo.yaml"
-    if not path.is_file():
-        raise EhrbenchError(
-            f"The demo suite {path} is missing: `ehrbench demo` runs from an ehrbench source "
-            "checkout (tasks/ and cohorts/ beside the ehrbench package)."
-        )
-    return path
-
-
 def _demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    output = run_suite(demo_suite_path(), args.overrides, output=args.out)
+    output = run_suite(suite_file("demo"), args.overrides, output=args.out)
     html, markdown = build_report(output)
     minutes = (time.monotonic() - started) / 60
     print(f"demo finished in {minutes:.1f} min")

@@ -62,3 +62,18 @@ def test_the_installed_copy_is_the_one_that_runs(installed, tmp_path):
         check=True,
     )
     assert Path(where.stdout.strip()).is_relative_to(installed)
+
+
+def test_the_installed_copy_runs_a_shipped_suite_from_any_folder(installed, tmp_path):
+    tiny = [
+        "dataset.synthetic.subjects=300",
+        "cohorts=[mortality_in_hospital]",
+        "models=[logreg]",
+        "k=[all]",
+        "seeds=[0]",
+        "bootstrap.resamples=20",
+    ]
+    result = ehrbench(installed, tmp_path, "run", "tasks/demo.yaml", *tiny)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "results" / "demo" / "results.csv").is_file()
+    assert not list(installed.rglob("results.csv"))  # nothing written into the install

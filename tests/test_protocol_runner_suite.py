@@ -170,7 +170,7 @@ def test_errors_name_the_key_and_what_was_expected(tmp_path, overrides, settings
 
 
 def test_missing_and_malformed_suite_files(tmp_path):
-    with pytest.raises(EhrbenchError, match="does not exist or is not a file"):
+    with pytest.raises(EhrbenchError, match="does not exist, and ehrbench ships no suite of that name"):
         load_suite(tmp_path / "absent.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [logreg\n", encoding="utf-8")
@@ -208,3 +208,14 @@ def test_run_refuses_a_foreign_output_folder(tmp_path, capsys):
     assert "did not write" in capsys.readouterr().err
     assert (foreign / "notes.txt").read_text(encoding="utf-8") == "mine"
     assert os.listdir(foreign) == ["notes.txt"]
+
+
+def test_a_shipped_suite_is_found_by_name_and_writes_beside_the_user(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("demo", "tasks/demo.yaml", "demo.yaml"):
+        suite = load_suite(name)
+        assert suite.source.resolve() == (REPO_TASKS / "demo.yaml").resolve()
+        assert suite.output == tmp_path / "results" / "demo"
+    assert load_suite("demo", ["output=elsewhere"]).output == tmp_path / "elsewhere"
+    with pytest.raises(EhrbenchError, match="did you mean 'demo'"):
+        load_suite("dmeo")

@@ -19,11 +19,13 @@ examples:
   ehrbench run tasks/synthetic.yaml
   ehrbench run tasks/mimic_iv_demo.yaml dataset.path=data/mimic_meds output=results/mimic
   ehrbench run tasks/synthetic.yaml models=[logreg,lightgbm] k=[1,4,16,all] seeds=[0,1]
+  ehrbench run demo    # a shipped suite by name, from any install (tasks/demo.yaml works too)
 
 A suite is a YAML file: dataset (`path`, or `synthetic: {subjects, seed, shards}` generated
 into <output>/dataset), predicates, cohorts (names in cohorts_dir, or `all`), models,
 baseline, k, seeds, features.tabular / features.sequence, model_params, grids,
-bootstrap (resamples, seed), subgroups.age_bands, output. Any key can be overridden as
+bootstrap (resamples, seed), subgroups.age_bands, output (default: results/<name> in the
+current folder). Any key can be overridden as
 key=value (lists as k=[4,all]); relative paths typed here are relative to the current folder.
 
 Rerunning the same command resumes: finished runs are skipped, failed runs are kept

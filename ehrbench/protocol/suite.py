@@ -1,7 +1,7 @@
 """Task suites: one YAML file (OmegaConf) naming a dataset, cohorts, models and the few-shot grid.
 
-A suite file looks like this (every key but `dataset`, `predicates`, `cohorts`, `models` and
-`output` has a default):
+A suite file looks like this (every key but `dataset`, `predicates`, `cohorts` and `models` has
+a default):
 
     name: synthetic
     dataset:
@@ -20,12 +20,15 @@ A suite file looks like this (every key but `dataset`, `predicates`, `cohorts`, 
     grids: {lightgbm: [{num_leaves: 8}]}     # replaces that model's hyperparameter grid
     bootstrap: {resamples: 1000, seed: 0}
     subgroups: {age_bands: [18, 45, 65, 80]}
-    output: ../results/synthetic
+    output: ../results/synthetic                          # default: results/<name>
 
 Relative paths written in the file are resolved against the file's folder; relative paths given
 as `key=value` overrides on the command line are resolved against the current directory, as a
-user typing them expects. With `dataset.synthetic`, the dataset is generated into
-`dataset.path` (default: `<output>/dataset`) when that folder does not exist yet.
+user typing them expects. Without `output`, results go to `results/<name>` in the current
+folder (the shipped suites say no more, so they never write into an installed package); a suite
+path that does not exist names a shipped suite (`demo`, `tasks/demo.yaml`: `ehrbench.bundled`).
+With `dataset.synthetic`, the dataset is generated into `dataset.path` (default:
+`<output>/dataset`) when that folder does not exist yet.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ehrbench.bundled import suite_file
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError, did_you_mean
 from ehrbench.features.config import SequenceConfig, TabularConfig
@@ -71,7 +75,7 @@ SCHEMA: dict[str, Any] = {
     "subgroups": {"age_bands": None},
     "output": None,
 }
-REQUIRED = ("dataset", "predicates", "cohorts", "models", "output")
+REQUIRED = ("dataset", "predicates", "cohorts", "models")
 PATH_KEYS = ("dataset.path", "predicates", "cohorts_dir", "output")
 DEFAULT_COHORTS_DIR = "../cohorts"
 DEFAULT_RESAMPLES = 1000
@@ -254,7 +258,7 @@ def load_suite(
     Raises `EhrbenchError` naming the file, the key, whether it came from the command line, and
     what was expected.
     """
-    path = Path(path)
+    path = suite_file(path)
     override_tree, override_keys = parse_overrides(overrides)
     if output is not None:
         override_tree["output"] = str(output)
@@ -265,12 +269,13 @@ def load_suite(
     for key in REQUIRED:
         if config.get(key) is None:
             reader.fail(key, "is required (see the suite format in `ehrbench run --help`).")
-    output = _path(config, "output", reader)
+    name = _text(config, "name", reader, path.stem)
+    output = _output(config, reader, name)
     cohorts_dir = _path(config, "cohorts_dir", reader, DEFAULT_COHORTS_DIR)
     models = _models(config, reader)
     return Suite(
         source=path,
-        name=_text(config, "name", reader, path.stem),
+        name=name,
         description=_text(config, "description", reader, None),
         dataset_path=_dataset_path(config, reader, output),
         synthetic=_synthetic(config, reader),
@@ -311,6 +316,16 @@ def _path(config: dict, key: str, reader: _Reader, default: str | None = None) -
     if not isinstance(value, str) or not value.strip():
         reader.fail(key, f"must be a path, got {value!r}.")
     return (base / Path(value).expanduser()).resolve()
+
+
+def _output(config: dict, reader: _Reader, name: str) -> Path:
+    """The output folder as written, else `results/<suite name>` under the current folder.
+
+    The shipped suites name no output, so they write beside the user, never into the install.
+    """
+    if config.get("output") is None:
+        return (Path.cwd() / "results" / name).resolve()
+    return _path(config, "output", reader)
 
 
 def _existing_file(config: dict, key: str, reader: _Reader) -> Path:
