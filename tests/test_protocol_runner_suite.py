@@ -170,7 +170,7 @@ def test_errors_name_the_key_and_what_was_expected(tmp_path, overrides, settings
 
 
 def test_missing_and_malformed_suite_files(tmp_path):
-    with pytest.raises(EhrbenchError, match="does not exist, and ehrbench ships no suite of that name"):
+    with pytest.raises(EhrbenchError, match="does not exist, and ehrbench ships no suite"):
         load_suite(tmp_path / "absent.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [logreg\n", encoding="utf-8")
