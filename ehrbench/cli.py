@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import traceback
 
@@ -66,12 +67,18 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's or `kill`'s stop) unwinds like Ctrl-C, so temporary files go."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one `ehrbench` command; return the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(chosen_verb(argv))
     args = parser.parse_args(argv)
     configure_logging(-1 if args.quiet else 1 if args.verbose else 0)
+    signal.signal(signal.SIGTERM, _stop_on_terminate)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -10,7 +10,7 @@ import argparse
 import time
 
 from ehrbench.bundled import suite_file
-from ehrbench.protocol.commands import run_suite
+from ehrbench.protocol.commands import failed_runs_exit_code, run_suite
 from ehrbench.report.build import build_report
 
 DEMO_EPILOG = """\
@@ -41,10 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    output = run_suite(suite_file("demo"), args.overrides, output=args.out)
-    html, markdown = build_report(output)
+    result = run_suite(suite_file("demo"), args.overrides, output=args.out)
+    output = result.suite.output
+    # The demo folder is the demo's own: a rerun refreshes its report.
+    html, markdown = build_report(output, overwrite=True)
     minutes = (time.monotonic() - started) / 60
     print(f"demo finished in {minutes:.1f} min")
     print(f"report: {html}")
     print(f"        {markdown}")
-    return 0
+    return failed_runs_exit_code(result)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-
-from ehrbench.errors import EhrbenchError
 
 
 @contextlib.contextmanager
@@ -54,24 +52,3 @@ def write_text_atomic(text: str, target: str | os.PathLike) -> None:
     """Write `text` to `target` (UTF-8), atomically."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def refuse_existing(paths: Iterable[str | os.PathLike], remedy: str) -> None:
-    """The one "nothing you have is overwritten" rule of every writer.
-
-    Raise `EhrbenchError` when any of `paths` exists as a file or as a folder that is not empty
-    (an empty folder holds nothing to lose). `remedy` ends the message: what the user can do, e.g.
-    "choose another --out, or pass --overwrite to replace them".
-
-    >>> refuse_existing(["/no/such/file"], "choose another --out")
-    """
-    taken = [str(p) for p in map(Path, paths) if p.exists() and not _empty_folder(p)]
-    if taken:
-        raise EhrbenchError(
-            f"{', '.join(taken)} already exist(s) and would be overwritten: refusing to replace "
-            f"{'it' if len(taken) == 1 else 'them'}; {remedy}."
-        )
-
-
-def _empty_folder(path: Path) -> bool:
-    return path.is_dir() and not any(path.iterdir())

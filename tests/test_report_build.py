@@ -128,3 +128,14 @@ def test_the_manifest_reads_back_as_written(results, tmp_path):
     (tmp_path / MANIFEST_FILE).write_text(json.dumps({"suite": {}}), encoding="utf-8")
     with pytest.raises(EhrbenchError, match="is not a manifest this ehrbench can read"):
         Manifest.read(tmp_path)
+
+
+def test_an_existing_report_is_replaced_only_with_overwrite(results, report, capsys):
+    _, _, folder = report
+    edited = folder / "report.md"
+    edited.write_text("my notes", encoding="utf-8")
+    assert main(["report", str(results)]) == 2
+    assert "refusing to replace" in capsys.readouterr().err
+    assert edited.read_text(encoding="utf-8") == "my notes"
+    assert main(["report", str(results), "--overwrite"]) == 0
+    assert edited.read_text(encoding="utf-8").startswith("# ehrbench report")

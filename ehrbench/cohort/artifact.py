@@ -47,8 +47,18 @@ class ExtractionFiles:
     @property
     def paths(self) -> list[Path]:
         """Every file of the layout."""
-        optional = [p for p in (self.attrition_text, self.audit) if p is not None]
-        return [self.labels, self.attrition, *optional]
+        return list(self.named.values())
+
+    @property
+    def named(self) -> dict[str, Path]:
+        """Every file of the layout by what it is, for messages (`--out`: the labels)."""
+        names = {
+            "--out": self.labels,
+            "the attrition file": self.attrition,
+            "the attrition text": self.attrition_text,
+            "--audit": self.audit,
+        }
+        return {name: path for name, path in names.items() if path is not None}
 
 
 @dataclass(frozen=True)

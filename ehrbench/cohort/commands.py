@@ -10,7 +10,13 @@ from pathlib import Path
 
 import polars as pl
 
-from ehrbench.io import refuse_existing
+from ehrbench.output_paths import (
+    check_distinct,
+    check_not_inputs,
+    check_writable,
+    dataset_inputs,
+    refuse_existing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +132,12 @@ def _extract(args: argparse.Namespace) -> int:
     from ehrbench.cohort.artifact import ExtractionFiles
     from ehrbench.cohort.extract import extract
 
+    check_writable(args.out, "--out")
+    if args.audit is not None:
+        check_writable(args.audit, "--audit")
     files = ExtractionFiles.beside(args.out, args.audit)
+    check_distinct(files.named)
+    check_not_inputs(files.named, _inputs(args))
     if not args.overwrite:
         refuse_existing(files.paths, "choose another --out / --audit path, or pass --overwrite")
     dataset = _open(args.data)
@@ -137,6 +148,14 @@ def _extract(args: argparse.Namespace) -> int:
     print(_summary(result.labels, files.labels))
     _warn(result.warnings)
     return 0
+
+
+def _inputs(args: argparse.Namespace) -> dict[str, Path]:
+    """What an extraction reads, which none of its outputs may be or lie inside."""
+    inputs = {**dataset_inputs(args.data), "the cohort file": Path(args.cohort)}
+    if args.predicates:
+        inputs["the predicates file"] = Path(args.predicates)
+    return inputs
 
 
 def _summary(labels: pl.DataFrame, out: Path) -> str:

@@ -9,8 +9,13 @@ from pathlib import Path
 
 from ehrbench.features.cache import cached, copy_entry, entry_path
 from ehrbench.features.kinds import FeatureKind, feature_kind
-from ehrbench.io import refuse_existing
 from ehrbench.meds import open_dataset, read_labels
+from ehrbench.output_paths import (
+    check_not_inputs,
+    check_writable,
+    dataset_inputs,
+    refuse_existing,
+)
 
 _TABULAR_EXAMPLE = (
     "ehrbench featurize tabular --data mimic_meds --labels labels/mortality.parquet "
@@ -40,7 +45,10 @@ def _window_names(text: str) -> tuple[str, ...]:
 def _featurize(args: argparse.Namespace) -> int:
     """`featurize KIND`: build (or take from the cache) the features and copy them to OUT."""
     kind = feature_kind(args.kind)
-    out = Path(args.out)
+    out = check_writable(args.out, "--out", folder=True)
+    check_not_inputs(
+        {"--out": out}, {**dataset_inputs(args.data), "the label file": Path(args.labels)}
+    )
     if not args.overwrite:
         refuse_existing(
             [out / name for name in kind.outputs], "choose another --out or pass --overwrite"

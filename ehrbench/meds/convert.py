@@ -26,7 +26,6 @@ import polars as pl
 
 from ehrbench import __version__
 from ehrbench.errors import EhrbenchError
-from ehrbench.io import refuse_existing
 from ehrbench.meds.dataset import open_dataset
 from ehrbench.meds.splits import DEFAULT_FRACTIONS, SPLIT_NAMES, hash_splits, split_sizes
 from ehrbench.meds.writer import (
@@ -35,6 +34,7 @@ from ehrbench.meds.writer import (
     write_shard,
     write_subject_splits,
 )
+from ehrbench.output_paths import refuse_existing
 
 # MEDS column -> (accepted polars type test, type it is cast to, expected type for messages).
 _COLUMN_TYPES = {

@@ -18,6 +18,7 @@ import json
 import numbers
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -131,6 +132,7 @@ def _typed_hyperparameters(model: str, declared: type, params: dict[str, Any]) -
             f"its hyperparameters are {sorted(names)}."
         )
     hints = typing.get_type_hints(declared)
+    fields = {f.name: f for f in dataclasses.fields(declared)}
     for name, value in params.items():
         allowed = typing.get_args(hints[name]) or (hints[name],)
         if not any(_is_a(value, kind) for kind in allowed):
@@ -138,7 +140,33 @@ def _typed_hyperparameters(model: str, declared: type, params: dict[str, Any]) -
             raise EhrbenchError(
                 f"model `{model}`: hyperparameter `{name}` must be {expected}, not {value!r}."
             )
+        _check_bound(model, name, value, fields[name].metadata)
     return declared(**params)
+
+
+def at_least(default: Any, minimum: float) -> Any:
+    """A hyperparameter field whose value must be >= `minimum` (None, where allowed, passes)."""
+    return dataclasses.field(default=default, metadata={"minimum": minimum})
+
+
+def above(default: Any, bound: float) -> Any:
+    """A hyperparameter field whose value must be > `bound` (None, where allowed, passes)."""
+    return dataclasses.field(default=default, metadata={"above": bound})
+
+
+def _check_bound(model: str, name: str, value: Any, bounds: Mapping[str, float]) -> None:
+    """Refuse a value outside its declared range: no grid setting can then fit nothing."""
+    if value is None or isinstance(value, str):
+        return
+    if "minimum" in bounds and value < bounds["minimum"]:
+        wanted = f"at least {bounds['minimum']}"
+    elif "above" in bounds and value <= bounds["above"]:
+        wanted = f"greater than {bounds['above']}"
+    else:
+        return
+    raise EhrbenchError(
+        f"model `{model}`: hyperparameter `{name}` must be {wanted}, not {value!r}."
+    )
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", type(None): "null"}

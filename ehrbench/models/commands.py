@@ -13,10 +13,15 @@ import polars as pl
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import feature_kind
-from ehrbench.io import refuse_existing
 from ehrbench.meds import check_split_sizes, label_values, open_dataset, read_labels, split_indices
 from ehrbench.models.base import model_class
 from ehrbench.models.training import fit_and_predict, write_run
+from ehrbench.output_paths import (
+    check_not_inputs,
+    check_writable,
+    dataset_inputs,
+    refuse_existing,
+)
 from ehrbench.overrides import parse_dotlist
 
 logger = logging.getLogger(__name__)
@@ -91,8 +96,11 @@ def _train(args: argparse.Namespace) -> int:
     model_cls = model_class(args.model)
     params, settings = parse_overrides(args.overrides)
     model_cls(**params)  # unknown or mistyped hyperparameters fail before any work
-    out = Path(args.out)
+    out = check_writable(args.out, "--out", folder=True)
     check_out_dir(out)
+    check_not_inputs(
+        {"--out": out}, {**dataset_inputs(args.data), "the label file": Path(args.labels)}
+    )
     dataset = open_dataset(args.data, deep=False)
     labels = read_labels(args.labels)
     source = Path(args.labels)

@@ -31,7 +31,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import atomic_path
-from ehrbench.models.base import Model, register
+from ehrbench.models.base import Model, above, at_least, register
 
 WEIGHTS_FILE = "weights.pt"
 TIME_FREQUENCIES = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -173,18 +173,18 @@ class SequenceParams:
     `device` is `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
     """
 
-    hidden: int = 64
-    n_layers: int = 1
-    n_heads: int = 4
-    dropout: float = 0.1
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    batch_size: int = 64
-    max_epochs: int = 20
-    patience: int = 3
-    max_len: int = 64
+    hidden: int = at_least(64, 1)
+    n_layers: int = at_least(1, 1)
+    n_heads: int = at_least(4, 1)
+    dropout: float = at_least(0.1, 0)
+    learning_rate: float = above(1e-3, 0)
+    weight_decay: float = at_least(0.01, 0)
+    batch_size: int = at_least(64, 1)
+    max_epochs: int = at_least(20, 1)
+    patience: int = at_least(3, 1)
+    max_len: int = at_least(64, 1)
     pos_weight: str = "none"
-    num_threads: int = 1
+    num_threads: int = at_least(1, 1)
     device: str = "auto"
 
 

@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
 from ehrbench.io import atomic_path, write_text_atomic
-from ehrbench.models.base import Model, register
+from ehrbench.models.base import Model, above, at_least, register
 
 PICKLE_FILE = "model.pkl"
 BOOSTER_FILE = "booster.txt"
@@ -31,17 +31,17 @@ BOOSTER_FILE = "booster.txt"
 class LogisticRegressionParams:
     """Inverse L2 strength and the lbfgs iteration cap."""
 
-    C: float = 1.0
-    max_iter: int = 1000
+    C: float = above(1.0, 0)
+    max_iter: int = at_least(1000, 1)
 
 
 @dataclass(frozen=True)
 class RandomForestParams:
     """scikit-learn's forest settings (`max_features`: "sqrt", "log2", a share or a count)."""
 
-    n_estimators: int = 200
-    max_depth: int | None = None
-    min_samples_leaf: int = 1
+    n_estimators: int = at_least(200, 1)
+    max_depth: int | None = at_least(None, 1)
+    min_samples_leaf: int = at_least(1, 1)
     max_features: str | float | None = "sqrt"
     n_jobs: int = 1
 

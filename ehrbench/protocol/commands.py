@@ -8,9 +8,15 @@ import time
 from pathlib import Path
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.output_paths import (
+    check_not_inputs,
+    check_writable,
+    dataset_inputs,
+    exclusive_folder,
+)
 from ehrbench.protocol.outputs import write_outputs
-from ehrbench.protocol.runner import GridRunner
-from ehrbench.protocol.suite import load_suite
+from ehrbench.protocol.runner import GridResult, GridRunner
+from ehrbench.protocol.suite import Suite, load_suite
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +64,14 @@ def run_suite(
     overrides: list[str],
     retry_failed: bool = False,
     output: str | Path | None = None,
-) -> Path:
-    """Run a suite's grid and write its output tables; return the output folder."""
+) -> GridResult:
+    """Run a suite's grid and write its output tables into the suite's output folder."""
     suite = load_suite(suite_path, overrides, output)
-    _check_output(suite.output)
+    _check_output(suite)
     started = time.monotonic()
-    result = GridRunner(suite, retry_failed=retry_failed).run()
-    write_outputs(result)
+    with exclusive_folder(suite.output, f"`ehrbench run {suite.source}`"):
+        result = GridRunner(suite, retry_failed=retry_failed).run()
+        write_outputs(result)
     minutes = (time.monotonic() - started) / 60
     statuses = list(result.statuses.values())
     logger.info(
@@ -78,14 +85,32 @@ def run_suite(
     )
     if result.skipped_cohorts:
         logger.info("skipped cohorts: %s", ", ".join(sorted(result.skipped_cohorts)))
-    return suite.output
+    return result
 
 
-def _check_output(output: Path) -> None:
-    """Refuse an existing, non-empty folder that is not an ehrbench results folder."""
-    if output.exists() and not output.is_dir():
-        raise EhrbenchError(f"The suite's output {output} exists and is not a folder.")
-    ours = ("runs", "cohorts", "manifest.json", "dataset", "features")
+def failed_runs_exit_code(result: GridResult) -> int:
+    """1 (and an error naming how many) when any run of the grid failed, else 0."""
+    statuses = list(result.statuses.values())
+    failed = statuses.count("failed")
+    if not failed:
+        return 0
+    logger.error(
+        "%d of %d runs failed; each one's error is in %s (--retry-failed reruns them)",
+        failed,
+        len(statuses),
+        result.suite.output / "runs.csv",
+    )
+    return 1
+
+
+def _check_output(suite: Suite) -> None:
+    """Refuse an output folder that is an input, or holds files ehrbench did not write."""
+    output = check_writable(suite.output, "the suite's `output`", folder=True)
+    inputs = {"the predicates file": suite.predicates, "the cohorts folder": suite.cohorts_dir}
+    if suite.synthetic is None:  # a generated dataset lives inside the output folder
+        inputs.update(dataset_inputs(suite.dataset_path))
+    check_not_inputs({"the suite's `output`": output}, inputs)
+    ours = ("runs", "cohorts", "manifest.json", "dataset", "features", ".lock")
     if output.is_dir() and any(output.iterdir()) and not any((output / n).exists() for n in ours):
         raise EhrbenchError(
             f"The suite's output folder {output} already holds files that ehrbench did not "
@@ -94,5 +119,4 @@ def _check_output(output: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    run_suite(args.suite, args.overrides, args.retry_failed)
-    return 0
+    return failed_runs_exit_code(run_suite(args.suite, args.overrides, args.retry_failed))

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from ehrbench.io import atomic_path, write_text_atomic
+from ehrbench.output_paths import check_writable, refuse_existing
 from ehrbench.protocol.fewshot import ALL
 from ehrbench.report import figures
 from ehrbench.report.document import (
@@ -56,17 +57,24 @@ SECTIONS = (
 )
 
 
-def build_report(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
-    """Write report.html, report.md and figures/ into `out` (default `<results_dir>/report`)."""
+def build_report(
+    results_dir: str | Path, out: str | Path | None = None, *, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write report.html, report.md and figures/ into `out` (default `<results_dir>/report`).
+
+    An existing report (and any edits made to it) is replaced only with `overwrite`.
+    """
     folder = load_results(results_dir)
-    out = Path(out) if out is not None else folder.root / "report"
+    out = check_writable(out if out is not None else folder.root / "report", "--out", folder=True)
+    markdown = out / "report.md"
+    page = out / "report.html"
+    if not overwrite:
+        refuse_existing([page, markdown], "choose another --out, or pass --overwrite")
     blocks = report_blocks(folder)
     title = f"ehrbench report: {folder.manifest.suite.name}"
     for block in _images(blocks):
         with atomic_path(out / "figures" / block.name) as tmp:
             tmp.write_bytes(block.png)
-    markdown = out / "report.md"
-    page = out / "report.html"
     write_text_atomic(f"# {title}\n\n" + to_markdown(blocks), markdown)
     write_text_atomic(to_html(title, [Heading(title, 1), *blocks]), page)
     return page, markdown

@@ -11,7 +11,8 @@ examples:
 
 Reads what `ehrbench run` wrote (manifest.json, results.parquet, paired.parquet,
 calibration.parquet, runs.csv) and writes report.html (self-contained: images embedded),
-report.md and figures/*.png into --out (default: RESULTS_DIR/report).
+report.md and figures/*.png into --out (default: RESULTS_DIR/report). An existing report is
+replaced only with --overwrite (your edits to it are never lost silently).
 """
 
 
@@ -26,13 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="the output folder of a run")
     parser.add_argument("--out", help="where to write the report (default: RESULTS_DIR/report)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a report already in --out"
+    )
     parser.set_defaults(handler=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
     from ehrbench.report.build import build_report
 
-    html, markdown = build_report(args.results_dir, args.out)
+    html, markdown = build_report(args.results_dir, args.out, overwrite=args.overwrite)
     print(f"report: {html}")
     print(f"        {markdown}")
     return 0

@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 
 from ehrbench import __version__
 from ehrbench.errors import EhrbenchError
-from ehrbench.io import refuse_existing
 from ehrbench.logs import progress
+from ehrbench.output_paths import refuse_existing
 from ehrbench.synth.events import MAX_CHUNK_SUBJECTS
 from ehrbench.synth.generator import SUBJECT_ID_BASE, chunk_events, to_arrow
 from ehrbench.synth.vocabulary import VOCABULARY

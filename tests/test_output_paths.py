@@ -1,0 +1,176 @@
+"""Where commands may write: checked before any work, never an input, never two outputs in one."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from protocol_helpers import COHORT, COHORTS, tiny_dataset, tiny_suite
+
+from ehrbench import cli
+from ehrbench.cli import main
+from ehrbench.errors import EhrbenchError
+from ehrbench.io import atomic_path
+from ehrbench.output_paths import check_writable, exclusive_folder
+from ehrbench.protocol import runner
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return tiny_dataset(tmp_path_factory.mktemp("data"))
+
+
+def extract(dataset, tmp_path, *options: str) -> tuple[int, str]:
+    cohort = str(COHORTS / f"{COHORT}.yaml")
+    predicates = str(COHORTS / "predicates" / "synthetic.yaml")
+    argv = ["cohort", "extract", cohort, "--predicates", predicates, "--data", str(dataset)]
+    return main([*argv, *options]), tmp_path
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("", "--out is empty"),
+        ("/", "is a folder"),
+        ("{tmp}/file.txt/labels.parquet", "is a file, not a folder"),
+        ("{tmp}/\udcff.parquet", "not valid UTF-8"),
+        ("{data}/data/train/0.parquet", "inside the dataset's data folder"),
+        ("{data}/metadata/subject_splits.parquet", "inside the dataset's metadata folder"),
+        ("{data}/data/new.parquet", "inside the dataset's data folder"),
+    ],
+)
+def test_extract_refuses_an_output_it_cannot_or_must_not_write(
+    dataset, tmp_path, capsys, out, message
+):
+    (tmp_path / "file.txt").write_text("x")
+    before = sorted(p.name for p in (dataset / "data").rglob("*"))
+    out = out.format(tmp=tmp_path, data=dataset)
+    code, _ = extract(dataset, tmp_path, "--out", out, "--overwrite")
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "internal error" not in err
+    assert sorted(p.name for p in (dataset / "data").rglob("*")) == before
+
+
+def test_extract_refuses_two_outputs_on_one_file(dataset, tmp_path, capsys):
+    labels = tmp_path / "l.parquet"
+    code, _ = extract(dataset, tmp_path, "--out", str(labels), "--audit", str(labels))
+    assert code == 2 and "are the same file" in capsys.readouterr().err
+    code, _ = extract(
+        dataset, tmp_path, "--out", str(labels), "--audit", str(tmp_path / "l.attrition.json")
+    )
+    assert (
+        code == 2 and "--audit and the attrition file are the same file" in capsys.readouterr().err
+    )
+    assert not labels.exists()
+
+
+def test_extract_refuses_to_write_over_its_cohort_file(dataset, tmp_path, capsys):
+    cohort = tmp_path / "cohort.yaml"
+    cohort.write_text((COHORTS / f"{COHORT}.yaml").read_text())
+    text = cohort.read_bytes()
+    predicates = str(COHORTS / "predicates" / "synthetic.yaml")
+    argv = ["cohort", "extract", str(cohort), "--predicates", predicates, "--data", str(dataset)]
+    assert main([*argv, "--out", str(cohort), "--overwrite"]) == 2
+    assert "is the cohort file" in capsys.readouterr().err
+    assert cohort.read_bytes() == text
+
+
+def test_featurize_and_train_refuse_an_output_inside_the_dataset(dataset, tmp_path, capsys):
+    labels = tmp_path / "labels.parquet"
+    assert extract(dataset, tmp_path, "--out", str(labels))[0] == 0
+    inside = str(dataset / "data" / "features")
+    common = ["--data", str(dataset), "--labels", str(labels), "--out", inside]
+    assert main(["featurize", "tabular", *common]) == 2
+    assert "inside the dataset's data folder" in capsys.readouterr().err
+    assert main(["train", *common, "--model", "logreg"]) == 2
+    assert "inside the dataset's data folder" in capsys.readouterr().err
+    assert not (dataset / "data" / "features").exists()
+
+
+def test_an_out_of_range_hyperparameter_is_refused_before_any_work(dataset, tmp_path, capsys):
+    labels = tmp_path / "labels.parquet"
+    assert extract(dataset, tmp_path, "--out", str(labels))[0] == 0
+    common = [
+        "train",
+        "--data",
+        str(dataset),
+        "--labels",
+        str(labels),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main([*common, "--model", "gru", "max_epochs=-1"]) == 2
+    assert "`max_epochs` must be at least 1, not -1" in capsys.readouterr().err
+    assert main([*common, "--model", "logreg", "C=0"]) == 2
+    assert "`C` must be greater than 0, not 0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_grid_of_invalid_settings_is_a_load_error(dataset, tmp_path, capsys):
+    path = tiny_suite(tmp_path, dataset, models=["logreg"], k=["all"])
+    assert main(["run", str(path), "grids={logreg: [{C: -1}]}"]) == 2
+    assert "`C` must be greater than 0" in capsys.readouterr().err
+
+
+def test_run_exits_non_zero_and_says_how_many_runs_failed(dataset, tmp_path, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("this run breaks")
+
+    monkeypatch.setattr(runner, "execute_run", broken)
+    path = tiny_suite(tmp_path, dataset, models=["logreg"], k=["all"])
+    assert main(["run", str(path)]) == 1
+    assert "1 of 1 runs failed" in capsys.readouterr().err
+
+
+def test_a_second_run_into_the_same_folder_is_refused_with_who_holds_it(tmp_path):
+    held = r"in use by .*ehrbench run a.yaml.*\"pid\""
+    with (
+        exclusive_folder(tmp_path, "`ehrbench run a.yaml`"),
+        pytest.raises(EhrbenchError, match=held),
+        exclusive_folder(tmp_path, "`ehrbench run b.yaml`"),
+    ):
+        pass
+    with exclusive_folder(tmp_path, "`ehrbench run b.yaml`"):  # released when the first ends
+        pass
+
+
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temporary_file(tmp_path, monkeypatch, capsys):
+    target = tmp_path / "out.txt"
+
+    def handler(args):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr(cli, "build_parser", _parser_running(handler))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert main(["anything"]) == 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _parser_running(handler):
+    """A `build_parser` whose only verb runs `handler`."""
+    import argparse
+
+    def build(verb=None):
+        parser = argparse.ArgumentParser()
+        for flag in ("--debug", "--quiet", "--verbose"):
+            parser.add_argument(flag, action="store_true")
+        parser.add_argument("verb")
+        parser.set_defaults(handler=handler)
+        return parser
+
+    return build
+
+
+def test_check_writable_accepts_a_new_path_in_a_new_folder(tmp_path):
+    assert check_writable(tmp_path / "a" / "b" / "c.parquet", "--out").name == "c.parquet"
+    with pytest.raises(EhrbenchError, match="is a file: expected a folder"):
+        (tmp_path / "f").write_text("x")
+        check_writable(tmp_path / "f", "--out", folder=True)
