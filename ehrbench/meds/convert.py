@@ -34,7 +34,7 @@ from ehrbench.meds.writer import (
     write_shard,
     write_subject_splits,
 )
-from ehrbench.output_paths import refuse_existing
+from ehrbench.output_paths import check_writable, refuse_existing
 
 # MEDS column -> (accepted polars type test, type it is cast to, expected type for messages).
 _COLUMN_TYPES = {
@@ -53,6 +53,7 @@ MIMIC_DEMO_FILE = "mimic_iv_demo_meds_events.parquet"
 
 
 def _check_target(out_dir: Path) -> None:
+    check_writable(out_dir, "the output folder", folder=True)
     refuse_existing([out_dir], "a MEDS dataset is written only into a new or empty folder")
 
 

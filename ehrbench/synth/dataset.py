@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from ehrbench import __version__
 from ehrbench.errors import EhrbenchError
 from ehrbench.logs import progress
-from ehrbench.output_paths import refuse_existing
+from ehrbench.output_paths import check_writable, refuse_existing
 from ehrbench.synth.events import MAX_CHUNK_SUBJECTS
 from ehrbench.synth.generator import SUBJECT_ID_BASE, chunk_events, to_arrow
 from ehrbench.synth.vocabulary import VOCABULARY
@@ -74,6 +74,7 @@ def _check_request(n_subjects: int, seed: int, n_shards: int) -> None:
 
 
 def _check_target(out: Path) -> None:
+    check_writable(out, "--out", folder=True)
     refuse_existing(
         [out], "`ehrbench synth` writes only into a new or empty folder; choose another --out"
     )
