@@ -69,6 +69,12 @@ def test_the_kind_builds_saves_and_loads(tmp_path):
     assert again.rows.equals(features.rows)
 
 
+def _null_at(frame: pl.DataFrame, column: str, subject: int) -> pl.DataFrame:
+    """`frame` with `column` null on the row of `subject`."""
+    value = pl.when(pl.col("subject_id") == subject).then(None).otherwise(pl.col(column))
+    return frame.with_columns(value.alias(column))
+
+
 def _malformed(labels: pl.DataFrame) -> dict[str, tuple[pl.DataFrame, str]]:
     good = _embeddings(labels)
     ragged = good.with_columns(
@@ -108,21 +114,11 @@ def _malformed(labels: pl.DataFrame) -> dict[str, tuple[pl.DataFrame, str]]:
             "column `embedding` is String, expected a fixed-size list of float32",
         ),
         "null embedding": (
-            good.with_columns(
-                pl.when(pl.col("subject_id") == 2)
-                .then(None)
-                .otherwise(pl.col("embedding"))
-                .alias("embedding")
-            ),
+            _null_at(good, "embedding", 2),
             "1 row(s) have a null `embedding`; the first is row 2",
         ),
         "null time": (
-            good.with_columns(
-                pl.when(pl.col("subject_id") == 1)
-                .then(None)
-                .otherwise(pl.col("prediction_time"))
-                .alias("prediction_time")
-            ),
+            _null_at(good, "prediction_time", 1),
             "1 row(s) have a null `prediction_time`; the first is row 1",
         ),
     }

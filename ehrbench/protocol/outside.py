@@ -211,6 +211,24 @@ def evaluate_outside(evaluation: Evaluation) -> Path:
 
     Returns the output folder. Raises `EhrbenchError` for an existing output, a label table
     or prediction file that cannot be read, and prediction rows that do not match the labels.
+
+    >>> import tempfile
+    >>> from ehrbench.meds import write_labels
+    >>> from ehrbench.models.predictions import write_predictions
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> labels = pl.DataFrame({
+    ...     "subject_id": [1, 2, 3, 4],
+    ...     "prediction_time": [datetime(2020, 1, 1)] * 4,
+    ...     "boolean_value": [True, False, True, False],
+    ... })
+    >>> write_labels(labels, folder / "labels.parquet")
+    >>> write_predictions(make_predictions(labels, [0.9, 0.2, 0.6, 0.4]), folder / "p.parquet")
+    >>> out = evaluate_outside(Evaluation(
+    ...     folder / "labels.parquet", {"mine": folder / "p.parquet"}, folder / "out", resamples=20
+    ... ))
+    >>> results = pl.read_parquet(out / "results.parquet")
+    >>> results.filter(pl.col("metric") == "auroc").select("model", "k", "value").row(0)
+    ('mine', 'all', 1.0)
     """
     out = evaluation.out
     refuse_existing([out], "choose a new --out folder (earlier results are never overwritten)")
