@@ -29,7 +29,7 @@ from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import refuse_existing, write_text_atomic
 from ehrbench.meds import label_values, open_dataset, read_labels
-from ehrbench.metrics.bootstrap import Resamples, draw_resamples
+from ehrbench.metrics.bootstrap import N_RESAMPLES, Resamples, draw_resamples
 from ehrbench.metrics.evaluate import evaluate_predictions
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS
 from ehrbench.models.predictions import make_predictions
@@ -63,7 +63,7 @@ class Evaluation:
     out: Path
     data: Path | None = None
     baseline: str | None = None
-    resamples: int = 1000
+    resamples: int = N_RESAMPLES
     seed: int = 0
     age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS
 
@@ -165,7 +165,8 @@ def _manifest(
     names: list[str],
     baseline: str,
 ) -> Manifest:
-    held_out = {"train": np.arange(0), "tuning": np.arange(0), "held_out": np.arange(labels.height)}
+    # Every label row is scored, so the report shows them all as held_out.
+    splits = {"train": np.arange(0), "tuning": np.arange(0), "held_out": np.arange(labels.height)}
     description = (
         f"Outside predictions scored by `ehrbench evaluate` against {evaluation.labels}: every "
         "label row is scored (reported as held_out), one `k = all` cell per model, nothing "
@@ -198,12 +199,21 @@ def _manifest(
         age_bands=evaluation.age_bands,
         features={},
         cohorts={
-            cohort: CohortInfo(counts=cohort_summary(labels, held_out), attrition={"steps": []})
+            cohort: CohortInfo(counts=cohort_summary(labels, splits), attrition={"steps": []})
         },
         cohort_order=(cohort,),
         skipped_cohorts={},
         runs=RunCounts(total=len(names), ok=len(names), failed=0),
     )
+
+
+def _planned_run(evaluation: Evaluation, cohort: str, name: str, settings: dict) -> PlannedRun:
+    """Model `name`'s single `k = all` cell, keyed by the label and prediction files' digests."""
+    config_hash = json_digest(
+        {**settings, "predictions": file_digest(evaluation.predictions[name])}
+    )
+    key = RunKey(file_digest(evaluation.labels), cohort, name, ALL, CELL_SEED, config_hash)
+    return PlannedRun(cohort, name, FewShotRun(ALL, CELL_SEED), key)
 
 
 def evaluate_outside(evaluation: Evaluation) -> Path:
@@ -253,22 +263,7 @@ def evaluate_outside(evaluation: Evaluation) -> Path:
         "age_bands": list(evaluation.age_bands),
         "subgroups": evaluation.data is not None,
     }
-    planned = [
-        PlannedRun(
-            cohort,
-            name,
-            FewShotRun(ALL, CELL_SEED),
-            RunKey(
-                file_digest(evaluation.labels),
-                cohort,
-                name,
-                ALL,
-                CELL_SEED,
-                json_digest({**settings, "predictions": file_digest(evaluation.predictions[name])}),
-            ),
-        )
-        for name in names
-    ]
+    planned = [_planned_run(evaluation, cohort, name, settings) for name in names]
     frames = {run.key.run_id: frames_by_name[run.model] for run in planned}
     results = _results(planned, frames, resamples, demo, evaluation.age_bands)
     out.mkdir(parents=True, exist_ok=True)
