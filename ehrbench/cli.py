@@ -35,6 +35,7 @@ VERB_MODULES = {
     "featurize": "ehrbench.features.commands",
     "train": "ehrbench.models.commands",
     "run": "ehrbench.protocol.commands",
+    "evaluate": "ehrbench.protocol.outside_commands",
     "demo": "ehrbench.demo",
     "report": "ehrbench.report.commands",
 }

@@ -31,3 +31,10 @@ class SequenceConfig:
     def __post_init__(self) -> None:
         if self.max_events < 1:
             raise EhrbenchError(f"max_events is {self.max_events}: it must be at least 1.")
+
+
+@dataclass(frozen=True)
+class RepresentationConfig:
+    """Settings of a frozen representation: the file of embeddings, one per label row."""
+
+    file: str | None = None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrbench.errors import EhrbenchError, did_you_mean
-from ehrbench.features.config import SequenceConfig, TabularConfig
+from ehrbench.features.config import RepresentationConfig, SequenceConfig, TabularConfig
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,15 @@ SEQUENCE = FeatureKind(
     builder="ehrbench.features.sequence:build_sequences",
     features="ehrbench.features.sequence:SequenceFeatures",
 )
-FEATURE_KINDS = (TABULAR, SEQUENCE)
+# Embeddings computed by an outside model, read from a file; tabular models are its heads.
+REPRESENTATION = FeatureKind(
+    name="representation",
+    config_class=RepresentationConfig,
+    outputs=("embeddings.npz", "rows.parquet"),
+    builder="ehrbench.features.representation:build_representation",
+    features="ehrbench.features.representation:RepresentationFeatures",
+)
+FEATURE_KINDS = (TABULAR, SEQUENCE, REPRESENTATION)
 
 
 def feature_kind(name: str) -> FeatureKind:

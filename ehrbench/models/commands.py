@@ -13,6 +13,7 @@ import polars as pl
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import feature_kind
+from ehrbench.features.representation import check_head, read_representation
 from ehrbench.meds import check_split_sizes, label_values, open_dataset, read_labels, split_indices
 from ehrbench.models.base import model_class
 from ehrbench.models.training import fit_and_predict, write_run
@@ -32,6 +33,8 @@ example:
       --model lightgbm --out runs/mortality_lightgbm
   ehrbench train --data synth_meds --labels labels.parquet --model gru --out runs/gru \\
       max_epochs=10 max_len=256 features.max_events=256
+  ehrbench train --data synth_meds --labels labels.parquet --model logreg \
+      --representation clmbr_embeddings.parquet --out runs/logreg_clmbr
 
 overrides: `name=value` fixes a model hyperparameter in every grid setting (the grid then
 searches the others); `features.name=value` sets a feature-builder setting.
@@ -92,9 +95,36 @@ def check_out_dir(out: Path) -> None:
     refuse_existing([out], "choose a new --out run folder (an earlier run is never overwritten)")
 
 
+def check_representation_use(model: str, kind: str, settings: dict[str, Any]) -> None:
+    """Refuse `--representation` with a model that is not a head, or with feature settings."""
+    check_head(model, kind, "--representation")
+    if settings:
+        raise EhrbenchError(
+            f"feature setting(s) {['features.' + k for k in settings]} do not apply with "
+            "--representation: the embeddings are the features."
+        )
+
+
+def _features(
+    args: argparse.Namespace, kind: str, dataset: Any, labels: pl.DataFrame, settings: dict
+) -> Any:
+    """The embeddings of `--representation`, or ehrbench's own features of `kind`."""
+    started = time.monotonic()
+    if args.representation:
+        logger.info("reading the representation %s ...", args.representation)
+        features = read_representation(args.representation, labels)
+    else:
+        logger.info("building %s features for %s label rows ...", kind, f"{labels.height:,}")
+        features = build_features(kind, dataset, labels, settings)
+    logger.info("features ready in %.1fs; searching the grid ...", time.monotonic() - started)
+    return features
+
+
 def _train(args: argparse.Namespace) -> int:
     model_cls = model_class(args.model)
     params, settings = parse_overrides(args.overrides)
+    if args.representation:
+        check_representation_use(args.model, model_cls.kind, settings)
     model_cls(**params)  # unknown or mistyped hyperparameters fail before any work
     out = check_writable(args.out, "--out", folder=True)
     check_out_dir(out)
@@ -109,10 +139,7 @@ def _train(args: argparse.Namespace) -> int:
     indices = split_indices(labels, dataset.subject_splits(), str(source))
     check_split_sizes(indices, str(source))
     check_classes(y, indices, source)
-    started = time.monotonic()
-    logger.info("building %s features for %s label rows ...", model_cls.kind, f"{labels.height:,}")
-    features = build_features(model_cls.kind, dataset, labels, settings)
-    logger.info("features built in %.1fs; searching the grid ...", time.monotonic() - started)
+    features = _features(args, model_cls.kind, dataset, labels, settings)
     result = fit_and_predict(
         args.model,
         features,
@@ -159,5 +186,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="new run folder")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--representation",
+        metavar="FILE.parquet",
+        help="train a head (logreg, lightgbm, random_forest) on these frozen embeddings "
+        "(subject_id, prediction_time, embedding; one row per label row) instead of "
+        "ehrbench's own features",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides (see below)")
     parser.set_defaults(handler=_train)

@@ -30,8 +30,10 @@ examples:
 A suite is a YAML file: dataset (`path`, or `synthetic: {subjects, seed, shards}` generated
 into <output>/dataset), predicates, cohorts (names in cohorts_dir, or `all`), models,
 baseline, k, seeds, features.tabular / features.sequence, model_params, grids,
-bootstrap (resamples, seed), subgroups.age_bands, output (default: results/<name> in the
-current folder). Any key can be overridden as
+representations ({NAME: FILE}, FILE may hold {cohort}; models HEAD@NAME, e.g. logreg@clmbr,
+train a tabular head on those frozen embeddings), bootstrap (resamples, seed),
+subgroups.age_bands, output (default: results/<name> in the current folder). Any key can be
+overridden as
 key=value (lists as k=[4,all]); relative paths typed here are relative to the current folder.
 
 Rerunning the same command resumes: finished runs are skipped, failed runs are kept

@@ -51,7 +51,8 @@ PAIRED_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _write_table(frame: pl.DataFrame, folder: Path, stem: str) -> None:
+def write_table(frame: pl.DataFrame, folder: Path, stem: str) -> None:
+    """Write `frame` as `<stem>.parquet` and `<stem>.csv` in `folder`."""
     write_parquet_atomic(frame, folder / f"{stem}.parquet")
     write_text_atomic(frame.write_csv(), folder / f"{stem}.csv")
 
@@ -67,23 +68,33 @@ def write_outputs(result: GridResult) -> dict[str, Path]:
     store = ResultsStore(folder)
     run_ids = [p.key.run_id for p in result.planned]
     results = store.load_all().filter(pl.col("run_id").is_in(run_ids))
-    _write_table(results, folder, "results")
+    write_table(results, folder, "results")
     runs = store.runs().filter(pl.col("run_id").is_in(run_ids)).drop("info")
     write_text_atomic(runs.write_csv(), folder / "runs.csv")
-    predictions = {p.key.run_id: store.predictions(p.key) for p in _ok(result)}
-    _write_table(paired_table(result, predictions), folder, "paired")
-    _write_table(calibration_table(result, predictions), folder, "calibration")
+    ok = _ok(result)
+    predictions = {p.key.run_id: store.predictions(p.key) for p in ok}
+    paired = paired_table(ok, predictions, suite.baseline, suite.resamples, suite.bootstrap_seed)
+    write_table(paired, folder, "paired")
+    write_table(calibration_table(ok, predictions), folder, "calibration")
     manifest(result).write(folder)
     return {name: folder / f"{name}.parquet" for name in ("results", "paired", "calibration")}
 
 
-def paired_table(result: GridResult, predictions: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """AUROC(model) - AUROC(baseline) per (cohort, k, seed), on shared subject resamples."""
-    suite = result.suite
-    baseline = suite.baseline
+def paired_table(
+    ok: list[PlannedRun],
+    predictions: dict[str, pl.DataFrame],
+    baseline: str | None,
+    n_resamples: int,
+    bootstrap_seed: int,
+) -> pl.DataFrame:
+    """AUROC(model) - AUROC(baseline) per (cohort, k, seed), on shared subject resamples.
+
+    `ok` are the finished runs and `predictions` their frames by run id; the resamples are
+    drawn as for the runs' own intervals (`n_resamples`, `bootstrap_seed`).
+    """
     if baseline is None:
         return pl.DataFrame(schema=PAIRED_SCHEMA)
-    by_cell = {(p.cohort, p.model, str(p.run.k), p.run.seed): p for p in _ok(result)}
+    by_cell = {(p.cohort, p.model, str(p.run.k), p.run.seed): p for p in ok}
     rows = []
     for (cohort, model, k, seed), planned in by_cell.items():
         base = by_cell.get((cohort, baseline, k, seed))
@@ -91,9 +102,7 @@ def paired_table(result: GridResult, predictions: dict[str, pl.DataFrame]) -> pl
             continue
         mine, theirs = predictions[planned.key.run_id], predictions[base.key.run_id]
         # The same draw as the runs' own intervals: it depends only on the held-out subjects.
-        resamples = draw_resamples(
-            mine["subject_id"].to_numpy(), suite.resamples, suite.bootstrap_seed
-        )
+        resamples = draw_resamples(mine["subject_id"].to_numpy(), n_resamples, bootstrap_seed)
         diff = paired_auroc(mine, theirs, resamples)
         rows.append(
             (
@@ -112,10 +121,10 @@ def paired_table(result: GridResult, predictions: dict[str, pl.DataFrame]) -> pl
     return pl.DataFrame(rows, schema=PAIRED_SCHEMA, orient="row")
 
 
-def calibration_table(result: GridResult, predictions: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def calibration_table(ok: list[PlannedRun], predictions: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """The calibration curve of every ok run, with the run's key columns."""
     tables = []
-    for planned in _ok(result):
+    for planned in ok:
         frame = predictions[planned.key.run_id]
         curve = calibration_curve(
             frame["boolean_value"].to_numpy(),

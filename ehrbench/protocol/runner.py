@@ -32,7 +32,8 @@ import polars as pl
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.features.kinds import FeatureKind
+from ehrbench.features.kinds import REPRESENTATION
+from ehrbench.features.representation import read_representation
 from ehrbench.logs import ROOT, progress
 from ehrbench.meds import MedsDataset
 from ehrbench.metrics.evaluate import evaluate_predictions
@@ -47,7 +48,7 @@ from ehrbench.protocol.prepare import (
     prepare_dataset,
 )
 from ehrbench.protocol.store import ResultsStore, RunKey
-from ehrbench.protocol.suite import Suite
+from ehrbench.protocol.suite import Suite, head_model
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def execute_run(
     """Fit, predict held_out and score one run; return (metrics, predictions, info)."""
     train, tuning = fewshot_rows(data, planned.run, suite.plan)
     result = fit_and_predict(
-        planned.model,
+        head_model(planned.model),
         features,
         data.labels,
         train=train,
@@ -157,33 +158,52 @@ def _auroc_text(metrics: pl.DataFrame) -> str:
 
 
 class FeatureSource:
-    """Each cohort's features, built on first use; a build error is kept and re-raised per run."""
+    """Each cohort's features, built on first use; a build error is kept and re-raised per run.
+
+    ehrbench's own features are held under their kind's name; the embeddings a `HEAD@NAME`
+    model reads, under the file they come from (one per representation and cohort).
+    """
 
     def __init__(self, suite: Suite, dataset: MedsDataset) -> None:
         self.suite, self.dataset = suite, dataset
         self.errors: dict[tuple[str, str], Exception] = {}
 
-    def prepare(self, data: CohortData, kind: FeatureKind) -> None:
-        """Build (or load from the cache) the features of `kind` if not done yet."""
-        if kind.name in data.features or (data.name, kind.name) in self.errors:
+    def _name(self, data: CohortData, model: str) -> str:
+        kind = self.suite.model_kind(model)
+        if kind is REPRESENTATION:
+            return str(self.suite.representation_file(model, data.name))
+        return kind.name
+
+    def _build(self, data: CohortData, model: str, name: str) -> None:
+        kind = self.suite.model_kind(model)
+        if kind is REPRESENTATION:
+            data.features[name] = read_representation(name, data.labels)
+        else:
+            cohort_features(self.suite, self.dataset, data, kind)
+
+    def prepare(self, data: CohortData, model: str) -> None:
+        """Build (or load from the cache) the features `model` reads if not done yet."""
+        name = self._name(data, model)
+        if name in data.features or (data.name, name) in self.errors:
             return
         started = time.monotonic()
         try:
-            cohort_features(self.suite, self.dataset, data, kind)
+            self._build(data, model, name)
         except Exception as exc:  # every run that needs them fails with this error
-            self.errors[(data.name, kind.name)] = exc
+            self.errors[(data.name, name)] = exc
             logger.warning(
-                "features (%s) of cohort %s failed: %s", kind.name, data.name, _error_text(exc)
+                "features (%s) of cohort %s failed: %s", name, data.name, _error_text(exc)
             )
             return
         seconds = time.monotonic() - started
-        logger.info("features (%s) of cohort %s: ready in %.1f s", kind.name, data.name, seconds)
+        logger.info("features (%s) of cohort %s: ready in %.1f s", name, data.name, seconds)
 
-    def get(self, data: CohortData, kind: FeatureKind) -> Any:
-        """The features, or the error their build raised."""
-        if (data.name, kind.name) in self.errors:
-            raise self.errors[(data.name, kind.name)]
-        return data.features[kind.name]
+    def get(self, data: CohortData, model: str) -> Any:
+        """The features `model` reads, or the error their build raised."""
+        name = self._name(data, model)
+        if (data.name, name) in self.errors:
+            raise self.errors[(data.name, name)]
+        return data.features[name]
 
 
 class GridRunner:
@@ -267,11 +287,10 @@ class GridRunner:
         result: GridResult,
     ) -> None:
         """Compute one run, save it as ok or failed, and log its result line."""
-        kind = self.suite.model_kind(planned.model)
-        features.prepare(data, kind)  # built once per cohort
+        features.prepare(data, planned.model)  # built once per cohort
         try:
             metrics, predictions, info = execute_run(
-                self.suite, data, features.get(data, kind), demo, planned
+                self.suite, data, features.get(data, planned.model), demo, planned
             )
         except Exception as exc:  # a failed run is recorded and the grid goes on
             status, error = "failed", _error_text(exc)

@@ -18,6 +18,7 @@ a default):
       sequence: {max_events: 512, min_count: 10, max_codes: null}
     model_params: {gru: {max_epochs: 10}}    # fixed in every grid setting of that model
     grids: {lightgbm: [{num_leaves: 8}]}     # replaces that model's hyperparameter grid
+    representations: {clmbr: embeddings/clmbr_{cohort}.parquet}   # frozen embeddings
     bootstrap: {resamples: 1000, seed: 0}
     subgroups: {age_bands: [18, 45, 65, 80]}
     output: ../results/synthetic                          # default: results/<name>
@@ -27,8 +28,11 @@ as `key=value` overrides on the command line are resolved against the current di
 user typing them expects. Without `output`, results go to `results/<name>` in the current
 folder (the shipped suites say no more, so they never write into an installed package); a suite
 path that does not exist names a shipped suite (`demo`, `tasks/demo.yaml`: `ehrbench.bundled`).
-With `dataset.synthetic`, the dataset is generated into `dataset.path` (default:
-`<output>/dataset`) when that folder does not exist yet.
+Each entry of `representations` names a file of frozen embeddings (one per label row;
+`{cohort}` in the path is replaced by the cohort's name) and makes the models `HEAD@NAME` (e.g.
+`logreg@clmbr`): the tabular model HEAD trained on those embeddings, with HEAD's grid and
+model_params unless `HEAD@NAME` has its own. With `dataset.synthetic`, the dataset is generated
+into `dataset.path` (default: `<output>/dataset`) when that folder does not exist yet.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ from ehrbench.bundled import suite_file
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError, did_you_mean
 from ehrbench.features.config import SequenceConfig, TabularConfig
-from ehrbench.features.kinds import SEQUENCE, TABULAR, FeatureKind, feature_kind
+from ehrbench.features.kinds import REPRESENTATION, SEQUENCE, TABULAR, FeatureKind, feature_kind
+from ehrbench.features.representation import check_head
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, age_band_labels
 from ehrbench.models.base import check_model_name, model_class
 from ehrbench.models.grid import expand_grid
@@ -71,10 +76,12 @@ SCHEMA: dict[str, Any] = {
     },
     "model_params": None,
     "grids": None,
+    "representations": None,
     "bootstrap": {"resamples": None, "seed": None},
     "subgroups": {"age_bands": None},
     "output": None,
 }
+COHORT_PLACEHOLDER = "{cohort}"
 REQUIRED = ("dataset", "predicates", "cohorts", "models")
 PATH_KEYS = ("dataset.path", "predicates", "cohorts_dir", "output")
 DEFAULT_COHORTS_DIR = "../cohorts"
@@ -121,14 +128,33 @@ class Suite:
     output: Path
     overrides: tuple[str, ...] = ()
     resolved: dict[str, Any] = field(default_factory=dict, repr=False)
+    representations: dict[str, Path] = field(default_factory=dict)
 
     def cohort_path(self, cohort: str) -> Path:
         """The cohort file of `cohort`."""
         return self.cohorts_dir / f"{cohort}.yaml"
 
     def model_kind(self, model: str) -> FeatureKind:
-        """The kind of features the model reads."""
+        """The kind of features the model reads (`HEAD@NAME` reads a representation)."""
+        if representation_name(model) is not None:
+            return REPRESENTATION
         return feature_kind(model_class(model).kind)
+
+    def representation_file(self, model: str, cohort: str) -> Path:
+        """The embeddings file a `HEAD@NAME` model reads for `cohort`."""
+        pattern = self.representations[representation_name(model)]
+        return Path(str(pattern).replace(COHORT_PLACEHOLDER, cohort))
+
+    def _representation_digests(self) -> dict[str, str]:
+        """The digest of every embeddings file the suite's models read, by file."""
+        return {
+            str(self.representation_file(model, cohort)): file_digest(
+                self.representation_file(model, cohort)
+            )
+            for model in self.models
+            if representation_name(model) is not None
+            for cohort in self.cohorts
+        }
 
     def feature_config(self, kind: FeatureKind) -> TabularConfig | SequenceConfig:
         """The suite's settings of `kind` (section `features.<kind name>`, field of that name)."""
@@ -144,29 +170,54 @@ class Suite:
         settings = {k: v for k, v in self.resolved.items() if k != "output"}
         settings["cohort_files"] = {c: file_digest(self.cohort_path(c)) for c in self.cohorts}
         settings["predicates_file"] = file_digest(self.predicates)
+        representations = self._representation_digests()
+        if representations:  # absent otherwise, so the hash of a suite without any is unchanged
+            settings["representation_files"] = representations
         return json_digest(settings)
 
     def run_config_hash(self, cohort: str, model: str) -> str:
         """A hash of exactly what one (cohort, model) run depends on besides data, k and seed.
 
-        Covers the cohort and predicates files, the model's feature settings, its fixed
-        hyperparameters and grid, and the bootstrap and subgroup settings; not the list of
-        models, cohorts, k values or seeds, so growing a grid keeps the runs already done.
+        Covers the cohort and predicates files, the model's feature settings (for `HEAD@NAME`,
+        the digest of its embeddings file), its fixed hyperparameters and grid, and the
+        bootstrap and subgroup settings; not the list of models, cohorts, k values or seeds, so
+        growing a grid keeps the runs already done.
         """
         kind = self.model_kind(model)
-        features = self.feature_config(kind)
+        if kind is REPRESENTATION:
+            features = {"file": file_digest(self.representation_file(model, cohort))}
+        else:
+            features = self.feature_config(kind).__dict__
         return json_digest(
             {
                 "format": RUN_FORMAT,
                 "cohort_file": file_digest(self.cohort_path(cohort)),
                 "predicates_file": file_digest(self.predicates),
-                "features": {"kind": kind.name, **features.__dict__},
+                "features": {"kind": kind.name, **features},
                 "model_params": self.model_params.get(model, {}),
                 "grid": self.grids.get(model),
                 "bootstrap": {"resamples": self.resamples, "seed": self.bootstrap_seed},
                 "age_bands": list(self.age_bands),
             }
         )
+
+
+def representation_name(model: str) -> str | None:
+    """The representation a `HEAD@NAME` model reads, or None for one of ehrbench's own.
+
+    >>> representation_name("logreg@clmbr"), representation_name("logreg")
+    ('clmbr', None)
+    """
+    return model.partition("@")[2] or None
+
+
+def head_model(model: str) -> str:
+    """The registered model that is trained: HEAD of `HEAD@NAME`, else the model itself.
+
+    >>> head_model("logreg@clmbr"), head_model("gru")
+    ('logreg', 'gru')
+    """
+    return model.partition("@")[0]
 
 
 class _Reader:
@@ -272,7 +323,9 @@ def load_suite(
     name = _text(config, "name", reader, path.stem)
     output = _output(config, reader, name)
     cohorts_dir = _path(config, "cohorts_dir", reader, DEFAULT_COHORTS_DIR)
-    models = _models(config, reader)
+    cohorts = _cohorts(config, reader, cohorts_dir)
+    representations = _representations(config, reader)
+    models = _models(config, reader, representations, cohorts)
     return Suite(
         source=path,
         name=name,
@@ -281,7 +334,7 @@ def load_suite(
         synthetic=_synthetic(config, reader),
         predicates=_existing_file(config, "predicates", reader),
         cohorts_dir=cohorts_dir,
-        cohorts=_cohorts(config, reader, cohorts_dir),
+        cohorts=cohorts,
         models=models,
         baseline=_baseline(config, reader, models),
         plan=_plan(config, reader),
@@ -297,6 +350,7 @@ def load_suite(
         output=output,
         overrides=tuple(overrides),
         resolved=config,
+        representations=representations,
     )
 
 
@@ -403,14 +457,69 @@ def _cohorts(config: dict, reader: _Reader, cohorts_dir: Path) -> tuple[str, ...
     return tuple(names)
 
 
-def _models(config: dict, reader: _Reader) -> tuple[str, ...]:
+def _representations(config: dict, reader: _Reader) -> dict[str, Path]:
+    """Each representation's name and absolute path (pattern), checked for its form."""
+    value = config.get("representations") or {}
+    if not isinstance(value, dict):
+        reader.fail(
+            "representations",
+            f"must map names to embedding files, e.g. `{{clmbr: clmbr_{{cohort}}.parquet}}`, "
+            f"got {value!r}.",
+        )
+    paths = {}
+    for name, pattern in value.items():
+        key = f"representations.{name}"
+        if not isinstance(name, str) or not name or "@" in name:
+            reader.fail(key, "needs a name without `@` (models are written HEAD@NAME).")
+        if not isinstance(pattern, str) or not pattern.strip():
+            reader.fail(
+                key, f"must be a path (`{{cohort}}` stands for the cohort), got {pattern!r}."
+            )
+        paths[name] = (reader.base_dir(key) / Path(pattern).expanduser()).resolve()
+    return paths
+
+
+def _models(
+    config: dict, reader: _Reader, representations: dict[str, Path], cohorts: tuple[str, ...]
+) -> tuple[str, ...]:
     names = _names(config, "models", reader)
     for name in names:
         try:
-            model_class(name)
+            model_cls = model_class(head_model(name))
         except EhrbenchError as exc:
             reader.fail("models", f"names an unknown model: {exc}")
+        if "@" in name:
+            _check_head_model(name, model_cls.kind, reader, representations, cohorts)
     return tuple(names)
+
+
+def _check_head_model(
+    name: str,
+    kind: str,
+    reader: _Reader,
+    representations: dict[str, Path],
+    cohorts: tuple[str, ...],
+) -> None:
+    """A `HEAD@NAME` model: NAME is a representation with a file per cohort, HEAD is tabular."""
+    representation = name.partition("@")[2]
+    if representation not in representations:
+        reader.fail(
+            "models",
+            f"names `{name}`, but `{representation}` is not among the suite's `representations` "
+            f"{sorted(representations)}.{_hint(representation, representations)}",
+        )
+    try:
+        check_head(head_model(name), kind, f"model `{name}`")
+    except EhrbenchError as exc:
+        reader.fail("models", f"is not valid: {exc}")
+    pattern = str(representations[representation])
+    for cohort in cohorts:
+        path = Path(pattern.replace(COHORT_PLACEHOLDER, cohort))
+        if not path.is_file():
+            reader.fail(
+                f"representations.{representation}",
+                f"gives {path} for cohort `{cohort}`, which does not exist or is not a file.",
+            )
 
 
 def _baseline(config: dict, reader: _Reader, models: tuple[str, ...]) -> str | None:
@@ -452,17 +561,19 @@ def _per_model(config: dict, key: str, reader: _Reader, models: tuple[str, ...])
     """The entries of a per-model section for the suite's models.
 
     Entries for other known models are dropped, so `models=[logreg]` on the command line works
-    with a suite that sets GRU hyperparameters; an unknown model name is an error (a typo).
+    with a suite that sets GRU hyperparameters; an unknown model name is an error (a typo). A
+    `HEAD@NAME` model takes its own entry, or else HEAD's.
     """
     value = config.get(key) or {}
     if not isinstance(value, dict):
         reader.fail(key, f"must map model names to settings, got {value!r}.")
     for name in value:
         try:
-            check_model_name(name)  # not `model_class`: that would import the model's module
+            check_model_name(head_model(name))  # not `model_class`: that imports the module
         except EhrbenchError as exc:
             reader.fail(f"{key}.{name}", f"does not name a model: {exc}")
-    return {name: settings for name, settings in value.items() if name in models}
+    chosen = {model: value.get(model, value.get(head_model(model))) for model in models}
+    return {model: settings for model, settings in chosen.items() if settings is not None}
 
 
 def _model_params(config: dict, reader: _Reader, models: tuple[str, ...]) -> dict:
@@ -471,7 +582,7 @@ def _model_params(config: dict, reader: _Reader, models: tuple[str, ...]) -> dic
         if not isinstance(fixed, dict):
             reader.fail(f"model_params.{name}", f"must map hyperparameters to values: {fixed!r}.")
         try:
-            expand_grid(name, overrides=fixed)
+            expand_grid(head_model(name), overrides=fixed)
         except EhrbenchError as exc:
             reader.fail(f"model_params.{name}", f"is not valid: {exc}")
     return {name: dict(fixed) for name, fixed in params.items()}
@@ -486,7 +597,7 @@ def _grids(config: dict, reader: _Reader, models: tuple[str, ...]) -> dict:
                 f"must be a non-empty list of hyperparameter settings, got {grid!r}.",
             )
         try:
-            expand_grid(name, grid=grid)
+            expand_grid(head_model(name), grid=grid)
         except EhrbenchError as exc:
             reader.fail(f"grids.{name}", f"is not valid: {exc}")
     return {name: [dict(g) for g in grid] for name, grid in grids.items()}

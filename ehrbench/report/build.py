@@ -394,7 +394,13 @@ def subgroup_section(folder: ResultsFolder) -> list[Block]:
         ),
     ]
     if frame.is_empty():
-        return [*blocks, Paragraph("No subgroup metrics (no k = all run finished).")]
+        return [
+            *blocks,
+            Paragraph(
+                "No subgroup metrics: no k = all run finished, or no demographics (`ehrbench "
+                "evaluate` without --data)."
+            ),
+        ]
     levels = frame.select("group", "level").unique(maintain_order=True)
     order = {"sex": 0, "age_band": 1}
     level_list = sorted(levels.iter_rows(), key=lambda gl: (order.get(gl[0], 2), _level_key(gl[1])))

@@ -134,10 +134,13 @@ def _model_curve(
     if not full.is_empty():
         row = full.row(0, named=True)
         x = positions[ALL] + dodge
+        # A bound can pass the point by a rounding step (a perfect score's interval is [1, 1]).
+        below = max(row["value"] - row["ci_low"], 0.0)
+        above = max(row["ci_high"] - row["value"], 0.0)
         axis.errorbar(
             x,
             row["value"],
-            yerr=[[row["value"] - row["ci_low"]], [row["ci_high"] - row["value"]]],
+            yerr=[[below], [above]],
             fmt="D",
             ms=5,
             color=color,
