@@ -141,7 +141,7 @@ def test_cli_writes_into_an_empty_folder(tmp_path, capsys):
 def test_refuses_a_file_as_output(tmp_path):
     target = tmp_path / "file.txt"
     target.write_text("x")
-    with pytest.raises(EhrbenchError, match="refusing to replace"):
+    with pytest.raises(EhrbenchError, match="is a file: expected a folder"):
         generate_dataset(target, 10, 0)
 
 
