@@ -19,6 +19,8 @@ from ehrbench.errors import EhrbenchError
 from ehrbench.meds.splits import DEFAULT_FRACTIONS, hash_splits
 from ehrbench.meds.validate import (
     check_dataset_json,
+    check_shard_footer,
+    list_shards,
     read_codes,
     read_subject_splits,
     validate_dataset,
@@ -91,7 +93,24 @@ class MedsDataset:
 def open_dataset(path: str | Path, *, validate: bool = True, deep: bool = True) -> MedsDataset:
     """Open the MEDS dataset folder at `path`, validating it unless `validate=False`.
 
-    `deep=False` skips the costlier sort-order and code-coverage checks (see `validate_dataset`).
+    The cheap checks, from each shard's parquet footer (no stray file in `data/`, every shard
+    readable with the MEDS columns and types, no null `subject_id`/`code`, no infinite
+    `numeric_value`), always run: every reader refuses what `ehrbench validate` refuses there.
+    `validate=False` skips only the checks that read whole columns; `deep=False` skips the
+    costlier sort-order and code-coverage checks (see `ehrbench.meds.validate`).
+
+    >>> import tempfile
+    >>> from ehrbench.synth import generate_dataset
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = generate_dataset(f"{tmp.name}/meds", n_subjects=20, seed=0).root
+    >>> len(open_dataset(root).shards)
+    3
+    >>> (root / "data" / "notes.txt").write_text("stray")
+    5
+    >>> open_dataset(root, validate=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ehrbench.errors.EhrbenchError: ...notes.txt is not a parquet event shard ...
+    >>> tmp.cleanup()
     """
     root = Path(path)
     if not root.is_dir():
@@ -102,9 +121,11 @@ def open_dataset(path: str | Path, *, validate: bool = True, deep: bool = True) 
             f"{root} is not a MEDS dataset folder: expected a `data/` subfolder holding the "
             "event shards (`data/**/*.parquet`)."
         )
-    shards = tuple(sorted(data_dir.rglob("*.parquet")))
+    shards = list_shards(data_dir)
     if not shards:
         raise EhrbenchError(f"{data_dir} holds no parquet shards: expected `data/**/*.parquet`.")
+    for shard in shards:
+        check_shard_footer(shard)
     dataset = MedsDataset(root=root, shards=shards)
     if validate:
         validate_dataset(dataset, deep=deep)
