@@ -23,6 +23,7 @@ from ehrbench.meds.validate import (
     list_shards,
     read_codes,
     read_subject_splits,
+    reading,
     validate_dataset,
 )
 
@@ -49,8 +50,22 @@ class MedsDataset:
 
     def subject_ids(self) -> pl.Series:
         """Every distinct subject_id in the data, sorted (reads only that column)."""
-        ids = [self.scan(s).select(pl.col("subject_id").unique()).collect() for s in self.shards]
-        return pl.concat(ids).get_column("subject_id").unique().sort()
+        return (
+            pl.concat(
+                [
+                    self.collect(s, self.scan(s).select(pl.col("subject_id").unique()))
+                    for s in self.shards
+                ]
+            )
+            .get_column("subject_id")
+            .unique()
+            .sort()
+        )
+
+    def collect(self, shard: Path, query: pl.LazyFrame) -> pl.DataFrame:
+        """Run `query` on `shard` (one of `scan(shard)`); a damaged page names the shard."""
+        with reading(shard):
+            return query.collect()
 
     def metadata(self) -> dict:
         """The validated `metadata/dataset.json`, or `{}` when the dataset has none."""
@@ -120,6 +135,12 @@ def open_dataset(path: str | Path, *, validate: bool = True, deep: bool = True) 
         raise EhrbenchError(
             f"{root} is not a MEDS dataset folder: expected a `data/` subfolder holding the "
             "event shards (`data/**/*.parquet`)."
+        )
+    metadata_dir = root / "metadata"
+    if metadata_dir.exists() and not metadata_dir.is_dir():
+        raise EhrbenchError(
+            f"{metadata_dir} is not a folder: MEDS keeps dataset.json, codes.parquet and "
+            "subject_splits.parquet in a `metadata/` folder (which may be left out)."
         )
     shards = list_shards(data_dir)
     if not shards:

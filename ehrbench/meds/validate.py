@@ -36,6 +36,8 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -130,6 +132,19 @@ def list_shards(data_dir: Path) -> tuple[Path, ...]:
     return tuple(shards)
 
 
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn a failure to decode `path` while reading it into the message naming the file.
+
+    The footer is checked when a dataset is opened, but a damaged data page shows only when it is
+    read: wrap each collect of a shard's rows in this.
+    """
+    try:
+        yield
+    except (OSError, pa.ArrowException, pl.exceptions.ComputeError) as exc:
+        raise EhrbenchError(f"{path} is not a readable parquet file ({exc}).") from exc
+
+
 def _read_footer(path: Path) -> pq.FileMetaData:
     try:
         return pq.read_metadata(path)
@@ -151,7 +166,8 @@ def check_shard_footer(path: Path) -> None:
         # No statistics in the footer: count by scanning just those columns.
         exprs = [pl.col(col).null_count().alias(col) for col in unknown]
         exprs.append(_VALUE.is_infinite().any().alias(_FINITE))
-        counts = pl.scan_parquet(path, glob=False).select(exprs).collect().row(0, named=True)
+        with reading(path):
+            counts = pl.scan_parquet(path, glob=False).select(exprs).collect().row(0, named=True)
         nulls.update({col: counts[col] for col in unknown})
         infinite = counts[_FINITE]
     for col, count in nulls.items():
@@ -211,10 +227,11 @@ def _footer_has_infinity(footer: pq.FileMetaData, column: str) -> bool | None:
 
 
 def _infinity_error(path: Path) -> EhrbenchError:
-    count = pl.scan_parquet(path, glob=False).select(_VALUE.is_infinite().sum()).collect().item()
+    with reading(path):
+        count = pl.scan_parquet(path, glob=False).select(_VALUE.is_infinite().sum()).collect()
     return EhrbenchError(
-        f"{path}: column `numeric_value` has {count} infinite value(s) (+inf or -inf); expected "
-        "finite numbers, or null where a code has no value."
+        f"{path}: column `numeric_value` has {count.item()} infinite value(s) (+inf or -inf); "
+        "expected finite numbers, or null where a code has no value."
     )
 
 
@@ -223,11 +240,12 @@ def _first_row(condition: pl.Expr) -> pl.Expr:
 
 
 def _shard_stats(lf: pl.LazyFrame, deep: bool) -> pl.LazyFrame:
-    """One row of implausible-time counts and, when `deep`, the first row breaking each sort rule."""
+    """One row of implausible-time counts and, when `deep`, the first row breaking each sort
+    rule."""
     early, late = PLAUSIBLE_TIMES
     exprs = [
-        (_TIME < early).sum().alias("before_1800"),
-        (_TIME >= late).sum().alias("from_2300"),
+        _TIME.lt(early).sum().alias("before_1800"),
+        _TIME.ge(late).sum().alias("from_2300"),
     ]
     if deep:
         birth = _TIME.filter(pl.col("code") == meds.birth_code).min().over("subject_id")
@@ -237,7 +255,7 @@ def _shard_stats(lf: pl.LazyFrame, deep: bool) -> pl.LazyFrame:
             _first_row(prev_subject > _SUBJECT).alias("subject_order"),
             _first_row(same & _TIME.is_null() & prev_time.is_not_null()).alias("static_late"),
             _first_row(same & (prev_time > _TIME)).alias("time_order"),
-            (_TIME < birth).sum().alias("before_birth"),
+            _TIME.lt(birth).sum().alias("before_birth"),
         ]
     return lf.with_row_index("_row").select(exprs)
 
@@ -267,7 +285,8 @@ def check_shard_rows(path: Path, deep: bool = True) -> pl.Series:
     """Check (when `deep`) the sort order of one shard, warn on implausible times; return its
     distinct subject ids."""
     lf = pl.scan_parquet(path, glob=False)
-    stats, subjects = pl.collect_all([_shard_stats(lf, deep), lf.select(_SUBJECT.unique())])
+    with reading(path):
+        stats, subjects = pl.collect_all([_shard_stats(lf, deep), lf.select(_SUBJECT.unique())])
     row = stats.row(0, named=True)
     _warn_implausible_times(path, row)
     if deep:
@@ -395,13 +414,9 @@ def _check_codes_cover(dataset: MedsDataset, codes: pl.DataFrame) -> None:
     """Every code used in the data must be listed in `codes.parquet` (the MEDS guarantee)."""
     known = codes.get_column("code").unique().implode()
     for shard in dataset.shards:
-        unknown = (
-            dataset.scan(shard)
-            .select(pl.col("code").unique())
-            .filter(~pl.col("code").is_in(known))
-            .sort("code")
-            .collect()
-        )
+        codes = dataset.scan(shard).select(pl.col("code").unique())
+        with reading(shard):
+            unknown = codes.filter(~pl.col("code").is_in(known)).sort("code").collect()
         if unknown.height:
             raise EhrbenchError(
                 f"{shard}: code {unknown.item(0, 'code')!r} (column `code`) is not listed in "
