@@ -15,7 +15,6 @@ import polars as pl
 import pytest
 
 from ehrbench.cli import main
-from ehrbench.synth import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 COHORT_TEXT = (REPO / "cohorts" / "mortality_in_hospital.yaml").read_text()
@@ -23,16 +22,10 @@ PREDICATES = str(REPO / "cohorts" / "predicates" / "synthetic.yaml")
 SHARD = Path("data") / "train" / "0.parquet"
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory) -> tuple[Path, Path]:
-    """A valid synthetic dataset and a label table extracted from it."""
-    root = tmp_path_factory.mktemp("hostile") / "meds"
-    generate_dataset(root, n_subjects=30, seed=1)
-    labels = root.parent / "labels.parquet"
-    argv = ["-q", "cohort", "extract", str(REPO / "cohorts" / "mortality_in_hospital.yaml"),
-            "--predicates", PREDICATES, "--data", str(root), "--out", str(labels)]  # fmt: skip
-    assert main(argv) == 0
-    return root, labels
+@pytest.fixture
+def good(synthetic_with_labels) -> tuple[Path, Path]:
+    """The shared valid dataset and its labels (tests break copies of them)."""
+    return synthetic_with_labels
 
 
 class Env:
@@ -64,6 +57,11 @@ class Env:
         data = data or self.data()
         return ["cohort", "extract", str(cohort), "--predicates", PREDICATES,
                 "--data", str(data), "--out", str(self.tmp / "out.parquet")]  # fmt: skip
+
+    def explain(self, subject: str) -> list[str]:
+        cohort = self.file("c.yaml", COHORT_TEXT)
+        return ["cohort", "explain", str(cohort), "--predicates", PREDICATES,
+                "--data", str(self.good_data), "--subject", subject]  # fmt: skip
 
     def featurize(self, labels: Path, *extra: str) -> list[str]:
         return ["featurize", "tabular", "--data", str(self.good_data), "--labels", str(labels),
@@ -367,48 +365,9 @@ CASES: dict[str, Case] = {
         _label_frame(lambda f: f.with_columns(pl.col("subject_id") + 10**9)), "subject"
     ),
     # --- command-line arguments of the reader verbs -----------------------------------------
-    "explain subject not int": _argv(
-        lambda e: [
-            "cohort",
-            "explain",
-            str(e.file("c.yaml", COHORT_TEXT)),
-            "--predicates",
-            PREDICATES,
-            "--data",
-            str(e.good_data),
-            "--subject",
-            "abc",
-        ],
-        "--subject",
-    ),  # fmt: skip
-    "explain subject too large": _argv(
-        lambda e: [
-            "cohort",
-            "explain",
-            str(e.file("c.yaml", COHORT_TEXT)),
-            "--predicates",
-            PREDICATES,
-            "--data",
-            str(e.good_data),
-            "--subject",
-            "9" * 30,
-        ],
-        "9" * 30,
-    ),  # fmt: skip
-    "explain subject absent": _argv(
-        lambda e: [
-            "cohort",
-            "explain",
-            str(e.file("c.yaml", COHORT_TEXT)),
-            "--predicates",
-            PREDICATES,
-            "--data",
-            str(e.good_data),
-            "--subject",
-            "-1",
-        ],
-        "-1",
-    ),  # fmt: skip
+    "explain subject not int": _argv(lambda e: e.explain("abc"), "--subject"),
+    "explain subject too large": _argv(lambda e: e.explain("9" * 30), "9" * 30),
+    "explain subject absent": _argv(lambda e: e.explain("-1"), "-1"),
     "info top negative": _argv(lambda e: ["info", str(e.good_data), "--top", "-5"], "--top"),
     "splits fractions text": _argv(
         lambda e: ["splits", str(e.good_data), "--fractions", "a,b"], "--fractions"

@@ -15,7 +15,6 @@ import polars as pl
 import pytest
 
 from ehrbench.cli import main
-from ehrbench.synth import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 COHORT = str(REPO / "cohorts" / "mortality_in_hospital.yaml")
@@ -23,15 +22,10 @@ PREDICATES = str(REPO / "cohorts" / "predicates" / "synthetic.yaml")
 SHARD = Path("data") / "train" / "0.parquet"
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory) -> tuple[Path, Path]:
-    """A valid synthetic dataset and a label table extracted from it."""
-    root = tmp_path_factory.mktemp("good") / "meds"
-    generate_dataset(root, n_subjects=40, seed=0)
-    labels = root.parent / "labels.parquet"
-    assert main(["-q", "cohort", "extract", COHORT, "--predicates", PREDICATES, "--data",
-                 str(root), "--out", str(labels)]) == 0  # fmt: skip
-    return root, labels
+@pytest.fixture
+def good(synthetic_with_labels) -> tuple[Path, Path]:
+    """The shared valid dataset and its labels (tests break copies of them)."""
+    return synthetic_with_labels
 
 
 def _rewrite(root: Path, change) -> Path:
@@ -86,23 +80,19 @@ def _integer_code(root: Path) -> Path:
     return _rewrite(root, lambda f: f.with_columns(pl.col("code").rank("dense").cast(pl.Int64)))
 
 
-def _null_subject(root: Path) -> Path:
-    return _rewrite(
-        root,
-        lambda f: f.with_columns(
-            pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise(pl.col("subject_id"))
-            .alias("subject_id")
-        ),
-    )  # fmt: skip
+def _null_in(column: str):
+    """A change setting `column` to null on the fourth row of the train shard."""
 
+    def change(root: Path) -> Path:
+        row = pl.int_range(pl.len()) == 3
+        return _rewrite(
+            root,
+            lambda f: f.with_columns(
+                pl.when(row).then(None).otherwise(pl.col(column)).alias(column)
+            ),
+        )
 
-def _null_code(root: Path) -> Path:
-    return _rewrite(
-        root,
-        lambda f: f.with_columns(
-            pl.when(pl.int_range(pl.len()) == 3).then(None).otherwise(pl.col("code")).alias("code")
-        ),
-    )
+    return change
 
 
 def _infinite_value(root: Path) -> Path:
@@ -132,8 +122,8 @@ CASES = {
     "directory named parquet": (_directory_shard, "is a folder, not a parquet event shard"),
     "non-parquet file beside shards": (_stray_file, "is not a parquet event shard"),
     "integer code": (_integer_code, "column `code` has type int64"),
-    "null subject_id": (_null_subject, "column `subject_id` has 1 null value"),
-    "null code": (_null_code, "column `code` has 1 null value"),
+    "null subject_id": (_null_in("subject_id"), "column `subject_id` has 1 null value"),
+    "null code": (_null_in("code"), "column `code` has 1 null value"),
     "infinite numeric_value": (_infinite_value, "column `numeric_value` has"),
     "mixed schema": (_mixed_schema, "column `time` has type"),
 }
