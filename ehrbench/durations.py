@@ -9,11 +9,19 @@ case-insensitive (so `30M` is thirty minutes, as in ACES). Months and years are 
 bare number has no unit: both are errors. Fractional values are truncated to whole seconds unless
 the seconds part itself is fractional, which reproduces pytimeparse's arithmetic and therefore
 ACES's window edges to the microsecond.
+
+A duration is at most `MAX_DURATION`, 100,000 days (about 274 years). Timestamps are stored as
+datetime64[us], whose range is about 292,000 years either side of 1970, and a MEDS record's times
+lie within a few centuries of today: any such time plus or minus 274 years stays far inside that
+range, so window arithmetic can never overflow, while the longest windows real cohort definitions
+use (decades of history) stay far below the bound. Beyond it, `1000000000d` or `107000000d` would
+overflow (or reach past year 9999 in Python's datetime) only once the data is read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 from ehrbench.errors import EhrbenchError
@@ -47,13 +55,21 @@ _COMPILED = [re.compile(rf"\s*{form}\s*", re.IGNORECASE) for form in _FORMS]
 _CALENDAR_UNIT = re.compile(r"\d\s*(?:mo|mos|mon|mons|mth|mths|months?|y|yrs?|years?)\b", re.I)
 
 EXAMPLES = "24h, 24 hours, 2d, 1w, 30m (minutes), 60s, 1.5h, 1d12h or '1 day, 14:20:16'"
+MAX_DURATION = dt.timedelta(days=100_000)
 
 
 def parse_duration(text: str) -> dt.timedelta:
     """Parse a duration such as `24h`, `2 days`, `1d12h` or `1 day, 14:20:16`.
 
     Raises `EhrbenchError` (without a file location; the config loader adds it) for anything
-    else: a bare number, a sign, months or years, an unknown unit.
+    else: a bare number, a sign, months or years, an unknown unit, or a duration longer than
+    `MAX_DURATION`.
+
+    >>> parse_duration("1d12h")
+    datetime.timedelta(days=1, seconds=43200)
+    >>> parse_duration("1000000000d")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ehrbench.errors.EhrbenchError: '1000000000d' is longer than the longest duration allowed, ...
     """
     if not isinstance(text, str) or not text.strip():
         raise EhrbenchError(f"expected a duration such as {EXAMPLES}, got {text!r}")
@@ -62,8 +78,18 @@ def parse_duration(text: str) -> dt.timedelta:
         if match and match.group(0).strip():
             seconds = _seconds(match.groupdict())
             if seconds is not None:
-                return dt.timedelta(seconds=seconds)
+                return _bounded(text, seconds)
     raise EhrbenchError(_explain(text))
+
+
+def _bounded(text: str, seconds: float) -> dt.timedelta:
+    """`seconds` as a timedelta, or the error for a duration beyond `MAX_DURATION`."""
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise EhrbenchError(
+            f"{text!r} is longer than the longest duration allowed, "
+            f"{MAX_DURATION.days:,} days (about 274 years)"
+        )
+    return dt.timedelta(seconds=seconds)
 
 
 def _seconds(parts: dict[str, str | None]) -> float | None:
@@ -80,6 +106,8 @@ def _seconds(parts: dict[str, str | None]) -> float | None:
         return sum(_SECONDS_PER[k] * float(v) for k, v in present.items())
     except ValueError:
         return None
+    except OverflowError:  # a float part too large to truncate: longer than any bound
+        return math.inf
 
 
 def _explain(text: str) -> str:

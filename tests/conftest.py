@@ -6,7 +6,8 @@ its code and not on luck; bugs found locally are kept as explicit examples or un
 
 `eicu_src` is the shared eICU demo folder (`../shared/data/eicu_demo_subset`; a test using it
 skips when it is absent) and `eicu_meds` its conversion, made once per session for the tests of
-the import and of the cohorts on it.
+the import and of the cohorts on it. `synthetic_with_labels` is a small valid synthetic dataset and
+a label table extracted from it, for the tests that break a copy of one of them.
 """
 
 import os
@@ -39,3 +40,19 @@ def eicu_meds(eicu_src, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("eicu") / "meds"
     assert main(["import-eicu-demo", str(eicu_src), str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_with_labels(tmp_path_factory) -> tuple[Path, Path]:
+    """A valid 40-subject synthetic MEDS folder and its in-hospital mortality labels."""
+    from ehrbench.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic") / "meds"
+    generate_dataset(root, n_subjects=40, seed=0)
+    labels = root.parent / "labels.parquet"
+    cohorts = Path(__file__).parents[1] / "cohorts"
+    argv = ["-q", "cohort", "extract", str(cohorts / "mortality_in_hospital.yaml"),
+            "--predicates", str(cohorts / "predicates" / "synthetic.yaml"),
+            "--data", str(root), "--out", str(labels)]  # fmt: skip
+    assert main(argv) == 0
+    return root, labels

@@ -90,3 +90,30 @@ def test_format_duration(seconds, text):
 def test_format_round_trips(text):
     delta = parse_duration(text)
     assert parse_duration(format_duration(delta)) == delta
+
+
+@pytest.mark.parametrize(
+    "text", ["99999999999999999999999d", "1000000000d", "107000000d", "100001d", "2400001h"]
+)
+def test_durations_beyond_the_bound_are_an_error(text):
+    with pytest.raises(EhrbenchError, match="longer than the longest duration allowed, 100,000"):
+        parse_duration(text)
+
+
+def test_the_bound_itself_is_accepted():
+    assert parse_duration("100000d") == dt.timedelta(days=100_000)
+
+
+def test_an_absurd_duration_is_refused_at_load_time_with_its_location(tmp_path, capsys):
+    from pathlib import Path
+
+    from ehrbench.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "cohorts" / "mortality_in_hospital.yaml").read_text()
+    cohort = tmp_path / "c.yaml"
+    cohort.write_text(text.replace("end: trigger + 24h", "end: trigger + 107000000d"))
+    predicates = str(repo / "cohorts" / "predicates" / "synthetic.yaml")
+    assert main(["cohort", "check", str(cohort), "--predicates", predicates]) == 2
+    err = capsys.readouterr().err
+    assert f"In {cohort} at windows.input.end (line" in err and "100,000 days" in err

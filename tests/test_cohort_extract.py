@@ -500,7 +500,7 @@ def test_an_unreadable_shard_is_an_error_naming_it(tmp_path):
     c = cohort([ADM], "adm", [window("w", "trigger", "start", index="end")])
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "0.parquet").write_text("not parquet")
-    with pytest.raises(EhrbenchError, match="0.parquet is not a readable parquet event shard"):
+    with pytest.raises(EhrbenchError, match="0.parquet is not a readable parquet"):
         extract(c, open_dataset(tmp_path, validate=False))
 
 

@@ -1,11 +1,12 @@
 """Load a cohort config (ACES task-configuration YAML) into checked, immutable `Cohort` objects.
 
-`load_cohort` reads the cohort file and an optional predicates file with OmegaConf, applies the
-predicates file's entries over same-named ones, and runs every load-time check of
+`load_cohort` reads the cohort file and an optional predicates file in OmegaConf's YAML dialect
+(`ehrbench.cohort.yaml_source`, which also sets the size limits), applies the predicates file's
+entries over same-named ones, and runs every load-time check of
 `../shared/spec/cohort-language.md`. Each problem raises `EhrbenchError` naming the file, the YAML
-path (`windows.gap.has.admission`), the line (from a `yaml.compose` pass, since OmegaConf keeps
-none), what was expected and, for a misspelt name, the closest known one. Load-time warnings are
-returned in `Cohort.warnings`, never emitted through the `warnings` module.
+path (`windows.gap.has.admission`), the line, what was expected and, for a misspelt name, the
+closest known one. Load-time warnings are returned in `Cohort.warnings`, never emitted through the
+`warnings` module.
 
 Choices where ACES gives no answer (it crashes or ignores the case), all errors here:
 `start_inclusive`/`end_inclusive` have no default (es-aces 0.7.3's `WindowConfig` dataclass
@@ -24,11 +25,10 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import polars as pl
-import yaml
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
 from ehrbench.cohort.model import (
     SPECIAL_PREDICATES,
@@ -51,6 +51,7 @@ from ehrbench.cohort.syntax import (
     parse_expr,
     parse_has_range,
 )
+from ehrbench.cohort.yaml_source import Keys, YamlSource, read_yaml
 from ehrbench.durations import parse_duration
 from ehrbench.errors import EhrbenchError, did_you_mean
 
@@ -86,29 +87,6 @@ WINDOW_KEYS = (
     "index_timestamp",
 )
 
-Keys = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Source:
-    """One YAML file and the line of each YAML path in it, for messages."""
-
-    path: Path
-    lines: Mapping[Keys, int]
-
-    def fail(self, keys: Keys, message: str, *, near: str | None = None, known=()) -> NoReturn:
-        """Raise the located error; `near`/`known` add the closest known name as a hint."""
-        raise EhrbenchError(self.locate(keys) + message + _hint(near, known))
-
-    def locate(self, keys: Keys) -> str:
-        where = f"In {self.path}"
-        if keys:
-            where += f" at {'.'.join(keys)}"
-        for depth in range(len(keys), 0, -1):
-            if keys[:depth] in self.lines:
-                return f"{where} (line {self.lines[keys[:depth]]}): "
-        return where + ": "
-
 
 def _hint(name: str | None, known: Collection[str]) -> str:
     """`; did you mean 'x'?` to end a message, or ""."""
@@ -121,7 +99,7 @@ class _Entry:
     """A raw predicate entry and where it came from (cohort or predicates file)."""
 
     raw: Any
-    source: _Source
+    source: YamlSource
     keys: Keys
 
 
@@ -143,7 +121,7 @@ def load_cohort(path: str | Path, predicates_path: str | Path | None = None) -> 
     >>> cohort.trigger, [window.name for window in cohort.windows]
     ('admission', ['input', 'gap', 'target'])
     """
-    config, source = _read_yaml(Path(path), "cohort")
+    config, source = _read_cohort_file(Path(path), "cohort")
     _check_keys(config, TOP_LEVEL_KEYS, source, ())
     sections = _predicate_sections(config, source, predicates_path)
     if "trigger" not in config:
@@ -175,13 +153,13 @@ def load_cohort(path: str | Path, predicates_path: str | Path | None = None) -> 
 
 
 def _predicate_sections(
-    config: Mapping, source: _Source, predicates_path: str | Path | None
+    config: Mapping, source: YamlSource, predicates_path: str | Path | None
 ) -> dict[str, dict[str, _Entry]]:
     """`predicates` and `patient_demographics` entries, the predicates file's replacing ours."""
     overrides: Mapping = {}
     extra_source = None
     if predicates_path is not None:
-        overrides, extra_source = _read_yaml(Path(predicates_path), "predicates")
+        overrides, extra_source = _read_cohort_file(Path(predicates_path), "predicates")
         _check_keys(overrides, PREDICATES_FILE_KEYS, extra_source, ())
     elif "predicates" not in config:
         source.fail((), "missing the required top-level key 'predicates' (a mapping of names)")
@@ -197,54 +175,17 @@ def _predicate_sections(
 # --- reading files ----------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path, kind: str) -> tuple[dict[str, Any], _Source]:
-    """Parse a YAML file with OmegaConf (placeholders kept as `???`, nothing interpolated)."""
-    if not path.is_file():
-        raise EhrbenchError(f"The {kind} file {path} does not exist or is not a file.")
-    try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        conf = OmegaConf.load(path)
-    except UnicodeDecodeError as exc:
-        raise EhrbenchError(f"The {kind} file {path} is not UTF-8 text ({exc.reason}).") from None
-    except OSError as exc:
-        raise EhrbenchError(f"The {kind} file {path} could not be read: {exc.strerror}.") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise EhrbenchError(f"In {path}{line}: not valid YAML: {problem}.") from None
-    except Exception as exc:  # OmegaConf's own checks (e.g. unsupported keys) have many types
-        raise EhrbenchError(f"In {path}: could not be read as a config: {exc}") from None
-    source = _Source(path, _line_map(node))
-    if node is None:
+def _read_cohort_file(path: Path, kind: str) -> tuple[dict[str, Any], YamlSource]:
+    """The top-level mapping of a cohort or predicates file (empty for an empty file)."""
+    config, source = read_yaml(path, kind)
+    if config is None:
         return {}, source
-    if not OmegaConf.is_dict(conf):
+    if not isinstance(config, dict):
         source.fail((), f"the {kind} file must be a YAML mapping of top-level keys")
-    # resolve=False: ACES reads plain YAML, so `${...}` in a regex is text, not interpolation.
-    return OmegaConf.to_container(conf, resolve=False), source
+    return config, source
 
 
-def _line_map(node: yaml.Node | None) -> dict[Keys, int]:
-    """Map each YAML path (tuple of keys) to the 1-based line of its key."""
-    lines: dict[Keys, int] = {}
-    stack: list[tuple[Keys, yaml.Node | None]] = [((), node)]
-    while stack:
-        keys, current = stack.pop()
-        if isinstance(current, yaml.MappingNode):
-            for key_node, value_node in current.value:
-                child = (*keys, str(key_node.value))
-                lines.setdefault(child, key_node.start_mark.line + 1)
-                stack.append((child, value_node))
-        elif isinstance(current, yaml.SequenceNode):
-            for index, item in enumerate(current.value):
-                child = (*keys, str(index))
-                lines[child] = item.start_mark.line + 1
-                stack.append((child, item))
-    return lines
-
-
-def _check_keys(mapping: Mapping, allowed: Collection[str], source: _Source, keys: Keys) -> None:
+def _check_keys(mapping: Mapping, allowed: Collection[str], source: YamlSource, keys: Keys) -> None:
     for key in mapping:
         if key not in allowed:
             source.fail(
@@ -255,7 +196,7 @@ def _check_keys(mapping: Mapping, allowed: Collection[str], source: _Source, key
             )
 
 
-def _section_entries(config: Mapping, section: str, source: _Source) -> dict[str, _Entry]:
+def _section_entries(config: Mapping, section: str, source: YamlSource) -> dict[str, _Entry]:
     """The `predicates` or `patient_demographics` entries of one file, in file order."""
     raw = config.get(section)
     if raw is None:
@@ -376,7 +317,7 @@ def _parse_plain(name: str, entry: _Entry, static: bool) -> PlainPredicate:
     )
 
 
-def _parse_code(code: Any, source: _Source, keys: Keys) -> CodeMatch:
+def _parse_code(code: Any, source: YamlSource, keys: Keys) -> CodeMatch:
     forms = 'a string, {regex: "..."} or {any: ["...", ...]}'
     if isinstance(code, str):
         if not code:
@@ -405,7 +346,7 @@ def _parse_code(code: Any, source: _Source, keys: Keys) -> CodeMatch:
     return AnyCode(tuple(values))
 
 
-def _regex(pattern: Any, source: _Source, keys: Keys) -> str:
+def _regex(pattern: Any, source: YamlSource, keys: Keys) -> str:
     if not isinstance(pattern, str) or not pattern:
         source.fail(keys, f"expected a non-empty regular expression string, got {pattern!r}")
     try:
@@ -417,7 +358,7 @@ def _regex(pattern: Any, source: _Source, keys: Keys) -> str:
     return pattern
 
 
-def _number(raw: Mapping, key: str, source: _Source, keys: Keys) -> float | None:
+def _number(raw: Mapping, key: str, source: YamlSource, keys: Keys) -> float | None:
     value = raw.get(key)
     if value is None:
         return None
@@ -426,7 +367,7 @@ def _number(raw: Mapping, key: str, source: _Source, keys: Keys) -> float | None
     return float(value)
 
 
-def _flag(raw: Mapping, key: str, source: _Source, keys: Keys, *, default: bool) -> bool:
+def _flag(raw: Mapping, key: str, source: YamlSource, keys: Keys, *, default: bool) -> bool:
     value = raw.get(key, default)
     if value is None:
         return default
@@ -487,7 +428,7 @@ def _column_warnings(name: str, entry: _Entry) -> list[str]:
     return warnings
 
 
-def _window_warnings(windows: tuple[Window, ...], source: _Source) -> list[str]:
+def _window_warnings(windows: tuple[Window, ...], source: YamlSource) -> list[str]:
     """No windows, no index_timestamp, or has bounds below zero (ACES accepts all three)."""
     warnings = []
     if not windows:
@@ -568,7 +509,7 @@ def _usable(
     role: str,
     predicates: Mapping[str, Predicate],
     demographics: Mapping[str, PlainPredicate],
-    source: _Source,
+    source: YamlSource,
     keys: Keys,
 ) -> str:
     """Check that `name` names a predicate usable over time (not static) and return it."""
@@ -586,13 +527,13 @@ def _usable(
     return name
 
 
-def _parse_trigger(raw, predicates, demographics, source: _Source) -> str:
+def _parse_trigger(raw, predicates, demographics, source: YamlSource) -> str:
     if raw == MISSING:
         source.fail(("trigger",), "trigger is an unfilled ??? placeholder")
     return _usable(raw, "the trigger", predicates, demographics, source, ("trigger",))
 
 
-def _parse_windows(raw, predicates, demographics, source: _Source) -> tuple[Window, ...]:
+def _parse_windows(raw, predicates, demographics, source: YamlSource) -> tuple[Window, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
@@ -609,7 +550,7 @@ def _parse_windows(raw, predicates, demographics, source: _Source) -> tuple[Wind
     return _dependency_order(windows, source)
 
 
-def _parse_window(name, spec, names, predicates, demographics, source: _Source) -> Window:
+def _parse_window(name, spec, names, predicates, demographics, source: YamlSource) -> Window:
     keys = ("windows", name)
     if not isinstance(spec, dict):
         source.fail(keys, f"window {name!r} must be a mapping with start, end, ..., got {spec!r}")
@@ -659,7 +600,7 @@ def _parse_window(name, spec, names, predicates, demographics, source: _Source) 
     )
 
 
-def _boundary(name: str, side: str, spec: Mapping, names, source: _Source) -> Boundary:
+def _boundary(name: str, side: str, spec: Mapping, names, source: YamlSource) -> Boundary:
     try:
         return parse_boundary(spec.get(side), window=name, side=side, window_names=names)
     except EhrbenchError as exc:
@@ -699,7 +640,7 @@ def _check_sides(name: str, start: Boundary, end: Boundary, spec: Mapping, sourc
         )
 
 
-def _inclusive(spec: Mapping, key: str, source: _Source, keys: Keys) -> bool:
+def _inclusive(spec: Mapping, key: str, source: YamlSource, keys: Keys) -> bool:
     if key not in spec:
         source.fail(
             keys,
@@ -712,7 +653,7 @@ def _inclusive(spec: Mapping, key: str, source: _Source, keys: Keys) -> bool:
     return value
 
 
-def _constraints(raw, predicates, demographics, source: _Source, keys: Keys):
+def _constraints(raw, predicates, demographics, source: YamlSource, keys: Keys):
     if raw is None:
         return ()
     if not isinstance(raw, dict):
@@ -738,7 +679,7 @@ def _constraints(raw, predicates, demographics, source: _Source, keys: Keys):
     return tuple(constraints)
 
 
-def _check_roles(windows: Mapping[str, Window], source: _Source) -> None:
+def _check_roles(windows: Mapping[str, Window], source: YamlSource) -> None:
     for role in ("label", "index_timestamp"):
         holders = [w.name for w in windows.values() if getattr(w, role)]
         if len(holders) > 1:
@@ -748,7 +689,7 @@ def _check_roles(windows: Mapping[str, Window], source: _Source) -> None:
             )
 
 
-def _dependency_order(windows: Mapping[str, Window], source: _Source) -> tuple[Window, ...]:
+def _dependency_order(windows: Mapping[str, Window], source: YamlSource) -> tuple[Window, ...]:
     """Windows sorted so each comes after the window its anchored side refers to."""
     parents = {}
     for window in windows.values():

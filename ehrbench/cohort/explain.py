@@ -26,7 +26,7 @@ EPOCH = dt.datetime(1970, 1, 1)
 def subject_events(dataset: MedsDataset, subject_id: int) -> pl.DataFrame:
     """All event rows of one subject, from whichever shard holds them."""
     parts = [
-        dataset.scan(shard).filter(pl.col(SUBJECT) == subject_id).collect()
+        dataset.collect(shard, dataset.scan(shard).filter(pl.col(SUBJECT) == subject_id))
         for shard in dataset.shards
     ]
     parts = [part for part in parts if part.height]

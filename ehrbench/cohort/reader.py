@@ -64,9 +64,22 @@ def _file_batches(path: Path, columns: list[str]) -> Iterator[pa.Table]:
     pool = pa.default_memory_pool()
     unreleased = 0
     with pq.ParquetFile(path, read_dictionary=encoded) as reader:
-        for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
+        batches = reader.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False)
+        while batch := _next_batch(path, batches):
             yield pa.Table.from_batches([batch])
             unreleased += batch.num_rows
             if unreleased >= RELEASE_ROWS:
                 pool.release_unused()
                 unreleased = 0
+
+
+def _next_batch(path: Path, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatch | None:
+    """The next batch, or None at the end; a page that cannot be decoded names the shard.
+
+    The footer was checked when the dataset was opened, but a damaged data page shows only when
+    it is read.
+    """
+    try:
+        return next(batches, None)
+    except (OSError, pa.ArrowException) as exc:
+        raise EhrbenchError(f"{path} is not a readable parquet event shard ({exc}).") from exc

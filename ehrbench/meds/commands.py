@@ -23,6 +23,10 @@ def _sizes_text(splits) -> str:
 
 
 def _info(args: argparse.Namespace) -> int:
+    if args.top < 0:
+        raise EhrbenchError(
+            f"--top {args.top} is negative: expected how many codes to list (0 or more)."
+        )
     dataset = open_dataset(args.dir, deep=not args.quick)
     summary = summarize(dataset, top=args.top)
     if args.json:

@@ -19,8 +19,11 @@ from ehrbench.errors import EhrbenchError
 from ehrbench.meds.splits import DEFAULT_FRACTIONS, hash_splits
 from ehrbench.meds.validate import (
     check_dataset_json,
+    check_shard_footer,
+    list_shards,
     read_codes,
     read_subject_splits,
+    reading,
     validate_dataset,
 )
 
@@ -47,8 +50,22 @@ class MedsDataset:
 
     def subject_ids(self) -> pl.Series:
         """Every distinct subject_id in the data, sorted (reads only that column)."""
-        ids = [self.scan(s).select(pl.col("subject_id").unique()).collect() for s in self.shards]
-        return pl.concat(ids).get_column("subject_id").unique().sort()
+        return (
+            pl.concat(
+                [
+                    self.collect(s, self.scan(s).select(pl.col("subject_id").unique()))
+                    for s in self.shards
+                ]
+            )
+            .get_column("subject_id")
+            .unique()
+            .sort()
+        )
+
+    def collect(self, shard: Path, query: pl.LazyFrame) -> pl.DataFrame:
+        """Run `query` on `shard` (one of `scan(shard)`); a damaged page names the shard."""
+        with reading(shard):
+            return query.collect()
 
     def metadata(self) -> dict:
         """The validated `metadata/dataset.json`, or `{}` when the dataset has none."""
@@ -91,7 +108,24 @@ class MedsDataset:
 def open_dataset(path: str | Path, *, validate: bool = True, deep: bool = True) -> MedsDataset:
     """Open the MEDS dataset folder at `path`, validating it unless `validate=False`.
 
-    `deep=False` skips the costlier sort-order and code-coverage checks (see `validate_dataset`).
+    The cheap checks, from each shard's parquet footer (no stray file in `data/`, every shard
+    readable with the MEDS columns and types, no null `subject_id`/`code`, no infinite
+    `numeric_value`), always run: every reader refuses what `ehrbench validate` refuses there.
+    `validate=False` skips only the checks that read whole columns; `deep=False` skips the
+    costlier sort-order and code-coverage checks (see `ehrbench.meds.validate`).
+
+    >>> import tempfile
+    >>> from ehrbench.synth import generate_dataset
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = generate_dataset(f"{tmp.name}/meds", n_subjects=20, seed=0).root
+    >>> len(open_dataset(root).shards)
+    3
+    >>> (root / "data" / "notes.txt").write_text("stray")
+    5
+    >>> open_dataset(root, validate=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ehrbench.errors.EhrbenchError: ...notes.txt is not a parquet event shard ...
+    >>> tmp.cleanup()
     """
     root = Path(path)
     if not root.is_dir():
@@ -102,9 +136,17 @@ def open_dataset(path: str | Path, *, validate: bool = True, deep: bool = True) 
             f"{root} is not a MEDS dataset folder: expected a `data/` subfolder holding the "
             "event shards (`data/**/*.parquet`)."
         )
-    shards = tuple(sorted(data_dir.rglob("*.parquet")))
+    metadata_dir = root / "metadata"
+    if metadata_dir.exists() and not metadata_dir.is_dir():
+        raise EhrbenchError(
+            f"{metadata_dir} is not a folder: MEDS keeps dataset.json, codes.parquet and "
+            "subject_splits.parquet in a `metadata/` folder (which may be left out)."
+        )
+    shards = list_shards(data_dir)
     if not shards:
         raise EhrbenchError(f"{data_dir} holds no parquet shards: expected `data/**/*.parquet`.")
+    for shard in shards:
+        check_shard_footer(shard)
     dataset = MedsDataset(root=root, shards=shards)
     if validate:
         validate_dataset(dataset, deep=deep)

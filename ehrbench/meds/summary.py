@@ -6,6 +6,7 @@ import polars as pl
 
 from ehrbench.meds.dataset import MedsDataset
 from ehrbench.meds.splits import split_sizes
+from ehrbench.meds.validate import reading
 
 _TIME = pl.col("time")
 
@@ -21,7 +22,8 @@ def _shard_summary(dataset: MedsDataset, shard) -> tuple[pl.DataFrame, pl.DataFr
         last_time=_TIME.max(),
     )
     codes = lf.group_by("code").agg(rows=pl.len())
-    stats_df, codes_df = pl.collect_all([stats, codes])
+    with reading(shard):
+        stats_df, codes_df = pl.collect_all([stats, codes])
     return stats_df, codes_df
 
 

@@ -1,15 +1,28 @@
 """Validation of a MEDS 0.4 dataset folder against the `meds` schemas and the MEDS invariants.
 
-Checks, shard by shard (each shard is scanned lazily, only the columns a check needs):
+Two tiers. The cheap checks (`list_shards`, `check_shard_footer`) read only each shard's parquet
+footer, so every reader runs them whenever it opens a dataset (`open_dataset`, even with
+`validate=False`):
 
-- the Arrow schema of every shard against `meds.DataSchema` (required columns and their types);
-- no null `subject_id` or `code`;
+- `data/` holds parquet shards and sub-folders only: no other file (it would be silently
+  ignored), no dangling symbolic link, no folder named `*.parquet`;
+- every shard is a readable parquet file whose Arrow schema matches `meds.DataSchema` (required
+  columns and their types);
+- no null `subject_id` or `code` and no infinite `numeric_value`, decided from the footer's
+  row-group statistics (null counts, min/max); a shard written without statistics has those
+  columns scanned instead.
+
+The full checks (`validate_dataset`) read whole columns, shard by shard (lazily, only the columns a
+check needs):
+
 - deep checks (on by default): rows sorted by `subject_id` then `time`, static rows (null `time`)
   first within a subject, and every data code listed in `metadata/codes.parquet` when present;
+- implausible times, a warning with a count (the data is still valid): events before the year
+  1800 or from the year 2300 on, and (deep) events before the subject's `MEDS_BIRTH`;
 - across shards: a subject lives in exactly one shard;
 - metadata: `dataset.json` against `meds.DatasetMetadataSchema`, `codes.parquet` against
   `meds.CodeMetadataSchema`, `subject_splits.parquet` against `meds.SubjectSplitSchema`, one split
-  per subject and a split for every subject in the data.
+  per subject, a split for every subject in the data and no split row for a subject with no data.
 
 Arrow's `string` and `large_string` (and `list`/`large_list`) are accepted for one another: parquet
 stores both as the same UTF-8 byte arrays, and polars writes the `large_` variants. Every other type
@@ -19,7 +32,12 @@ the file, the column and, for the invariants, the first offending subject.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +52,18 @@ from ehrbench.errors import EhrbenchError
 if TYPE_CHECKING:
     from ehrbench.meds.dataset import MedsDataset
 
+log = logging.getLogger(__name__)
+
 _SUBJECT = pl.col("subject_id")
 _TIME = pl.col("time")
+_VALUE = pl.col("numeric_value")
+# Times outside [1800, 2300) are warned about, not refused: no living record starts before
+# 1800, and 2300 leaves room for de-identified datasets that shift dates into the future
+# (MIMIC-IV's shifted years reach past 2200).
+PLAUSIBLE_TIMES = (dt.datetime(1800, 1, 1), dt.datetime(2300, 1, 1))
+# Columns that must hold no null (meds.DataSchema) and the one that must hold no infinity.
+_NON_NULL = ("subject_id", "code")
+_FINITE = "numeric_value"
 
 
 def _same_modulo_large(got: pa.DataType, want: pa.DataType) -> bool:
@@ -75,22 +103,136 @@ def _schema_error(path: Path, what: str, schema_cls: type, exc: SchemaValidation
     return f"{path} does not match {what}: {detail}."
 
 
-def _read_schema(path: Path) -> pa.Schema:
+def list_shards(data_dir: Path) -> tuple[Path, ...]:
+    """The parquet event shards under `data_dir`, sorted; refuse anything else found there.
+
+    A file that is not `*.parquet` would be silently skipped by every reader, a dangling link or a
+    folder named `*.parquet` would fail later with an unhelpful message: each is an error here.
+    """
+    shards = []
+    for path in sorted(data_dir.rglob("*")):
+        if path.is_dir():
+            if path.suffix == ".parquet":
+                raise EhrbenchError(
+                    f"{path} is a folder, not a parquet event shard: a MEDS `data/` folder holds "
+                    "`*.parquet` files and sub-folders not named `*.parquet`."
+                )
+            continue
+        if path.is_symlink() and not path.exists():
+            raise EhrbenchError(
+                f"{path} is a symbolic link to {os.readlink(path)}, which does not exist: "
+                "expected a parquet event shard. Remove the link or restore its target."
+            )
+        if path.suffix != ".parquet" or not path.is_file():
+            raise EhrbenchError(
+                f"{path} is not a parquet event shard (a regular `*.parquet` file) but lies in "
+                f"{data_dir}, where it would be silently ignored: move it out of the data folder."
+            )
+        shards.append(path)
+    return tuple(shards)
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn a failure to decode `path` while reading it into the message naming the file.
+
+    The footer is checked when a dataset is opened, but a damaged data page shows only when it is
+    read: wrap each collect of a shard's rows in this.
+    """
     try:
-        return pq.read_schema(path)
+        yield
+    except (OSError, pa.ArrowException, pl.exceptions.ComputeError) as exc:
+        raise EhrbenchError(f"{path} is not a readable parquet file ({exc}).") from exc
+
+
+def _read_footer(path: Path) -> pq.FileMetaData:
+    try:
+        return pq.read_metadata(path)
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise EhrbenchError(f"{path} is not a readable parquet file ({exc}).") from exc
 
 
-def check_shard_schema(path: Path) -> None:
-    """Check one event shard's columns and types against `meds.DataSchema`."""
-    schema = _normalise(_read_schema(path), meds.DataSchema.schema())
+def check_shard_footer(path: Path) -> None:
+    """The cheap checks of one event shard, from its parquet footer alone (see the module doc).
+
+    Raises `EhrbenchError` naming the file and the column, with the message `validate` gives.
+    """
+    footer = _read_footer(path)
+    _check_data_schema(path, footer.schema.to_arrow_schema())
+    nulls = {col: _footer_nulls(footer, col) for col in _NON_NULL}
+    infinite = _footer_has_infinity(footer, _FINITE)
+    unknown = [col for col, n in nulls.items() if n is None]
+    if unknown or infinite is None:
+        # No statistics in the footer: count by scanning just those columns.
+        exprs = [pl.col(col).null_count().alias(col) for col in unknown]
+        exprs.append(_VALUE.is_infinite().any().alias(_FINITE))
+        with reading(path):
+            counts = pl.scan_parquet(path, glob=False).select(exprs).collect().row(0, named=True)
+        nulls.update({col: counts[col] for col in unknown})
+        infinite = counts[_FINITE]
+    for col, count in nulls.items():
+        if count:
+            raise EhrbenchError(
+                f"{path}: column `{col}` has {count} null value(s); "
+                "meds.DataSchema requires it to be non-null on every row."
+            )
+    if infinite:
+        raise _infinity_error(path)
+
+
+def _check_data_schema(path: Path, schema: pa.Schema) -> None:
+    """Check one event shard's Arrow schema against `meds.DataSchema`."""
     try:
-        meds.DataSchema.validate(schema)
+        meds.DataSchema.validate(_normalise(schema, meds.DataSchema.schema()))
     except SchemaValidationError as exc:
         raise EhrbenchError(
             _schema_error(path, "the MEDS data schema (meds.DataSchema)", meds.DataSchema, exc)
         ) from exc
+
+
+def _column_statistics(footer: pq.FileMetaData, column: str) -> list | None:
+    """(row count, statistics) of `column` in each row group; None if a group has none."""
+    names = footer.schema.names
+    if column not in names:
+        return []
+    index = names.index(column)
+    groups = [footer.row_group(i) for i in range(footer.num_row_groups)]
+    stats = [(group.num_rows, group.column(index).statistics) for group in groups]
+    return None if any(s is None or not s.has_null_count for _, s in stats) else stats
+
+
+def _footer_nulls(footer: pq.FileMetaData, column: str) -> int | None:
+    """Nulls in `column` by the footer's statistics, or None when the footer does not say."""
+    stats = _column_statistics(footer, column)
+    return None if stats is None else sum(s.null_count for _, s in stats)
+
+
+def _footer_has_infinity(footer: pq.FileMetaData, column: str) -> bool | None:
+    """Whether `column` holds +-inf by the footer's min/max, or None when the footer does not say.
+
+    Parquet writers leave NaN out of min/max but keep infinities, so min/max bound every
+    non-null, non-NaN value of the row group.
+    """
+    stats = _column_statistics(footer, column)
+    if stats is None:
+        return None
+    found = False
+    for rows, s in stats:
+        if not s.has_min_max:
+            if s.null_count < rows:  # values, but no bounds recorded for them
+                return None
+            continue
+        found = found or s.min == float("-inf") or s.max == float("inf")
+    return found
+
+
+def _infinity_error(path: Path) -> EhrbenchError:
+    with reading(path):
+        count = pl.scan_parquet(path, glob=False).select(_VALUE.is_infinite().sum()).collect()
+    return EhrbenchError(
+        f"{path}: column `numeric_value` has {count.item()} infinite value(s) (+inf or -inf); "
+        "expected finite numbers, or null where a code has no value."
+    )
 
 
 def _first_row(condition: pl.Expr) -> pl.Expr:
@@ -98,18 +240,22 @@ def _first_row(condition: pl.Expr) -> pl.Expr:
 
 
 def _shard_stats(lf: pl.LazyFrame, deep: bool) -> pl.LazyFrame:
-    """One row of counts and, when `deep`, the first row index breaking each sort rule."""
+    """One row of implausible-time counts and, when `deep`, the first row breaking each sort
+    rule."""
+    early, late = PLAUSIBLE_TIMES
     exprs = [
-        _SUBJECT.null_count().alias("null_subject_id"),
-        pl.col("code").null_count().alias("null_code"),
+        _TIME.lt(early).sum().alias("before_1800"),
+        _TIME.ge(late).sum().alias("from_2300"),
     ]
     if deep:
+        birth = _TIME.filter(pl.col("code") == meds.birth_code).min().over("subject_id")
         prev_subject, prev_time = _SUBJECT.shift(1), _TIME.shift(1)
         same = prev_subject == _SUBJECT
         exprs += [
             _first_row(prev_subject > _SUBJECT).alias("subject_order"),
             _first_row(same & _TIME.is_null() & prev_time.is_not_null()).alias("static_late"),
             _first_row(same & (prev_time > _TIME)).alias("time_order"),
+            _TIME.lt(birth).sum().alias("before_birth"),
         ]
     return lf.with_row_index("_row").select(exprs)
 
@@ -136,21 +282,37 @@ def _sort_error(path: Path, lf: pl.LazyFrame, rule: str, row: int) -> EhrbenchEr
 
 
 def check_shard_rows(path: Path, deep: bool = True) -> pl.Series:
-    """Check nulls and (when `deep`) sort order of one shard; return its distinct subject ids."""
+    """Check (when `deep`) the sort order of one shard, warn on implausible times; return its
+    distinct subject ids."""
     lf = pl.scan_parquet(path, glob=False)
-    stats, subjects = pl.collect_all([_shard_stats(lf, deep), lf.select(_SUBJECT.unique())])
+    with reading(path):
+        stats, subjects = pl.collect_all([_shard_stats(lf, deep), lf.select(_SUBJECT.unique())])
     row = stats.row(0, named=True)
-    for col in ("subject_id", "code"):
-        if row[f"null_{col}"]:
-            raise EhrbenchError(
-                f"{path}: column `{col}` has {row[f'null_{col}']} null value(s); "
-                "meds.DataSchema requires it to be non-null on every row."
-            )
+    _warn_implausible_times(path, row)
     if deep:
         for rule in ("subject_order", "static_late", "time_order"):
             if row[rule] is not None:
                 raise _sort_error(path, lf, rule, row[rule])
     return subjects.get_column("subject_id")
+
+
+def _warn_implausible_times(path: Path, counts: dict) -> None:
+    """Log a warning for each kind of implausible time `_shard_stats` counted in `path`."""
+    early, late = PLAUSIBLE_TIMES
+    what = {
+        "before_1800": f"before {early:%Y-%m-%d}",
+        "from_2300": f"on or after {late:%Y-%m-%d}",
+        "before_birth": f"before the subject's {meds.birth_code} event",
+    }
+    for key, when in what.items():
+        if counts.get(key):
+            log.warning(
+                "%s: %d event(s) in column `time` are %s; check the source's dates "
+                "(the data is still read as it is).",
+                path,
+                counts[key],
+                when,
+            )
 
 
 def check_one_shard_per_subject(shard_subjects: dict[Path, pl.Series]) -> None:
@@ -231,11 +393,20 @@ def read_subject_splits(path: Path) -> pl.DataFrame:
 
 
 def _check_splits_cover(path: Path, splits: pl.DataFrame, subjects: pl.Series) -> None:
-    missing = subjects.filter(~subjects.is_in(splits.get_column("subject_id").implode()))
+    """Every subject of the data has a split, and every split row a subject in the data."""
+    listed = splits.get_column("subject_id")
+    missing = subjects.filter(~subjects.is_in(listed.implode()))
     if missing.len():
         raise EhrbenchError(
             f"{path}: subject {missing.sort().item(0)} of the data has no row in column "
             f"`subject_id` ({missing.len()} subject(s) missing); every subject needs a split."
+        )
+    absent = listed.filter(~listed.is_in(subjects.implode()))
+    if absent.len():
+        raise EhrbenchError(
+            f"{path}: column `subject_id` names subject {absent.sort().item(0)}, which has no "
+            f"event in the data ({absent.len()} such subject(s)); the splits must list exactly "
+            "the subjects of `data/`."
         )
 
 
@@ -243,13 +414,9 @@ def _check_codes_cover(dataset: MedsDataset, codes: pl.DataFrame) -> None:
     """Every code used in the data must be listed in `codes.parquet` (the MEDS guarantee)."""
     known = codes.get_column("code").unique().implode()
     for shard in dataset.shards:
-        unknown = (
-            dataset.scan(shard)
-            .select(pl.col("code").unique())
-            .filter(~pl.col("code").is_in(known))
-            .sort("code")
-            .collect()
-        )
+        codes = dataset.scan(shard).select(pl.col("code").unique())
+        with reading(shard):
+            unknown = codes.filter(~pl.col("code").is_in(known)).sort("code").collect()
         if unknown.height:
             raise EhrbenchError(
                 f"{shard}: code {unknown.item(0, 'code')!r} (column `code`) is not listed in "
@@ -261,11 +428,10 @@ def _check_codes_cover(dataset: MedsDataset, codes: pl.DataFrame) -> None:
 def validate_dataset(dataset: MedsDataset, *, deep: bool = True) -> None:
     """Check `dataset` against the MEDS 0.4 schemas and invariants; raise `EhrbenchError` if not.
 
-    `deep=False` skips the sort-order and code-coverage checks (the costly ones), keeping the
-    schema, null, one-shard-per-subject and metadata checks.
+    The cheap per-shard checks already ran when `dataset` was opened (`open_dataset`). `deep=False`
+    skips the sort-order, birth and code-coverage checks (the costly ones), keeping the
+    one-shard-per-subject, implausible-year and metadata checks.
     """
-    for shard in dataset.shards:
-        check_shard_schema(shard)
     shard_subjects = {shard: check_shard_rows(shard, deep) for shard in dataset.shards}
     check_one_shard_per_subject(shard_subjects)
     root = dataset.root
