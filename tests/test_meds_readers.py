@@ -215,7 +215,7 @@ def _damaged_pages(root: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("verb", ["info", "validate", "cohort extract"])
+@pytest.mark.parametrize("verb", ["info", "validate", "cohort extract", "featurize"])
 def test_a_damaged_data_page_names_the_shard(good, tmp_path, capsys, verb):
     root = tmp_path / "meds"
     shutil.copytree(good[0], root)

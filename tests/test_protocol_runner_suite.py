@@ -174,7 +174,7 @@ def test_missing_and_malformed_suite_files(tmp_path):
         load_suite(tmp_path / "absent.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [logreg\n", encoding="utf-8")
-    with pytest.raises(EhrbenchError, match="is not valid YAML"):
+    with pytest.raises(EhrbenchError, match=r"bad.yaml \(line 2\): not valid YAML"):
         load_suite(bad)
     listed = tmp_path / "list.yaml"
     listed.write_text("- a\n- b\n", encoding="utf-8")
@@ -219,3 +219,20 @@ def test_a_shipped_suite_is_found_by_name_and_writes_beside_the_user(tmp_path, m
     assert load_suite("demo", ["output=elsewhere"]).output == tmp_path / "elsewhere"
     with pytest.raises(EhrbenchError, match="did you mean 'demo'"):
         load_suite("dmeo")
+
+
+def test_a_large_suite_loads_and_an_alias_bomb_does_not(tmp_path):
+    """Over 10,000 YAML nodes with no alias is fine; an alias bomb is refused before it grows."""
+    base = (REPO_TASKS / "demo.yaml").read_text(encoding="utf-8")
+    grid = "\n".join(f"    - {{C: {1 + i / 1000}}}" for i in range(3_500))  # 10,500+ nodes
+    large = tmp_path / "tasks" / "large.yaml"
+    large.parent.mkdir()
+    (tmp_path / "cohorts").symlink_to(REPO_TASKS.parent / "cohorts")
+    large.write_text(base.replace("grids:\n", f"grids:\n  random_forest:\n{grid}\n"), "utf-8")
+    assert load_suite(large, ["models=[logreg]"]).name == "demo"
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(EhrbenchError, match="alias"):
+        load_suite(bomb)

@@ -1,7 +1,7 @@
 """Load a cohort config (ACES task-configuration YAML) into checked, immutable `Cohort` objects.
 
 `load_cohort` reads the cohort file and an optional predicates file in OmegaConf's YAML dialect
-(`ehrbench.cohort.yaml_source`, which also sets the size limits), applies the predicates file's
+(`ehrbench.yaml_source`, which also sets the size limits), applies the predicates file's
 entries over same-named ones, and runs every load-time check of
 `../shared/spec/cohort-language.md`. Each problem raises `EhrbenchError` naming the file, the YAML
 path (`windows.gap.has.admission`), the line, what was expected and, for a misspelt name, the
@@ -51,9 +51,9 @@ from ehrbench.cohort.syntax import (
     parse_expr,
     parse_has_range,
 )
-from ehrbench.cohort.yaml_source import Keys, YamlSource, read_yaml
 from ehrbench.durations import parse_duration
 from ehrbench.errors import EhrbenchError, did_you_mean
+from ehrbench.yaml_source import Keys, YamlSource, read_yaml
 
 __all__ = ["load_cohort", "parse_boundary", "parse_duration"]
 

@@ -22,6 +22,7 @@ import polars as pl
 from ehrbench.errors import EhrbenchError
 from ehrbench.logs import progress
 from ehrbench.meds import MedsDataset
+from ehrbench.meds.validate import reading
 
 BIRTH_CODE = "MEDS_BIRTH"
 # Events handled at once: bounds memory (roughly 150 bytes per event at the peak).
@@ -61,11 +62,13 @@ def rows_by_shard(
 def _shard_subjects(dataset: MedsDataset) -> list[pl.DataFrame]:
     """For each shard, its subjects and their event counts (reads only `subject_id`)."""
     return [
-        dataset.scan(shard)
-        .group_by(pl.col("subject_id").cast(pl.Int64))
-        .agg(pl.len().alias("n_events"))
-        .sort("subject_id")
-        .collect()
+        dataset.collect(
+            shard,
+            dataset.scan(shard)
+            .group_by(pl.col("subject_id").cast(pl.Int64))
+            .agg(pl.len().alias("n_events"))
+            .sort("subject_id"),
+        )
         for shard in dataset.shards
     ]
 
@@ -132,9 +135,11 @@ def read_shard_events(
 ) -> ShardEvents:
     """Read the events of the subjects of `rows` (row, subject_id, t) in `shard` once, mapping
     codes through `code_table` (code, code_idx, ...) and the positions in `static_codes`."""
-    timed, static, births = pl.collect_all(
-        _coded_events(scan_events(dataset, shard, rows["subject_id"]), code_table, static_codes)
+    queries = _coded_events(
+        scan_events(dataset, shard, rows["subject_id"]), code_table, static_codes
     )
+    with reading(shard):  # a damaged data page names the shard
+        timed, static, births = pl.collect_all(queries)
     subjects = sorted_distinct(rows["subject_id"].to_numpy())
     row_subject = np.searchsorted(subjects, rows["subject_id"].to_numpy())
     row_t = rows["t"].to_numpy()

@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -57,6 +56,7 @@ from ehrbench.models.base import check_model_name, model_class
 from ehrbench.models.grid import expand_grid
 from ehrbench.overrides import parse_dotlist
 from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
+from ehrbench.yaml_source import read_yaml
 
 # Allowed keys, nested as in the file; a leaf is None, a section a dict of its keys.
 SCHEMA: dict[str, Any] = {
@@ -260,13 +260,17 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise EhrbenchError(f"Task suite {path} does not exist or is not a file.")
-    try:
-        config = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except (OmegaConfBaseException, yaml.YAMLError, OSError) as exc:
+    """The suite file's settings, read with the cohort configs' YAML limits and messages."""
+    value, _ = read_yaml(path, "task suite")
+    if not isinstance(value, dict):
+        raise EhrbenchError(
+            f"Task suite {path} must be a mapping of settings (dataset, cohorts, models, ...)."
+        )
+    try:  # `${...}` interpolations between settings, as OmegaConf resolves them
+        config = OmegaConf.to_container(OmegaConf.create(value), resolve=True)
+    except OmegaConfBaseException as exc:
         first = str(exc).splitlines()[0]
-        raise EhrbenchError(f"Task suite {path} is not valid YAML: {first}.") from exc
+        raise EhrbenchError(f"Task suite {path}: {first}.") from exc
     if not isinstance(config, dict):
         raise EhrbenchError(
             f"Task suite {path} must be a mapping of settings (dataset, cohorts, models, ...)."

@@ -1,4 +1,4 @@
-"""Read a cohort or predicates YAML file into plain Python values, with the line of every key.
+"""Read a YAML config (cohort, predicates, task suite) into plain values, with each key's line.
 
 The YAML dialect is OmegaConf's (the one ACES reads configs with): its loader resolves `1e5` as a
 number, keeps dates as text, refuses duplicate keys and applies `<<` merge keys. The file is
