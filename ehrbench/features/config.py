@@ -31,3 +31,8 @@ class SequenceConfig:
     def __post_init__(self) -> None:
         if self.max_events < 1:
             raise EhrbenchError(f"max_events is {self.max_events}: it must be at least 1.")
+
+
+@dataclass(frozen=True)
+class EhrshotCountsConfig:
+    """EHRSHOT's count features have no settings: every code, lifetime counts, no minimum."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrbench.errors import EhrbenchError, did_you_mean
-from ehrbench.features.config import SequenceConfig, TabularConfig
+from ehrbench.features.config import EhrshotCountsConfig, SequenceConfig, TabularConfig
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,15 @@ SEQUENCE = FeatureKind(
     builder="ehrbench.features.sequence:build_sequences",
     features="ehrbench.features.sequence:SequenceFeatures",
 )
-FEATURE_KINDS = (TABULAR, SEQUENCE)
+# `protocol: ehrshot`'s features for the tabular models (see `ehrbench.features.ehrshot_counts`).
+EHRSHOT_COUNTS = FeatureKind(
+    name="ehrshot_counts",
+    config_class=EhrshotCountsConfig,
+    outputs=("features.npz", "rows.parquet", "feature_names.parquet"),
+    builder="ehrbench.features.ehrshot_counts:build_ehrshot_counts",
+    features="ehrbench.features.tabular:TabularFeatures",
+)
+FEATURE_KINDS = (TABULAR, SEQUENCE, EHRSHOT_COUNTS)
 
 
 def feature_kind(name: str) -> FeatureKind:

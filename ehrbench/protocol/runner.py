@@ -106,6 +106,7 @@ def execute_run(
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Fit, predict held_out and score one run; return (metrics, predictions, info)."""
     train, tuning = fewshot_rows(data, planned.run, suite.plan)
+    train = suite.train_order(train, planned.run.seed)
     result = fit_and_predict(
         planned.model,
         features,
@@ -116,6 +117,7 @@ def execute_run(
         seed=planned.run.seed,
         grid=suite.grids.get(planned.model),
         overrides=suite.model_params.get(planned.model),
+        refit=suite.refit_settings(planned.model),
     )
     fit, predictions = result.fit, result.predictions
     metrics = evaluate_predictions(predictions, data.resamples, demo, suite.age_bands)
