@@ -36,6 +36,7 @@ the tabular models.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -452,7 +453,7 @@ def _protocol_defaults(
     the suite `given` (merged key by key with `merge`, else replaced); else `given` as it is."""
     if protocol != ehrshot.EHRSHOT:
         return given
-    out = {m: dict(defaults[m]) for m in models if m in defaults}
+    out = {m: copy.deepcopy(defaults[m]) for m in models if m in defaults}
     for model, value in given.items():
         out[model] = {**out.get(model, {}), **value} if merge else value
     return out
