@@ -29,6 +29,7 @@ from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.store import ResultsStore
 from ehrbench.protocol.suite import load_suite
 from ehrbench.report.build import build_report
+from ehrbench.report.tables import at_all, load_results, overall
 
 # EHRSHOT's grids as its code writes them (utils.py), with the keys its script adds.
 EHRSHOT_LGBM = {
@@ -319,3 +320,10 @@ def test_the_default_protocol_writes_the_same_predictions_as_before(tmp_path, da
         key = (planned.model, str(planned.run.k), planned.run.seed)
         found[key] = (planned.key.config_hash, hashlib.sha256(csv).hexdigest()[:16])
     assert found == DEFAULT_RUNS
+
+
+def test_the_leaderboard_at_all_is_the_mean_over_seeds(ehrshot_grid):
+    folder = load_results(ehrshot_grid[0].output)
+    runs = overall(folder, "auroc").filter(pl.col("k") == ALL)
+    assert runs.height == 2  # seeds 0 and 1
+    assert at_all(folder, "auroc")["value"].to_list() == [runs["value"].mean()]
