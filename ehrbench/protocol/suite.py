@@ -148,7 +148,9 @@ class Suite:
         """Settings the chosen hyperparameters are refitted with, or None (keep the fit)."""
         return ehrshot.REFIT.get(model) if self.protocol == ehrshot.EHRSHOT else None
 
-    def feature_config(self, kind: FeatureKind) -> TabularConfig | SequenceConfig:
+    def feature_config(
+        self, kind: FeatureKind
+    ) -> TabularConfig | SequenceConfig | EhrshotCountsConfig:
         """The suite's settings of `kind` (section `features.<kind name>`, field of that name)."""
         return getattr(self, kind.name)
 
