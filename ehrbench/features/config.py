@@ -38,3 +38,8 @@ class RepresentationConfig:
     """Settings of a frozen representation: the file of embeddings, one per label row."""
 
     file: str | None = None
+
+
+@dataclass(frozen=True)
+class EhrshotCountsConfig:
+    """EHRSHOT's count features have no settings: every code, lifetime counts, no minimum."""

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ehrbench.errors import EhrbenchError, did_you_mean
-from ehrbench.features.config import RepresentationConfig, SequenceConfig, TabularConfig
+from ehrbench.features.config import (
+    EhrshotCountsConfig,
+    RepresentationConfig,
+    SequenceConfig,
+    TabularConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,15 @@ REPRESENTATION = FeatureKind(
     builder="ehrbench.features.representation:build_representation",
     features="ehrbench.features.representation:RepresentationFeatures",
 )
-FEATURE_KINDS = (TABULAR, SEQUENCE, REPRESENTATION)
+# `protocol: ehrshot`'s features for the tabular models (see `ehrbench.features.ehrshot_counts`).
+EHRSHOT_COUNTS = FeatureKind(
+    name="ehrshot_counts",
+    config_class=EhrshotCountsConfig,
+    outputs=("features.npz", "rows.parquet", "feature_names.parquet"),
+    builder="ehrbench.features.ehrshot_counts:build_ehrshot_counts",
+    features="ehrbench.features.tabular:TabularFeatures",
+)
+FEATURE_KINDS = (TABULAR, SEQUENCE, REPRESENTATION, EHRSHOT_COUNTS)
 
 
 def feature_kind(name: str) -> FeatureKind:

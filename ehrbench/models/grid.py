@@ -6,7 +6,10 @@ to the earlier setting, so the choice is deterministic.
 
 Refit rule: the protocol refits the chosen setting on the training rows, with the tuning rows for
 early stopping. Fitting is deterministic for a seed, so that refit is exactly the model already
-fitted for the chosen setting during the search; it is kept rather than recomputed.
+fitted for the chosen setting during the search; it is kept rather than recomputed. With
+`refit` settings (EHRSHOT's protocol: its refit drops the search estimator's arguments, so
+logistic regression refits with scikit-learn's `max_iter=100`), the chosen setting is fitted
+again on the training rows with those settings in place.
 
 `held_out` rows never reach this module: it takes the train and tuning subsets only.
 """
@@ -87,8 +90,10 @@ def select_and_fit(
     seed: int,
     grid: list[dict[str, Any]] | None = None,
     overrides: dict[str, Any] | None = None,
+    refit: dict[str, Any] | None = None,
 ) -> FitResult:
-    """Search the grid by tuning AUROC and return the chosen fitted model.
+    """Search the grid by tuning AUROC and return the chosen fitted model (refitted with the
+    `refit` settings in place, when given).
 
     Both the training and the tuning rows must hold both classes (AUROC is undefined otherwise);
     `Model.fit` raises an `EhrbenchError` saying which set lacks which class. Works down to one
@@ -106,6 +111,8 @@ def select_and_fit(
         logger.debug("%s %d/%d %s: tuning AUROC %.4f", name, number, len(settings), setting, score)
         if best is None or score > best_score:
             best, best_score = model, score
+    if refit:
+        best = model_cls(**{**best.params, **refit}).fit(train, y_train, tuning, y_tuning, seed)
     return FitResult(
         model=best, params=dict(best.params), tuning_auroc=best_score, grid_scores=scores
     )

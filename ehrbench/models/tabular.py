@@ -48,7 +48,8 @@ class RandomForestParams:
 
 @dataclass(frozen=True)
 class LightGBMParams:
-    """Boosting settings; `n_estimators` is the most rounds before early stopping."""
+    """Boosting settings; `n_estimators` is the most rounds before early stopping, or exactly
+    the rounds without it (`early_stopping: false`, EHRSHOT's way)."""
 
     learning_rate: float = 0.1
     num_leaves: int = 31
@@ -59,6 +60,7 @@ class LightGBMParams:
     n_estimators: int = 500
     early_stopping_rounds: int = 25
     num_threads: int = 1
+    early_stopping: bool = True
 
 
 class _SklearnModel(Model):
@@ -194,11 +196,17 @@ class LightGBMModel(Model):
     def _fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
     ) -> None:
-        """Boost on the training rows; stop when the tuning log loss stops improving."""
+        """Boost on the training rows; stop when the tuning log loss stops improving (or run
+        every round, tuning rows unused, without early stopping)."""
         params = self._train_params(train.matrix.shape[0], seed)
         train_set = lgb.Dataset(
             train.matrix, label=np.asarray(y_train, dtype=np.float32), params=params
         )
+        if not self.hyperparameters.early_stopping:
+            self.booster = lgb.train(
+                params, train_set, num_boost_round=self.hyperparameters.n_estimators
+            )
+            return
         # The tuning set reuses the training bins, so nothing is fitted on tuning rows.
         tuning_set = lgb.Dataset(
             tuning.matrix, label=np.asarray(y_tuning, dtype=np.float32), reference=train_set

@@ -49,12 +49,14 @@ def fit_and_predict(
     seed: int,
     grid: list[dict[str, Any]] | None = None,
     overrides: dict[str, Any] | None = None,
+    refit: dict[str, Any] | None = None,
 ) -> RunResult:
     """Choose and fit model `name` on the `train`/`tuning` rows, then predict the `held_out` rows.
 
     `features` and `labels` hold every row (label order); `train`, `tuning` and `held_out` are
     row indices into them. The grid (default: the model's own, with `overrides` fixed in each
-    setting) is searched by tuning AUROC; the predictions are in meds-evaluation form.
+    setting) is searched by tuning AUROC; `refit` settings, when given, replace the chosen
+    setting's in a final fit on the train rows. The predictions are in meds-evaluation form.
 
     >>> from datetime import datetime
     >>> import numpy as np, polars as pl, scipy.sparse as sp
@@ -86,6 +88,7 @@ def fit_and_predict(
         seed,
         grid=grid,
         overrides=overrides,
+        refit=refit,
     )
     probabilities = fit.model.predict_proba(take_rows(features, held_out))
     predictions = make_predictions(labels[held_out], probabilities)

@@ -14,7 +14,9 @@ For one label array (the `train` rows, or separately the `tuning` rows) and one 
 Because every k reads a prefix of one fixed list of length `MAX_K`, a smaller k is always a
 subset of a larger k (also when a class is short: k <= n_class takes distinct rows, larger k
 adds replacement draws after all n_class rows). A class absent from the labels contributes no
-rows. `k = "all"` is every row, and runs once (its result stands for every replicate seed).
+rows. `k = "all"` is every row, and runs once (its result stands for every replicate seed), or
+once per seed with `all_per_seed` (EHRSHOT's protocol: the seed then changes only the shuffle and
+the models' random state).
 
 The sampler only ever sees the train or tuning labels it is given: held_out rows cannot enter.
 """
@@ -106,10 +108,12 @@ class FewShotRun:
 
 @dataclass(frozen=True)
 class FewShotPlan:
-    """The (k, seed) runs of a few-shot grid; `all` runs once, with the first seed."""
+    """The (k, seed) runs of a few-shot grid; `all` runs once, with the first seed, unless
+    `all_per_seed`."""
 
     ks: tuple[K, ...] = K_VALUES
     seeds: tuple[int, ...] = DEFAULT_SEEDS
+    all_per_seed: bool = False
 
     def __post_init__(self) -> None:
         ks = [parse_k(k) for k in self.ks]
@@ -123,22 +127,29 @@ class FewShotPlan:
         object.__setattr__(self, "seeds", tuple(seeds))
 
     @classmethod
-    def from_config(cls, ks: Sequence[object], seeds: Sequence[object]) -> FewShotPlan:
+    def from_config(
+        cls, ks: Sequence[object], seeds: Sequence[object], all_per_seed: bool = False
+    ) -> FewShotPlan:
         """A plan from config values (k as int, digit string or "all")."""
-        return cls(tuple(ks), tuple(seeds))
+        return cls(tuple(ks), tuple(seeds), all_per_seed)
 
     @property
     def runs(self) -> tuple[FewShotRun, ...]:
-        """Every run, by ascending k then seed; `all` once with the first seed."""
+        """Every run, by ascending k then seed; `all` once with the first seed (unless
+        `all_per_seed`)."""
         return tuple(
             FewShotRun(k, seed)
             for k in self.ks
-            for seed in (self.seeds[:1] if k == ALL else self.seeds)
+            for seed in (self.seeds[:1] if self._shared(k) else self.seeds)
         )
 
     def replicates(self, run: FewShotRun) -> tuple[int, ...]:
-        """The replicate seeds a run's result stands for (all of them for `all`)."""
-        return self.seeds if run.k == ALL else (run.seed,)
+        """The replicate seeds a run's result stands for (all of them for a shared `all`)."""
+        return self.seeds if self._shared(run.k) else (run.seed,)
+
+    def _shared(self, k: K) -> bool:
+        """Whether one run of `k` stands for every seed."""
+        return k == ALL and not self.all_per_seed
 
     def indices(
         self, run: FewShotRun, labels_train: ArrayLike, labels_tuning: ArrayLike

@@ -82,6 +82,7 @@ class Manifest:
     cohort_order: tuple[str, ...]  # JSON objects are written with sorted keys
     skipped_cohorts: dict[str, str]
     runs: RunCounts
+    protocol: str = "ehrbench"
 
     def write(self, folder: str | Path) -> Path:
         """Write `manifest.json` into `folder` (atomically); return its path."""
@@ -115,6 +116,7 @@ class Manifest:
                 cohort_order=tuple(data["cohort_order"]),
                 skipped_cohorts=data["skipped_cohorts"],
                 runs=RunCounts(**data["runs"]),
+                protocol=data.get("protocol", "ehrbench"),  # older manifests: the default
             )
         except (KeyError, TypeError) as exc:
             raise EhrbenchError(

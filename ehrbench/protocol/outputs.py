@@ -190,6 +190,7 @@ def manifest(result: GridResult) -> Manifest:
         runs=RunCounts(
             total=len(result.planned), ok=statuses.count("ok"), failed=statuses.count("failed")
         ),
+        protocol=suite.protocol,
     )
 
 

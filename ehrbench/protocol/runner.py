@@ -107,6 +107,7 @@ def execute_run(
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Fit, predict held_out and score one run; return (metrics, predictions, info)."""
     train, tuning = fewshot_rows(data, planned.run, suite.plan)
+    train = suite.train_order(train, planned.run.seed)
     result = fit_and_predict(
         head_model(planned.model),
         features,
@@ -117,6 +118,7 @@ def execute_run(
         seed=planned.run.seed,
         grid=suite.grids.get(planned.model),
         overrides=suite.model_params.get(planned.model),
+        refit=suite.refit_settings(planned.model),
     )
     fit, predictions = result.fit, result.predictions
     metrics = evaluate_predictions(predictions, data.resamples, demo, suite.age_bands)

@@ -21,6 +21,7 @@ a default):
     representations: {clmbr: embeddings/clmbr_{cohort}.parquet}   # frozen embeddings
     bootstrap: {resamples: 1000, seed: 0}
     subgroups: {age_bands: [18, 45, 65, 80]}
+    protocol: ehrbench                       # or ehrshot: EHRSHOT's evaluation, see below
     output: ../results/synthetic                          # default: results/<name>
 
 Relative paths written in the file are resolved against the file's folder; relative paths given
@@ -33,28 +34,43 @@ Each entry of `representations` names a file of frozen embeddings (one per label
 `logreg@clmbr`): the tabular model HEAD trained on those embeddings, with HEAD's grid and
 model_params unless `HEAD@NAME` has its own. With `dataset.synthetic`, the dataset is generated
 into `dataset.path` (default: `<output>/dataset`) when that folder does not exist yet.
+
+`protocol: ehrshot` evaluates as EHRSHOT does (`ehrbench.protocol.ehrshot`): its grids and fixed
+model settings (a suite's own `grids` and `model_params` still win), its k list by default,
+`all` once per seed, the k-shot train rows shuffled by the seed, and EHRSHOT's count features for
+the tabular models.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ehrbench.bundled import suite_file
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError, did_you_mean
-from ehrbench.features.config import SequenceConfig, TabularConfig
-from ehrbench.features.kinds import REPRESENTATION, SEQUENCE, TABULAR, FeatureKind, feature_kind
+from ehrbench.features.config import EhrshotCountsConfig, SequenceConfig, TabularConfig
+from ehrbench.features.kinds import (
+    EHRSHOT_COUNTS,
+    REPRESENTATION,
+    SEQUENCE,
+    TABULAR,
+    FeatureKind,
+    feature_kind,
+)
 from ehrbench.features.representation import check_head
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, age_band_labels
 from ehrbench.models.base import check_model_name, model_class
 from ehrbench.models.grid import expand_grid
 from ehrbench.overrides import parse_dotlist
+from ehrbench.protocol import ehrshot
 from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
 from ehrbench.yaml_source import read_yaml
 
@@ -79,6 +95,7 @@ SCHEMA: dict[str, Any] = {
     "representations": None,
     "bootstrap": {"resamples": None, "seed": None},
     "subgroups": {"age_bands": None},
+    "protocol": None,
     "output": None,
 }
 COHORT_PLACEHOLDER = "{cohort}"
@@ -129,16 +146,20 @@ class Suite:
     overrides: tuple[str, ...] = ()
     resolved: dict[str, Any] = field(default_factory=dict, repr=False)
     representations: dict[str, Path] = field(default_factory=dict)
+    protocol: str = ehrshot.DEFAULT_PROTOCOL
+    ehrshot_counts: EhrshotCountsConfig = field(default_factory=EhrshotCountsConfig)
 
     def cohort_path(self, cohort: str) -> Path:
         """The cohort file of `cohort`."""
         return self.cohorts_dir / f"{cohort}.yaml"
 
     def model_kind(self, model: str) -> FeatureKind:
-        """The kind of features the model reads (`HEAD@NAME` reads a representation)."""
+        """The kind of features the model reads: `HEAD@NAME` reads a representation; under
+        `protocol: ehrshot`, tabular models read EHRSHOT's count features."""
         if representation_name(model) is not None:
             return REPRESENTATION
-        return feature_kind(model_class(model).kind)
+        kind = feature_kind(model_class(model).kind)
+        return EHRSHOT_COUNTS if kind is TABULAR and self.protocol == ehrshot.EHRSHOT else kind
 
     def representation_file(self, model: str, cohort: str) -> Path:
         """The embeddings file a `HEAD@NAME` model reads for `cohort`."""
@@ -156,7 +177,17 @@ class Suite:
             for cohort in self.cohorts
         }
 
-    def feature_config(self, kind: FeatureKind) -> TabularConfig | SequenceConfig:
+    def train_order(self, rows: np.ndarray, seed: int) -> np.ndarray:
+        """The k-shot train rows in the order the model sees them (shuffled by EHRSHOT)."""
+        return ehrshot.shuffle_rows(rows, seed) if self.protocol == ehrshot.EHRSHOT else rows
+
+    def refit_settings(self, model: str) -> dict[str, Any] | None:
+        """Settings the chosen hyperparameters are refitted with, or None (keep the fit)."""
+        return ehrshot.REFIT.get(model) if self.protocol == ehrshot.EHRSHOT else None
+
+    def feature_config(
+        self, kind: FeatureKind
+    ) -> TabularConfig | SequenceConfig | EhrshotCountsConfig:
         """The suite's settings of `kind` (section `features.<kind name>`, field of that name)."""
         return getattr(self, kind.name)
 
@@ -167,7 +198,9 @@ class Suite:
 
     def config_hash(self) -> str:
         """A hash of everything in the suite that can change a result (the output path aside)."""
-        settings = {k: v for k, v in self.resolved.items() if k != "output"}
+        settings = {k: v for k, v in self.resolved.items() if k not in ("output", "protocol")}
+        if self.protocol != ehrshot.DEFAULT_PROTOCOL:  # the default keeps the hashes it had
+            settings["protocol"] = self.protocol
         settings["cohort_files"] = {c: file_digest(self.cohort_path(c)) for c in self.cohorts}
         settings["predicates_file"] = file_digest(self.predicates)
         representations = self._representation_digests()
@@ -188,8 +221,10 @@ class Suite:
             features = {"file": file_digest(self.representation_file(model, cohort))}
         else:
             features = self.feature_config(kind).__dict__
+        protocol = {} if self.protocol == ehrshot.DEFAULT_PROTOCOL else {"protocol": self.protocol}
         return json_digest(
             {
+                **protocol,
                 "format": RUN_FORMAT,
                 "cohort_file": file_digest(self.cohort_path(cohort)),
                 "predicates_file": file_digest(self.predicates),
@@ -330,6 +365,7 @@ def load_suite(
     cohorts = _cohorts(config, reader, cohorts_dir)
     representations = _representations(config, reader)
     models = _models(config, reader, representations, cohorts)
+    protocol = _protocol(config, reader)
     return Suite(
         source=path,
         name=name,
@@ -341,11 +377,13 @@ def load_suite(
         cohorts=cohorts,
         models=models,
         baseline=_baseline(config, reader, models),
-        plan=_plan(config, reader),
+        plan=_plan(config, reader, protocol),
         tabular=_feature_config(config, TABULAR, reader),
         sequence=_feature_config(config, SEQUENCE, reader),
-        model_params=_model_params(config, reader, models),
-        grids=_grids(config, reader, models),
+        model_params=_protocol_defaults(
+            protocol, ehrshot.FIXED, _model_params(config, reader, models), models, merge=True
+        ),
+        grids=_protocol_defaults(protocol, ehrshot.GRIDS, _grids(config, reader, models), models),
         resamples=_int(
             config.get("bootstrap") or {}, "resamples", "bootstrap", reader, DEFAULT_RESAMPLES, 1
         ),
@@ -355,6 +393,7 @@ def load_suite(
         overrides=tuple(overrides),
         resolved=config,
         representations=representations,
+        protocol=protocol,
     )
 
 
@@ -533,8 +572,33 @@ def _baseline(config: dict, reader: _Reader, models: tuple[str, ...]) -> str | N
     return baseline
 
 
-def _plan(config: dict, reader: _Reader) -> FewShotPlan:
-    ks = config.get("k", list(K_VALUES))
+def _protocol(config: dict, reader: _Reader) -> str:
+    value = config.get("protocol", ehrshot.DEFAULT_PROTOCOL)
+    if value not in ehrshot.PROTOCOLS:
+        reader.fail(
+            "protocol",
+            f"must be one of {list(ehrshot.PROTOCOLS)}, got {value!r}."
+            + (_hint(value, ehrshot.PROTOCOLS) if isinstance(value, str) else ""),
+        )
+    return value
+
+
+def _protocol_defaults(
+    protocol: str, defaults: dict, given: dict, models: tuple[str, ...], merge: bool = False
+) -> dict:
+    """Under `protocol: ehrshot`, its per-model `defaults` for the suite's models, under what
+    the suite `given` (merged key by key with `merge`, else replaced); else `given` as it is."""
+    if protocol != ehrshot.EHRSHOT:
+        return given
+    out = {m: copy.deepcopy(defaults[m]) for m in models if m in defaults}
+    for model, value in given.items():
+        out[model] = {**out.get(model, {}), **value} if merge else value
+    return out
+
+
+def _plan(config: dict, reader: _Reader, protocol: str) -> FewShotPlan:
+    is_ehrshot = protocol == ehrshot.EHRSHOT
+    ks = config.get("k", list(ehrshot.K_VALUES if is_ehrshot else K_VALUES))
     seeds = config.get("seeds", list(DEFAULT_SEEDS))
     for key, value in (("k", ks), ("seeds", seeds)):
         if not isinstance(value, list):
@@ -544,7 +608,7 @@ def _plan(config: dict, reader: _Reader) -> FewShotPlan:
     except EhrbenchError as exc:
         reader.fail("k", f"is not valid: {exc}")
     try:
-        return FewShotPlan.from_config(ks, seeds)
+        return FewShotPlan.from_config(ks, seeds, all_per_seed=is_ehrshot)
     except EhrbenchError as exc:
         reader.fail("seeds", f"is not valid: {exc}")
 

@@ -106,8 +106,14 @@ def report_blocks(folder: ResultsFolder) -> list[Block]:
     ]
 
 
+PROTOCOL_TEXT = {
+    "ehrbench": "ehrbench",
+    "ehrshot": "ehrshot (EHRSHOT's grids, shuffle, count features; `all` once per seed)",
+}
+
+
 def header(folder: ResultsFolder) -> list[Block]:
-    """Dataset fingerprint, ehrbench version, config hash, date and the grid."""
+    """Protocol, dataset fingerprint, ehrbench version, config hash, date and the grid."""
     m = folder.manifest
     synthetic = m.dataset.synthetic
     dataset = m.dataset.path
@@ -119,6 +125,7 @@ def header(folder: ResultsFolder) -> list[Block]:
     runs = m.runs
     rows = [
         ["suite", Cell(f"{m.suite.name} ({m.suite.file})", text=True)],
+        ["protocol", Cell(PROTOCOL_TEXT.get(m.protocol, m.protocol), text=True)],
         ["overrides", Cell(" ".join(m.suite.overrides) or "none", text=True)],
         ["dataset", Cell(dataset, text=True)],
         ["dataset fingerprint", Cell(m.dataset.fingerprint, text=True)],

@@ -4,7 +4,8 @@ Conventions used throughout the report:
 
 - a learning-curve point is the mean over replicate seeds of the run's value; its band is the
   mean over seeds of the runs' 95% bootstrap interval bounds (the typical uncertainty of one
-  replicate); `k = all` is one run;
+  replicate); `k = all` is one run (under `protocol: ehrshot`, one per seed, averaged the same
+  way; its paired comparison, subgroups and calibration curve show the first seed's run);
 - the macro average of a model at a k is the mean of those points over the cohorts where the
   model has a value at that k (the count of cohorts is reported with it);
 - the win rate of a model against the baseline at a k is the share of cohorts where its
@@ -129,8 +130,14 @@ def ks_present(folder: ResultsFolder) -> list[str]:
 
 
 def at_all(folder: ResultsFolder, metric: str) -> pl.DataFrame:
-    """The k = all runs' value and interval for `metric` per (cohort, model)."""
-    return overall(folder, metric).filter(pl.col("k") == ALL).drop("k", "seed")
+    """The k = all value and interval for `metric` per (cohort, model), seed-mean when `all`
+    ran once per seed."""
+    return (
+        overall(folder, metric)
+        .filter(pl.col("k") == ALL)
+        .group_by("cohort", "model", maintain_order=True)
+        .agg(pl.col("value", "ci_low", "ci_high").mean())
+    )
 
 
 def win_rates(folder: ResultsFolder) -> pl.DataFrame:
@@ -158,18 +165,23 @@ def paired_at(folder: ResultsFolder, k: str) -> pl.DataFrame:
     return folder.paired.filter(pl.col("k") == k).sort("cohort", "model", "seed")
 
 
+def _first_seed(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows of each (cohort, model)'s first seed (`all` may run once per seed)."""
+    return frame.filter(pl.col("seed") == pl.col("seed").min().over("cohort", "model"))
+
+
 def subgroups(folder: ResultsFolder) -> pl.DataFrame:
     """k = all subgroup rows: cohort, model, group, level, metric, value, ci_low, ci_high."""
-    return folder.results.filter((pl.col("k") == ALL) & (pl.col("group") != "all")).select(
-        "cohort", "model", "group", "level", "metric", "value", "ci_low", "ci_high"
-    )
+    return _first_seed(
+        folder.results.filter((pl.col("k") == ALL) & (pl.col("group") != "all"))
+    ).select("cohort", "model", "group", "level", "metric", "value", "ci_low", "ci_high")
 
 
 def calibration_at_all(folder: ResultsFolder) -> pl.DataFrame:
-    """The calibration bins of the k = all runs."""
+    """The calibration bins of the k = all runs (the first seed's)."""
     if "k" not in folder.calibration.columns:
         return folder.calibration
-    return folder.calibration.filter((pl.col("k") == ALL) & (pl.col("n") > 0))
+    return _first_seed(folder.calibration.filter((pl.col("k") == ALL) & (pl.col("n") > 0)))
 
 
 def failed_runs(folder: ResultsFolder) -> pl.DataFrame:
