@@ -33,6 +33,7 @@ VERB_MODULES = {
     "cohorts": "ehrbench.cohort.library_commands",
     "featurize": "ehrbench.features.commands",
     "train": "ehrbench.models.commands",
+    "models": "ehrbench.models.catalog",
     "run": "ehrbench.protocol.commands",
     "demo": "ehrbench.demo",
     "report": "ehrbench.report.commands",

@@ -91,6 +91,8 @@ def test_train_writes_a_run(meds_dir, tmp_path, capsys, model, extra):
     assert sorted(table.column("subject_id").to_pylist()) == held_out
     record = json.loads((out / "hyperparameters.json").read_text())
     assert record["model"] == model and record["seed"] == 0 and record["grid"]
+    cost = record["cost"]
+    assert cost["fit_seconds"] > 0 and cost["predict_seconds"] >= 0 and cost["n_parameters"] > 0
     assert (out / "model" / "model.json").exists()
     if model != "gru":
         assert record["held_out_auroc"] > 0.8

@@ -31,7 +31,8 @@ example:
 overrides: `name=value` fixes a model hyperparameter in every grid setting (the grid then
 searches the others); `features.name=value` sets a feature-builder setting.
 The run folder gets predictions.parquet (meds-evaluation form, held_out rows),
-hyperparameters.json (chosen setting and every grid score) and model/ (the fitted model).
+hyperparameters.json (chosen setting, every grid score, and the cost: fit and predict
+seconds, peak memory MB, trained parameters) and model/ (the fitted model).
 """
 
 
@@ -147,7 +148,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         required=True,
         metavar="NAME",
-        help="logreg, lightgbm, random_forest, gru, lstm or transformer",
+        help="a model: logreg, lightgbm, random_forest, gru, lstm, transformer or a plugin's "
+        "(`ehrbench models` lists them)",
     )
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="new run folder")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

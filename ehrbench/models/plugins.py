@@ -32,7 +32,8 @@ GROUP = "ehrbench.models"
 
 @dataclass(frozen=True)
 class Plugin:
-    """One entry point of the group: a model name, its `module:Class`, and its package."""
+    """One entry point of the group: a model name, its `module:Class`, and its package (the
+    distribution's name and version)."""
 
     name: str
     target: str
@@ -50,7 +51,7 @@ class Plugin:
 
 def _package(entry: EntryPoint) -> str:
     dist = entry.dist
-    return "an unknown package" if dist is None else f"`{dist.name}` {dist.version}"
+    return "(unknown package)" if dist is None else f"{dist.name} {dist.version}"
 
 
 @functools.cache

@@ -394,7 +394,7 @@ def _models(config: dict, reader: _Reader) -> tuple[str, ...]:
         try:
             model_class(name)
         except EhrbenchError as exc:
-            reader.fail("models", f"names an unknown model: {exc}")
+            reader.fail("models", f"names a model that cannot be used: {exc}")
     return tuple(names)
 
 
