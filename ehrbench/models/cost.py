@@ -20,6 +20,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Self
 
+import polars as pl
+
+# The cost columns of a results folder's `runs.csv`, with their types.
+COST_COLUMNS: dict[str, pl.DataType] = {
+    "fit_seconds": pl.Float64(),
+    "predict_seconds": pl.Float64(),
+    "peak_memory_mb": pl.Float64(),
+    "n_parameters": pl.Int64(),
+}
 SAMPLE_SECONDS = 0.005
 _STATM = Path("/proc/self/statm")
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 0.0

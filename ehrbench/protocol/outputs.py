@@ -28,6 +28,7 @@ from ehrbench.io import write_parquet_atomic, write_text_atomic
 from ehrbench.metrics.bootstrap import draw_resamples
 from ehrbench.metrics.calibration import calibration_curve
 from ehrbench.metrics.paired import paired_auroc
+from ehrbench.models.cost import COST_COLUMNS
 from ehrbench.protocol.manifest import (
     BootstrapInfo,
     DatasetInfo,
@@ -39,12 +40,6 @@ from ehrbench.protocol.runner import GridResult, PlannedRun
 from ehrbench.protocol.store import ResultsStore
 
 KEY_COLUMNS = ("run_id", "cohort", "model", "k", "seed")
-COST_COLUMNS: dict[str, pl.DataType] = {
-    "fit_seconds": pl.Float64(),
-    "predict_seconds": pl.Float64(),
-    "peak_memory_mb": pl.Float64(),
-    "n_parameters": pl.Int64(),
-}
 PAIRED_SCHEMA: dict[str, pl.DataType] = {
     "cohort": pl.String(),
     "model": pl.String(),
