@@ -85,6 +85,7 @@ def test_train_writes_a_run(meds_dir, tmp_path, capsys, model, extra):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "tuning AUROC" in captured.out and "held_out AUROC" in captured.out
+    assert "cost: fit " in captured.out and " parameters" in captured.out
     table = pq.read_table(out / "predictions.parquet")
     assert table.schema.equals(PREDICTION_SCHEMA)
     held_out = sorted(s for s in range(1, N_SUBJECTS + 1) if _split(s) == "held_out")

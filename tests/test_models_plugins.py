@@ -24,7 +24,7 @@ from protocol_helpers import COHORT, REPO, tiny_dataset, tiny_suite
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
 from ehrbench.models import base, plugins
-from ehrbench.models.base import Model, model_class, take_rows
+from ehrbench.models.base import Model, model_class, model_names, take_rows
 from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.suite import load_suite
 
@@ -192,6 +192,12 @@ def test_listing_shows_broken_plugins_beside_the_others(tmp_path, monkeypatch, c
         "failed to import: ModuleNotFoundError"
     ) in out
     assert "not a subclass of ehrbench.models.base.Model" in out
+
+
+def test_listing_model_names_imports_no_plugin(tmp_path, monkeypatch):
+    _broken_site(tmp_path, monkeypatch)
+    assert {"broken_import", "broken_shape", "not_a_model", "logreg"} <= set(model_names())
+    assert "broken_models" not in sys.modules
 
 
 def test_a_broken_plugin_is_a_clear_error_naming_it(tmp_path, monkeypatch):

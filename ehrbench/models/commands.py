@@ -123,6 +123,11 @@ def _train(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{k} {v.size:,}" for k, v in indices.items())
     print(f"{args.model}: rows {sizes}; chosen {result.fit.params}")
     print(f"tuning AUROC {result.fit.tuning_auroc:.4f}; held_out AUROC {held_out}")
+    cost = result.cost.as_dict()
+    print(
+        f"cost: fit {cost['fit_seconds']} s, predict {cost['predict_seconds']} s, peak memory "
+        f"{cost['peak_memory_mb']} MB, {cost['n_parameters']:,} parameters"
+    )
     print(f"wrote {out}/predictions.parquet, hyperparameters.json, model/")
     return 0
 
