@@ -242,3 +242,13 @@ def test_a_plugin_named_like_a_built_in_is_an_error_naming_both(tmp_path, monkey
     with pytest.raises(EhrbenchError, match=r"plugin `logreg`.*broken-models 0.2.*built-in model"):
         model_class("logreg")
     assert model_class("lightgbm").name == "lightgbm"
+
+
+def test_two_packages_registering_one_name_is_an_error_naming_both(tmp_path, monkeypatch):
+    _broken_site(tmp_path, monkeypatch)
+    other = tmp_path / "site" / "other_models-1.0.dist-info"
+    other.mkdir()
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: other-models\nVersion: 1.0\n")
+    (other / "entry_points.txt").write_text("[ehrbench.models]\nbroken_shape = other:Model\n")
+    with pytest.raises(EhrbenchError, match="broken-models 0.2 and other-models 1.0"):
+        model_class("broken_shape")
