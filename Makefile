@@ -31,8 +31,8 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check ehrbench tests benchmarks
-	$(BIN)/ruff format --check ehrbench tests benchmarks
+	$(BIN)/ruff check ehrbench tests benchmarks examples
+	$(BIN)/ruff format --check ehrbench tests benchmarks examples
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

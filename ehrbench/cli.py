@@ -34,6 +34,7 @@ VERB_MODULES = {
     "cohorts": "ehrbench.cohort.library_commands",
     "featurize": "ehrbench.features.commands",
     "train": "ehrbench.models.commands",
+    "models": "ehrbench.models.catalog",
     "run": "ehrbench.protocol.commands",
     "evaluate": "ehrbench.protocol.outside_commands",
     "demo": "ehrbench.demo",

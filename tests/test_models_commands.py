@@ -85,12 +85,15 @@ def test_train_writes_a_run(meds_dir, tmp_path, capsys, model, extra):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "tuning AUROC" in captured.out and "held_out AUROC" in captured.out
+    assert "cost: fit " in captured.out and " parameters" in captured.out
     table = pq.read_table(out / "predictions.parquet")
     assert table.schema.equals(PREDICTION_SCHEMA)
     held_out = sorted(s for s in range(1, N_SUBJECTS + 1) if _split(s) == "held_out")
     assert sorted(table.column("subject_id").to_pylist()) == held_out
     record = json.loads((out / "hyperparameters.json").read_text())
     assert record["model"] == model and record["seed"] == 0 and record["grid"]
+    cost = record["cost"]
+    assert cost["fit_seconds"] > 0 and cost["predict_seconds"] >= 0 and cost["n_parameters"] > 0
     assert (out / "model" / "model.json").exists()
     if model != "gru":
         assert record["held_out_auroc"] > 0.8

@@ -48,6 +48,7 @@ def test_fit_predict_repeat_save_and_load(sets, name, tmp_path):
     p = model.predict_proba(test)
     assert p.shape == (N_ROWS // 3,) and p.dtype == np.float64
     assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
+    assert isinstance(model.n_parameters(), int) and model.n_parameters() > 0
     again = _fast_model(name).fit(train, y_train, tuning, y_tuning, seed=3)
     assert again.predict_proba(test).tobytes() == p.tobytes()
     model.save(tmp_path / "m")

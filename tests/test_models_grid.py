@@ -46,6 +46,9 @@ class Spy(Model):
         column = features.matrix[:, self.params["column"]].toarray().ravel()
         return 1 / (1 + np.exp(-self.params["sign"] * column))
 
+    def n_parameters(self):
+        return 0
+
     def _save_state(self, directory):
         return {}
 

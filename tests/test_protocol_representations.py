@@ -117,7 +117,7 @@ def test_grids_and_model_params_default_to_the_heads(grid):
         (["logreg@nope"], "`nope` is not among the suite's `representations` ['label', 'noise']"),
         (["gru@label"], "`gru` reads sequence features, so it cannot be trained on a frozen"),
         (["logreg@"], "`` is not among the suite's `representations`"),
-        (["nope@label"], "names an unknown model"),
+        (["nope@label"], "unknown model `nope`"),
     ],
 )
 def test_bad_head_models_are_load_time_errors(grid, models, message):

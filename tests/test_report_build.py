@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 
+import polars as pl
 import pytest
 from protocol_helpers import COHORT, tiny_dataset, tiny_suite
 
@@ -139,3 +141,21 @@ def test_an_existing_report_is_replaced_only_with_overwrite(results, report, cap
     assert edited.read_text(encoding="utf-8") == "my notes"
     assert main(["report", str(results), "--overwrite"]) == 0
     assert edited.read_text(encoding="utf-8").startswith("# ehrbench report")
+
+
+def test_cost_at_all_sits_beside_the_macro_auroc(results, report, tmp_path):
+    _, markdown, _ = report
+    section = markdown.split("### Cost at k = all")[1].split("## Paired")[0]
+    header, _, *rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert header == "| model | macro AUROC | fit s | predict s | peak MB | parameters |"
+    assert [row.split(" | ")[0] for row in rows] == ["| logreg", "| lightgbm"]
+    runs = pl.read_csv(results / "runs.csv").filter(pl.col("status") == "ok")
+    assert (runs["n_parameters"] > 0).all() and (runs["fit_seconds"] > 0).all()
+    # A results folder written before runs recorded their cost has no cost table.
+    older = tmp_path / "older"
+    shutil.copytree(results, older, ignore=shutil.ignore_patterns("report", "runs"))
+    pl.read_csv(older / "runs.csv").drop("fit_seconds", "n_parameters").write_csv(
+        older / "runs.csv"
+    )
+    _, md_path = build_report(older)
+    assert "Cost at k = all" not in md_path.read_text(encoding="utf-8")

@@ -1,9 +1,10 @@
 """Models behind one interface: fit on train (tuning for early stopping), predict probabilities.
 
 `get_model(name, **params)` builds a model by registry name (`logreg`, `lightgbm`,
-`random_forest`, `gru`, `lstm`, `transformer`); `select_and_fit` chooses its hyperparameters by
-tuning-set AUROC; `fit_and_predict` does that on train/tuning rows and predicts the held_out
-rows. A model's module (torch for the sequence models) is imported when that model is first used.
+`random_forest`, `gru`, `lstm`, `transformer`, or a plugin's: see `plugins`); `select_and_fit`
+chooses its hyperparameters by tuning-set AUROC; `fit_and_predict` does that on train/tuning
+rows and predicts the held_out rows. A model's module (torch for the sequence models) is
+imported when that model is first used.
 """
 
 from ehrbench.models.base import Model, get_model, model_class, model_names, take_rows

@@ -8,6 +8,10 @@ Features are duck-typed so this package does not depend on how they are built: t
 read `features.matrix` (a scipy CSR matrix, one row per label), sequence models read the arrays
 of a `SequenceFeatures` (`codes`, `values`, `value_mask`, `hours_before`, `lengths`, `static`,
 `age_years`). Both kinds carry `rows` (subject_id, prediction_time) in label order.
+
+Models come from two places: the built-ins of `BUILTIN_MODELS` and other packages' entry points
+in the `ehrbench.models` group (`ehrbench.models.plugins`). Both are looked up by name, and only
+the module of the model asked for is imported.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.features.kinds import FEATURE_KINDS
 from ehrbench.io import write_text_atomic
+from ehrbench.models import plugins
 
 MODEL_FILE = "model.json"
 
@@ -35,8 +41,9 @@ class Model(ABC):
 
     Subclasses set `name`, `kind` ("tabular" or "sequence") and `Hyperparameters` (a frozen
     dataclass declaring every hyperparameter with its type and default; a model's values are in
-    `self.hyperparameters`), and implement `param_grid`, `_fit`, `predict_proba`, `_save_state`
-    and `_load_state`. `fit` checks the inputs, calls `_fit` and marks the model fitted.
+    `self.hyperparameters`), and implement `param_grid`, `_fit`, `predict_proba`, `n_parameters`,
+    `_save_state` and `_load_state`. `fit` checks the inputs, calls `_fit` and marks the model
+    fitted.
     """
 
     name: ClassVar[str]
@@ -67,7 +74,8 @@ class Model(ABC):
         """
         y_train = _checked_labels(train, y_train, "training")
         y_tuning = _checked_labels(tuning, y_tuning, "tuning")
-        self._fit(train, y_train, tuning, y_tuning, seed)
+        with plugins.blamed(plugin_of(self.name), "fitting"):
+            self._fit(train, y_train, tuning, y_tuning, seed)
         self.fitted = True
         return self
 
@@ -80,6 +88,10 @@ class Model(ABC):
     @abstractmethod
     def predict_proba(self, features: Any) -> np.ndarray:
         """The probability of the positive class for each row, as float64 of shape [n]."""
+
+    @abstractmethod
+    def n_parameters(self) -> int:
+        """How many numbers the fitted model learned (its size, reported as a run's cost)."""
 
     @abstractmethod
     def _save_state(self, directory: Path) -> dict[str, Any]:
@@ -199,7 +211,8 @@ BUILTIN_MODELS = {
     "lstm": "ehrbench.models.sequence",
     "transformer": "ehrbench.models.sequence",
 }
-# Filled as the model modules are imported; use `model_names()` / `model_class()` to read it.
+# Filled as the model modules are imported (and plugins loaded); read it through `model_names()`
+# and `model_class()`.
 MODELS: dict[str, type[Model]] = {}
 
 
@@ -215,12 +228,12 @@ def get_model(name: str, **params: Any) -> Model:
 
 
 def model_names() -> list[str]:
-    """Every registered model name, sorted (without importing any model module).
+    """Every model name, built-in and plugin, sorted (without importing any model module).
 
     >>> model_names()
     ['gru', 'lightgbm', 'logreg', 'lstm', 'random_forest', 'transformer']
     """
-    return sorted(set(BUILTIN_MODELS) | set(MODELS))
+    return sorted(set(BUILTIN_MODELS) | set(MODELS) | {p.name for p in plugins.discovered()})
 
 
 def check_model_name(name: str) -> None:
@@ -230,11 +243,39 @@ def check_model_name(name: str) -> None:
 
 
 def model_class(name: str) -> type[Model]:
-    """The registered class for a model name, importing its module on first use."""
+    """The class for a model name, importing its module (or loading its plugin) on first use.
+
+    A plugin that fails to load, or whose name is also a built-in's, raises `EhrbenchError`.
+    """
     check_model_name(name)
+    plugin = plugins.find(name)
+    problem = plugin and plugins.clash(plugin, BUILTIN_MODELS)
+    if problem:
+        raise EhrbenchError(problem)
     if name not in MODELS:
-        importlib.import_module(BUILTIN_MODELS[name])
+        if plugin is None:
+            importlib.import_module(BUILTIN_MODELS[name])
+        else:
+            MODELS[name] = plugins.load_class(plugin, tuple(kind.name for kind in FEATURE_KINDS))
     return MODELS[name]
+
+
+def plugin_of(name: str) -> plugins.Plugin | None:
+    """The plugin that provides model `name`, or None for a built-in model."""
+    return None if name in BUILTIN_MODELS else plugins.find(name)
+
+
+def predict(model: Model, features: Any) -> np.ndarray:
+    """`model.predict_proba(features)`; a plugin's output is checked against the contract.
+
+    Built-in models are held to the same contract by the test suite.
+    """
+    plugin = plugin_of(model.name)
+    with plugins.blamed(plugin, "predicting"):
+        probabilities = model.predict_proba(features)
+    if plugin is None:
+        return probabilities
+    return plugins.check_probabilities(plugin, probabilities, n_rows(features))
 
 
 def n_rows(features: Any) -> int:

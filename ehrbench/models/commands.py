@@ -39,7 +39,8 @@ example:
 overrides: `name=value` fixes a model hyperparameter in every grid setting (the grid then
 searches the others); `features.name=value` sets a feature-builder setting.
 The run folder gets predictions.parquet (meds-evaluation form, held_out rows),
-hyperparameters.json (chosen setting and every grid score) and model/ (the fitted model).
+hyperparameters.json (chosen setting, every grid score, and the cost: fit and predict
+seconds, peak memory MB, trained parameters) and model/ (the fitted model).
 """
 
 
@@ -157,6 +158,11 @@ def _train(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{k} {v.size:,}" for k, v in indices.items())
     print(f"{args.model}: rows {sizes}; chosen {result.fit.params}")
     print(f"tuning AUROC {result.fit.tuning_auroc:.4f}; held_out AUROC {held_out}")
+    cost = result.cost.as_dict()
+    print(
+        f"cost: fit {cost['fit_seconds']} s, predict {cost['predict_seconds']} s, peak memory "
+        f"{cost['peak_memory_mb']} MB, {cost['n_parameters']:,} parameters"
+    )
     print(f"wrote {out}/predictions.parquet, hyperparameters.json, model/")
     return 0
 
@@ -182,7 +188,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         required=True,
         metavar="NAME",
-        help="logreg, lightgbm, random_forest, gru, lstm or transformer",
+        help="a model: logreg, lightgbm, random_forest, gru, lstm, transformer or a plugin's "
+        "(`ehrbench models` lists them)",
     )
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="new run folder")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from ehrbench.models.base import Model, model_class
+from ehrbench.models.base import Model, model_class, predict
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def select_and_fit(
     scores: list[dict[str, Any]] = []
     for number, setting in enumerate(settings, start=1):
         model = model_cls(**setting).fit(train, y_train, tuning, y_tuning, seed)
-        score = tuning_auroc(y_tuning, model.predict_proba(tuning))
+        score = tuning_auroc(y_tuning, predict(model, tuning))
         scores.append({"params": setting, "tuning_auroc": score})
         logger.debug("%s %d/%d %s: tuning AUROC %.4f", name, number, len(settings), setting, score)
         if best is None or score > best_score:

@@ -329,6 +329,10 @@ class SequenceModel(Model):
             logits = self._logits(tensors, torch.device("cpu"))
         return torch.sigmoid(logits.double()).numpy()
 
+    def n_parameters(self) -> int:
+        """Every weight of the network."""
+        return sum(p.numel() for p in self.net.parameters())
+
     def _save_state(self, directory: Path) -> dict[str, Any]:
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             torch.save(self.net.state_dict(), tmp)

@@ -101,6 +101,11 @@ class LogisticRegressionModel(_SklearnModel):
         """C over seven decades."""
         return [{"C": c} for c in (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)]
 
+    def n_parameters(self) -> int:
+        """The coefficients and the intercept."""
+        classifier = self.estimator[-1]
+        return int(classifier.coef_.size + classifier.intercept_.size)
+
     def _fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
     ) -> None:
@@ -132,6 +137,10 @@ class RandomForestModel(_SklearnModel):
         return [
             {"max_depth": depth, "min_samples_leaf": leaf} for depth in (None, 8) for leaf in (1, 5)
         ]
+
+    def n_parameters(self) -> int:
+        """The nodes of every tree (a split or a leaf value each)."""
+        return int(sum(tree.tree_.node_count for tree in self.estimator.estimators_))
 
     def _fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
@@ -228,6 +237,11 @@ class LightGBMModel(Model):
     def predict_proba(self, features: Any) -> np.ndarray:
         """The probability of the positive class for each row."""
         return np.asarray(self.booster.predict(features.matrix), dtype=np.float64)
+
+    def n_parameters(self) -> int:
+        """The nodes of every tree (a split or a leaf value each): 2 x leaves - 1 per tree."""
+        trees = self.booster.dump_model()["tree_info"]
+        return int(sum(2 * tree["num_leaves"] - 1 for tree in trees))
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
         write_text_atomic(self.booster.model_to_string(), directory / BOOSTER_FILE)

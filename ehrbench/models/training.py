@@ -9,6 +9,7 @@ to predict.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from sklearn.metrics import roc_auc_score
 
 from ehrbench.io import write_text_atomic
 from ehrbench.meds import label_values
-from ehrbench.models.base import take_rows
+from ehrbench.models.base import predict, take_rows
+from ehrbench.models.cost import PeakMemory, RunCost
 from ehrbench.models.grid import FitResult, select_and_fit
 from ehrbench.models.predictions import make_predictions, write_predictions
 
@@ -31,11 +33,12 @@ def safe_auroc(y: np.ndarray, probabilities: np.ndarray) -> float | None:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What fitting and predicting produced."""
+    """What fitting and predicting produced, and what it cost."""
 
     fit: FitResult
     predictions: pl.DataFrame
     held_out_auroc: float | None
+    cost: RunCost
 
 
 def fit_and_predict(
@@ -56,7 +59,9 @@ def fit_and_predict(
     `features` and `labels` hold every row (label order); `train`, `tuning` and `held_out` are
     row indices into them. The grid (default: the model's own, with `overrides` fixed in each
     setting) is searched by tuning AUROC; `refit` settings, when given, replace the chosen
-    setting's in a final fit on the train rows. The predictions are in meds-evaluation form.
+    setting's in a final fit on the train rows. The predictions are in meds-evaluation form. The
+    cost times the whole search (and any refit) as fitting and the held_out prediction as
+    predicting.
 
     >>> from datetime import datetime
     >>> import numpy as np, polars as pl, scipy.sparse as sp
@@ -79,29 +84,36 @@ def fit_and_predict(
     [True, False, True, False]
     """
     y = label_values(labels, "given")
-    fit = select_and_fit(
-        name,
-        take_rows(features, train),
-        y[train],
-        take_rows(features, tuning),
-        y[tuning],
-        seed,
-        grid=grid,
-        overrides=overrides,
-        refit=refit,
-    )
-    probabilities = fit.model.predict_proba(take_rows(features, held_out))
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        fit = select_and_fit(
+            name,
+            take_rows(features, train),
+            y[train],
+            take_rows(features, tuning),
+            y[tuning],
+            seed,
+            grid=grid,
+            overrides=overrides,
+            refit=refit,
+        )
+        fitted = time.perf_counter()
+        probabilities = predict(fit.model, take_rows(features, held_out))
+        predicted = time.perf_counter()
+    cost = RunCost(fitted - started, predicted - fitted, memory.peak_mb, fit.model.n_parameters())
     predictions = make_predictions(labels[held_out], probabilities)
-    return RunResult(fit, predictions, safe_auroc(y[held_out], probabilities))
+    return RunResult(fit, predictions, safe_auroc(y[held_out], probabilities), cost)
 
 
 def write_run(result: RunResult, out: Path, seed: int) -> None:
-    """Write the fitted model, hyperparameters.json and (last) predictions.parquet."""
+    """Write the fitted model, hyperparameters.json (with the run's cost) and (last)
+    predictions.parquet."""
     result.fit.model.save(out / "model")
     record = {
         **result.fit.summary(),
         "seed": seed,
         "held_out_auroc": result.held_out_auroc,
+        "cost": result.cost.as_dict(),
         "refit": "chosen setting fitted on train, tuning for early stopping (same seed)",
     }
     write_text_atomic(

@@ -3,7 +3,9 @@
 - `results.parquet` / `results.csv`: one row per (run, group, level, metric) with value and 95%
   interval bounds, for the runs of the current grid only (a store may also hold runs of an
   earlier version of the suite, which are kept but not reported);
-- `runs.csv`: one row per run of the grid with its status and, for a failed run, its error;
+- `runs.csv`: one row per run of the grid with its status and, for a failed run, its error,
+  and its cost (`COST_COLUMNS`: fit and predict seconds, peak memory MB, trained parameters);
+  costs vary between runs of the same grid, so they stay out of the metrics tables;
 - `paired.parquet` / `.csv`: per (cohort, k, seed), each model's AUROC minus the baseline's on the
   same subject resamples, with its interval and bootstrap p-value;
 - `calibration.parquet` / `.csv`: the 10-bin calibration curve of every ok run;
@@ -26,6 +28,7 @@ from ehrbench.io import write_parquet_atomic, write_text_atomic
 from ehrbench.metrics.bootstrap import draw_resamples
 from ehrbench.metrics.calibration import calibration_curve
 from ehrbench.metrics.paired import paired_auroc
+from ehrbench.models.cost import COST_COLUMNS
 from ehrbench.protocol.manifest import (
     BootstrapInfo,
     DatasetInfo,
@@ -69,7 +72,11 @@ def write_outputs(result: GridResult) -> dict[str, Path]:
     run_ids = [p.key.run_id for p in result.planned]
     results = store.load_all().filter(pl.col("run_id").is_in(run_ids))
     write_table(results, folder, "results")
-    runs = store.runs().filter(pl.col("run_id").is_in(run_ids)).drop("info")
+    runs = store.runs().filter(pl.col("run_id").is_in(run_ids))
+    runs = runs.with_columns(
+        pl.col("info").str.json_path_match(f"$.cost.{name}").cast(dtype).alias(name)
+        for name, dtype in COST_COLUMNS.items()
+    ).drop("info")
     write_text_atomic(runs.write_csv(), folder / "runs.csv")
     ok = _ok(result)
     predictions = {p.key.run_id: store.predictions(p.key) for p in ok}

@@ -131,6 +131,7 @@ def execute_run(
         "tuning_rows": int(tuning.size),
         "tuning_positives": int(data.y[tuning].sum()),
         "replicate_seeds": list(suite.plan.replicates(planned.run)),
+        "cost": result.cost.as_dict(),
     }
     return metrics, predictions, info
 

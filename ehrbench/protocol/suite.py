@@ -530,7 +530,7 @@ def _models(
         try:
             model_cls = model_class(head_model(name))
         except EhrbenchError as exc:
-            reader.fail("models", f"names an unknown model: {exc}")
+            reader.fail("models", f"names a model that cannot be used: {exc}")
         if "@" in name:
             _check_head_model(name, model_cls.kind, reader, representations, cohorts)
     return tuple(names)

@@ -1,8 +1,9 @@
 """`build_report`: a results folder -> report.md (+ figures/) and a self-contained report.html.
 
 Sections, in order: header; macro-average over cohorts; learning curves per cohort (AUROC and
-AUPRC against k, EHRSHOT style); leaderboard at k = all; paired comparisons against the
-baseline; calibration curves; subgroups; cohorts (counts, prevalence, attrition); failed runs.
+AUPRC against k, EHRSHOT style); leaderboard at k = all, with what each model cost; paired
+comparisons against the baseline; calibration curves; subgroups; cohorts (counts, prevalence,
+attrition); failed runs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ehrbench.report.tables import (
     ResultsFolder,
     at_all,
     calibration_at_all,
+    costs_at_all,
     curve,
     failed_runs,
     fmt,
@@ -309,7 +311,45 @@ def leaderboard_section(folder: ResultsFolder) -> list[Block]:
     ):
         blocks.append(Heading(label, level=3))
         blocks.append(_leaderboard_table(folder, metric, higher))
-    return blocks
+    return blocks + _cost_blocks(folder)
+
+
+def _cost_blocks(folder: ResultsFolder) -> list[Block]:
+    """What each model's k = all runs cost, beside its macro AUROC (none for older results)."""
+    costs = costs_at_all(folder)
+    if costs.is_empty():
+        return []
+    auroc = at_all(folder, "auroc").group_by("model").agg(pl.col("value").mean())
+    rows = []
+    for model in folder.models:
+        cost = costs.filter(pl.col("model") == model)
+        if cost.is_empty():
+            continue
+        row = cost.row(0, named=True)
+        hit = auroc.filter(pl.col("model") == model)
+        parameters = row["n_parameters"]
+        rows.append(
+            [
+                model,
+                fmt(hit["value"][0] if not hit.is_empty() else None),
+                fmt(row["fit_seconds"], 2),
+                fmt(row["predict_seconds"], 3),
+                fmt(row["peak_memory_mb"], 1),
+                "n/a" if parameters is None else f"{round(parameters):,}",
+            ]
+        )
+    header = ["model", "macro AUROC", "fit s", "predict s", "peak MB", "parameters"]
+    return [
+        Heading("Cost at k = all", level=3),
+        Paragraph(
+            "Mean over cohorts of each model's k = all run: fit seconds (the whole "
+            "hyperparameter search and the chosen fit), predict seconds (the held-out rows), "
+            "peak memory (MB of resident memory above the run's start) and trained parameters. "
+            "Timings depend on the machine and its load, and vary between runs.",
+            note=True,
+        ),
+        Table(header, rows),
+    ]
 
 
 def paired_section(folder: ResultsFolder) -> list[Block]:

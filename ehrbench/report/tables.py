@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.models.cost import COST_COLUMNS
 from ehrbench.protocol.fewshot import ALL, MAX_K
 from ehrbench.protocol.manifest import MANIFEST_FILE, Manifest
 
@@ -208,6 +209,20 @@ def failed_runs(folder: ResultsFolder) -> pl.DataFrame:
         )
         .select("cohort", "model", "runs", "k", "error")
         .sort("cohort", "model", "error")
+    )
+
+
+def costs_at_all(folder: ResultsFolder) -> pl.DataFrame:
+    """Per model: the mean over cohorts of its ok k = all runs' cost columns (`runs.csv`).
+
+    Empty for a results folder written before runs recorded their cost.
+    """
+    if not set(COST_COLUMNS) <= set(folder.runs.columns):
+        return pl.DataFrame(schema={"model": pl.String, **dict.fromkeys(COST_COLUMNS, pl.Float64)})
+    return (
+        folder.runs.filter((pl.col("status") == "ok") & (pl.col("k").cast(pl.String) == ALL))
+        .group_by("model")
+        .agg(pl.col(name).cast(pl.Float64).mean() for name in COST_COLUMNS)
     )
 
 
