@@ -1,18 +1,23 @@
 """Atomic file output: every file is written to a temporary name and renamed into place.
 
 An interrupted run therefore never leaves a half-written file that a later run could mistake for a
-finished one, and a file the user had is replaced only by a complete new one.
+finished one, and a file the user had is replaced only by a complete new one. Several files that
+belong together are written as one unit with a manifest that readers check (`file_set`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
+
+from ehrbench.errors import EhrbenchError
 
 
 @contextlib.contextmanager
@@ -22,17 +27,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     The temporary file is removed if the block raises, so nothing partial is left behind.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates owner-only files; give the output the mode a plain open() would have.
-    os.chmod(tmp, 0o666 & ~_current_umask())
-    try:
+    with _temporary(target) as tmp:
         yield tmp
         os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _current_umask() -> int:
@@ -52,3 +49,59 @@ def write_text_atomic(text: str, target: str | os.PathLike) -> None:
     """Write `text` to `target` (UTF-8), atomically."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def file_set(targets: Iterable[Path], manifest: Path) -> Iterator[dict[Path, Path]]:
+    """Write several files as one unit; yield a temporary path for each target.
+
+    When the block ends, the old manifest is removed, every file renamed into place and the new
+    manifest (each file's name and SHA-256) written last, atomically. A kill at any point leaves
+    the old set with its manifest, or files whose manifest is missing or does not match them,
+    which `check_file_set` reports: never a mixed old and new set that passes for a complete one.
+    """
+    with contextlib.ExitStack() as stack:
+        temporary = {target: stack.enter_context(_temporary(target)) for target in targets}
+        yield temporary
+        manifest.unlink(missing_ok=True)
+        for target, tmp in temporary.items():
+            os.replace(tmp, target)
+        digests = {target.name: _sha256(target) for target in temporary}
+        write_text_atomic(json.dumps({"files": digests}, indent=2, sort_keys=True) + "\n", manifest)
+
+
+def check_file_set(manifest: Path) -> None:
+    """Raise `EhrbenchError` unless the files `manifest` lists are the ones written with it."""
+    if not manifest.is_file():
+        raise EhrbenchError(
+            f"{manifest} is missing: the files beside it were not all written by one command "
+            "(an interrupted --overwrite?). Write them again."
+        )
+    listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    for name, digest in listed.items():
+        path = manifest.parent / name
+        if not path.is_file() or _sha256(path) != digest:
+            raise EhrbenchError(
+                f"{path} is not the file {manifest} was written with: the set was mixed by an "
+                "interrupted write or an edit. Write it again."
+            )
+
+
+@contextlib.contextmanager
+def _temporary(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target`, removed unless it was renamed away."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    # mkstemp creates owner-only files; give the output the mode a plain open() would have.
+    os.chmod(tmp, 0o666 & ~_current_umask())
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

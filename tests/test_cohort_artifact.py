@@ -66,4 +66,6 @@ def test_a_failed_write_leaves_the_earlier_files_as_they_were(tmp_path, monkeypa
     with pytest.raises(OSError, match="disk full"):
         newer.write(files)
     assert {path: path.read_bytes() for path in files.paths} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files.paths)
+    written = [*files.paths, files.manifest]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
+    assert Extraction.read(files).labels.height == labelled().labels.height

@@ -7,7 +7,6 @@ parquet when the cohort sets no `index_timestamp` (null prediction times, as ACE
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from ehrbench.cohort.attrition import Attrition
-from ehrbench.io import atomic_path
+from ehrbench.io import check_file_set, file_set
 from ehrbench.meds import read_labels, write_labels
 
 
@@ -43,6 +42,11 @@ class ExtractionFiles:
             attrition=path.with_name(path.stem + ".attrition.json"),
             audit=None if audit is None else Path(audit),
         )
+
+    @property
+    def manifest(self) -> Path:
+        """The file set's manifest, written last: `X.parquet` -> `X.manifest.json`."""
+        return self.labels.with_name(self.labels.stem + ".manifest.json")
 
     @property
     def paths(self) -> list[Path]:
@@ -76,13 +80,10 @@ class Extraction:
     prediction_times: bool = True
 
     def write(self, files: ExtractionFiles) -> None:
-        """Write the files of `files`; a kill part-way leaves the earlier files as they were."""
+        """Write the files of `files` as one unit, with their manifest (`ehrbench.io.file_set`)."""
         if files.audit is not None and self.audit is None:
             raise ValueError("this extraction has no audit table: extract with audit=True")
-        with contextlib.ExitStack() as renames:
-            # Each atomic_path renames its temporary file into place on leaving the stack,
-            # so nothing is renamed before every file is written.
-            tmp = {path: renames.enter_context(atomic_path(path)) for path in files.paths}
+        with file_set(files.paths, files.manifest) as tmp:
             if self.prediction_times:
                 write_labels(self.labels, tmp[files.labels])
             else:
@@ -95,6 +96,10 @@ class Extraction:
 
     @classmethod
     def read(cls, files: ExtractionFiles) -> Extraction:
-        """Read back an extraction with prediction times (its labels a MEDS label table)."""
+        """Read back an extraction with prediction times (its labels a MEDS label table).
+
+        Raises `EhrbenchError` when the files were not written together (see `file_set`).
+        """
+        check_file_set(files.manifest)
         audit = None if files.audit is None else pl.read_parquet(files.audit)
         return cls(read_labels(files.labels), Attrition.read(files.attrition), audit)

@@ -26,7 +26,8 @@ CHECK_EXAMPLE = """example:
 """
 EXTRACT_EXAMPLE = """example:
   ehrbench cohort extract mortality.yaml --data data/mimic_meds --out labels/mortality.parquet
-  (also writes labels/mortality.attrition.json; add --audit audit.parquet for window details)
+  (also writes labels/mortality.attrition.json and labels/mortality.manifest.json, the
+  manifest last; add --audit audit.parquet for window details)
 """
 EXPLAIN_EXAMPLE = """example:
   ehrbench cohort explain mortality.yaml --data data/mimic_meds --subject 10000032

@@ -25,7 +25,7 @@ import polars as pl
 from ehrbench.digest import json_digest
 from ehrbench.features.kinds import FeatureKind
 from ehrbench.features.rows import normalise_splits, row_frame
-from ehrbench.io import atomic_path
+from ehrbench.io import file_set
 from ehrbench.meds import MedsDataset
 
 # Bump when the meaning or layout of cached features changes.
@@ -66,11 +66,12 @@ def entry_path(
     return Path(cache_dir) / f"{kind.name}-{key}"
 
 
-def copy_entry(entry: Path, names: tuple[str, ...], out: str | Path) -> None:
-    """Copy the files `names` of a cache entry into `out`, each atomically."""
-    for name in names:
-        with atomic_path(Path(out) / name) as tmp:
-            shutil.copyfile(entry / name, tmp)
+def copy_entry(entry: Path, kind: FeatureKind, out: str | Path) -> None:
+    """Copy the files of a cache entry of `kind` into `out`, as one set with its manifest."""
+    targets = [Path(out) / name for name in kind.outputs]
+    with file_set(targets, kind.manifest(out)) as temporary:
+        for target in targets:
+            shutil.copyfile(entry / target.name, temporary[target])
 
 
 def cached(

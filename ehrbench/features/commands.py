@@ -60,7 +60,7 @@ def _featurize(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     features, hit = cached(kind, dataset, labels, config, args.fit_on, cache_dir)
     # Copy the cached files rather than serialise (and compress) the features a second time.
-    copy_entry(entry_path(kind, dataset, labels, config, args.fit_on, cache_dir), kind.outputs, out)
+    copy_entry(entry_path(kind, dataset, labels, config, args.fit_on, cache_dir), kind, out)
     rows, columns = features.shape
     source = "from the cache" if hit else f"in {time.perf_counter() - started:.1f} s"
     print(f"wrote {kind.name} features for {rows:,} rows x {columns:,} to {out} ({source})")

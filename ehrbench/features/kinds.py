@@ -62,8 +62,20 @@ class FeatureKind:
         """Fit on the label rows of `fit_split` and featurise every label row."""
         return _resolve(self.builder)(dataset, labels, config or self.config_class(), fit_split)
 
+    def manifest(self, folder: str | Path) -> Path:
+        """The manifest `ehrbench featurize` writes beside this kind's files in `folder`."""
+        return Path(folder) / f"{self.name}.manifest.json"
+
     def load(self, folder: str | Path) -> Any:
-        """Read the features that `save(folder)` wrote."""
+        """Read the features that `save(folder)` or `ehrbench featurize` wrote.
+
+        A folder `ehrbench featurize` wrote is checked against its manifest first, so files of
+        two different runs are never read as one set.
+        """
+        from ehrbench.io import check_file_set  # polars: kept out of this light module
+
+        if self.manifest(folder).exists():
+            check_file_set(self.manifest(folder))
         return _resolve(self.features).load(folder)
 
 

@@ -182,11 +182,17 @@ def _percent(value: float | None) -> str:
 
 
 def _reuse(files: ExtractionFiles, record_path: Path, key: dict[str, str]) -> Extraction | None:
-    """The extraction written earlier with the same key, or None."""
+    """The extraction written earlier with the same key, or None (also when its files do not
+    form the set that was written together: it is then extracted again)."""
     if not record_path.exists() or not all(path.exists() for path in files.paths):
         return None
     record = json.loads(record_path.read_text(encoding="utf-8"))
-    return Extraction.read(files) if record.get("key") == key else None
+    if record.get("key") != key:
+        return None
+    try:
+        return Extraction.read(files)
+    except EhrbenchError:
+        return None
 
 
 def _extract(
