@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -105,3 +106,18 @@ def _temporary(target: Path) -> Iterator[Path]:
 def _sha256(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Remove the temporary files and folders (`.NAME.XXXX.tmp`) a killed writer left in `folder`.
+
+    Only safe while no other process writes there: call it holding the folder's lock
+    (`ehrbench.output_paths.exclusive_folder`). Returns how many were removed.
+    """
+    stale = [path for path in folder.rglob(".*.tmp") if path.name.startswith(".")]
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(stale)

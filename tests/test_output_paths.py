@@ -174,3 +174,13 @@ def test_check_writable_accepts_a_new_path_in_a_new_folder(tmp_path):
     with pytest.raises(EhrbenchError, match="is a file: expected a folder"):
         (tmp_path / "f").write_text("x")
         check_writable(tmp_path / "f", "--out", folder=True)
+
+
+def test_a_run_removes_what_a_killed_run_left_behind(dataset, tmp_path):
+    path = tiny_suite(tmp_path, dataset, models=["logreg"], k=["all"])
+    output = tmp_path / "out"
+    (output / "features" / ".tabular-abc.x1y2.tmp").mkdir(parents=True)
+    (output / "runs").mkdir()
+    (output / "runs" / ".run.json.k3j.tmp").write_text("half")
+    assert main(["run", str(path)]) == 0
+    assert not list(output.rglob(".*.tmp"))

@@ -92,7 +92,7 @@ def cached(
         return kind.load(entry), True
     features = kind.build(dataset, labels, config, fit_split)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
     try:
         features.save(tmp)
         try:

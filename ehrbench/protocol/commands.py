@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.io import remove_stale_temporaries
 from ehrbench.output_paths import (
     check_not_inputs,
     check_writable,
@@ -72,6 +73,8 @@ def run_suite(
     _check_output(suite)
     started = time.monotonic()
     with exclusive_folder(suite.output, f"`ehrbench run {suite.source}`"):
+        if removed := remove_stale_temporaries(suite.output):
+            logger.info("removed %d temporary file(s) left by an interrupted run", removed)
         result = GridRunner(suite, retry_failed=retry_failed).run()
         write_outputs(result)
     minutes = (time.monotonic() - started) / 60
