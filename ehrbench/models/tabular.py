@@ -51,15 +51,15 @@ class LightGBMParams:
     """Boosting settings; `n_estimators` is the most rounds before early stopping, or exactly
     the rounds without it (`early_stopping: false`, EHRSHOT's way)."""
 
-    learning_rate: float = 0.1
-    num_leaves: int = 31
-    max_depth: int = -1
-    min_data_in_leaf: int = 20
-    feature_fraction: float = 1.0
-    lambda_l2: float = 0.0
-    n_estimators: int = 500
-    early_stopping_rounds: int = 25
-    num_threads: int = 1
+    learning_rate: float = above(0.1, 0)
+    num_leaves: int = at_least(31, 2)
+    max_depth: int = -1  # -1: no limit
+    min_data_in_leaf: int = at_least(20, 0)
+    feature_fraction: float = above(1.0, 0)
+    lambda_l2: float = at_least(0.0, 0)
+    n_estimators: int = at_least(500, 1)
+    early_stopping_rounds: int = at_least(25, 1)
+    num_threads: int = at_least(1, 1)
     early_stopping: bool = True
 
 
