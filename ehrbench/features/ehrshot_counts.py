@@ -142,18 +142,11 @@ def build_ehrshot_counts(
 ) -> TabularFeatures:
     """Fit the vocabulary and age statistics on the `fit_split` rows; featurise every label row.
 
-    >>> import datetime as dt, tempfile
-    >>> from ehrbench.meds import open_dataset
-    >>> from ehrbench.synth.dataset import generate_dataset
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> dataset = open_dataset(generate_dataset(f"{tmp.name}/meds", n_subjects=30, seed=0).root)
-    >>> labels = pl.DataFrame(
-    ...     {"subject_id": [10000001, 10000003], "prediction_time": [dt.datetime(2160, 1, 1)] * 2}
-    ... )
+    >>> from ehrbench.synth.examples import example_inputs
+    >>> dataset, labels = example_inputs()  # 30 synthetic subjects, two label rows
     >>> features = build_ehrshot_counts(dataset, labels)
     >>> features.feature_names[0], features.matrix.shape[0]
     ('age/z_score', 2)
-    >>> tmp.cleanup()
     """
     rows = label_rows(labels)
     mask = fit_mask(rows, fitting_subjects(dataset, labels, fit_split))

@@ -182,18 +182,11 @@ def build_sequences(
 ) -> SequenceFeatures:
     """Fit on the label rows whose subjects are in `fit_split` and build every row's sequence.
 
-    >>> import datetime as dt, tempfile
-    >>> from ehrbench.meds import open_dataset
-    >>> from ehrbench.synth.dataset import generate_dataset
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> dataset = open_dataset(generate_dataset(f"{tmp.name}/meds", n_subjects=30, seed=0).root)
-    >>> labels = pl.DataFrame(
-    ...     {"subject_id": [10000001, 10000003], "prediction_time": [dt.datetime(2160, 1, 1)] * 2}
-    ... )
+    >>> from ehrbench.synth.examples import example_inputs
+    >>> dataset, labels = example_inputs()  # 30 synthetic subjects, two label rows
     >>> sequences = build_sequences(dataset, labels, SequenceConfig(max_events=16))
     >>> sequences.shape, sequences.lengths.tolist()
     ((2, 16), [16, 16])
-    >>> tmp.cleanup()
     """
     config = config or SequenceConfig()
     subjects = fitting_subjects(dataset, labels, fit_split)

@@ -187,14 +187,8 @@ def build_tabular(
     """Fit on the label rows whose subjects are in `fit_split` (e.g. `train` or `train,tuning`)
     and transform every label row.
 
-    >>> import datetime as dt, tempfile
-    >>> from ehrbench.meds import open_dataset
-    >>> from ehrbench.synth.dataset import generate_dataset
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> dataset = open_dataset(generate_dataset(f"{tmp.name}/meds", n_subjects=30, seed=0).root)
-    >>> labels = pl.DataFrame(
-    ...     {"subject_id": [10000001, 10000003], "prediction_time": [dt.datetime(2160, 1, 1)] * 2}
-    ... )
+    >>> from ehrbench.synth.examples import example_inputs
+    >>> dataset, labels = example_inputs()  # 30 synthetic subjects, two label rows
     >>> features = build_tabular(dataset, labels, TabularConfig(windows=("30d", "full")))
     >>> features.shape
     (2, 288)
@@ -202,7 +196,6 @@ def build_tabular(
     ['age/years', 'time_since_last_event/hours', 'LAB//220045//bpm/count/30d']
     >>> round(float(features.matrix[0, 0]), 1)  # the first row's age in years
     53.4
-    >>> tmp.cleanup()
     """
     config = config or TabularConfig()
     subjects = fitting_subjects(dataset, labels, fit_split)
