@@ -6,6 +6,7 @@ import argparse
 import logging
 import math
 import re
+from pathlib import Path
 
 import polars as pl
 
@@ -17,6 +18,7 @@ from ehrbench.cohort.library import (
     predicates_for_dataset,
     resolve_predicates,
 )
+from ehrbench.cohort.library_extract import register_extract
 from ehrbench.errors import EhrbenchError
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ EXAMPLE = """example:
   ehrbench cohorts
   ehrbench cohorts --data data/mimic_meds --predicates mimic_iv
   ehrbench cohorts --data data/synthetic --markdown > cohort_table.md
+  ehrbench cohorts extract --data data/mimic_meds --predicates mimic_iv --out labels/
 
 --predicates takes a library dataset name (the files in cohorts/predicates/: synthetic,
 mimic_iv, eicu) or a path. Without it, --data picks the library predicates file whose name
@@ -52,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.set_defaults(handler=_cohorts)
+    register_extract(parser.add_subparsers(dest="cohorts_command", metavar="VERB"))
 
 
 def short(text: str) -> str:
@@ -68,7 +72,7 @@ def _cohorts(args: argparse.Namespace) -> int:
         raise EhrbenchError("--predicates is used with --data only: pass the MEDS folder too.")
     counts, failures, notes = None, {}, DatasetNotes({}, {})
     if args.data:
-        predicates = _predicates(args)
+        predicates = dataset_predicates(args)
         log.info("predicates: %s", predicates)
         notes = DatasetNotes.read(predicates)
         expressible = [c for c in cohorts if c.name not in notes.not_expressible]
@@ -81,7 +85,8 @@ def _cohorts(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _predicates(args: argparse.Namespace):
+def dataset_predicates(args: argparse.Namespace) -> Path:
+    """The predicates file of `--predicates`, or the library's file named in `--data`'s metadata."""
     if args.predicates:
         return resolve_predicates(args.predicates, args.library)
     from ehrbench.meds import open_dataset
