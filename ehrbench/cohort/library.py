@@ -125,6 +125,27 @@ def predicates_for_dataset(dataset_name: str, root: str | Path | None = None) ->
     return matches[0]
 
 
+def dataset_predicates(
+    predicates: str | Path | None, data: str | Path, root: str | Path | None = None
+) -> Path:
+    """The predicates file `predicates` names, else the one `data`'s `dataset_name` picks.
+
+    >>> dataset_predicates("synthetic", "data/unused").name
+    'synthetic.yaml'
+    """
+    if predicates:
+        return resolve_predicates(predicates, root)
+    from ehrbench.meds import open_dataset
+
+    name = open_dataset(data, deep=False).metadata().get("dataset_name")
+    if not name:
+        raise EhrbenchError(
+            f"{data}/metadata/dataset.json has no dataset_name to pick a predicates file "
+            "by: pass --predicates NAME (a file of cohorts/predicates/) or a path."
+        )
+    return predicates_for_dataset(name, root)
+
+
 @dataclass(frozen=True)
 class DatasetNotes:
     """What a predicates file says of the library cohorts on its dataset, by cohort name.
@@ -222,7 +243,12 @@ def cohort_counts(
 def load_library(
     cohorts: list[LibraryCohort], predicates: str | Path
 ) -> tuple[dict[str, Cohort], dict[str, str]]:
-    """Load each library cohort with `predicates`: (cohorts by name, messages of failures)."""
+    """Load each library cohort with `predicates`: (cohorts by name, messages of failures).
+
+    >>> loaded, failures = load_library(list_cohorts()[:1], predicates_paths()["synthetic"])
+    >>> list(loaded), failures
+    (['icu_transfer'], {})
+    """
     from ehrbench.cohort.config import load_cohort
 
     loaded, failures = {}, {}

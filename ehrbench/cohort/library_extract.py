@@ -7,7 +7,13 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ehrbench.cohort.library import DatasetNotes, LibraryCohort, list_cohorts, load_library
+from ehrbench.cohort.library import (
+    DatasetNotes,
+    LibraryCohort,
+    dataset_predicates,
+    list_cohorts,
+    load_library,
+)
 from ehrbench.errors import EhrbenchError, did_you_mean
 from ehrbench.output_paths import check_not_inputs, check_writable, dataset_inputs, refuse_existing
 
@@ -16,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXAMPLE = """example:
+EXTRACT_EXAMPLE = """example:
   ehrbench cohorts extract --data data/mimic_meds --predicates mimic_iv --out labels/
   ehrbench cohorts extract --data data/synth --out labels/ --only long_los,readmission_30d
 
@@ -27,40 +33,15 @@ dataset are skipped with its reason. --predicates defaults as for `ehrbench coho
 """
 
 
-def register_extract(verbs: argparse._SubParsersAction) -> None:
-    """Add `cohorts extract` to the `cohorts` verb's sub-verbs."""
-    parser = verbs.add_parser(
-        "extract",
-        help="extract many library cohorts in one read of the data",
-        description="Extract the library's cohorts (or those of --only) on a MEDS dataset, "
-        "reading the data once.",
-        epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--data", metavar="DIR", required=True, help="MEDS dataset folder")
-    parser.add_argument(
-        "--predicates", metavar="P.yaml", help="predicates file: library name or path"
-    )
-    parser.add_argument("--out", metavar="DIR", required=True, help="folder to write labels into")
-    parser.add_argument("--only", metavar="A,B,...", help="extract only these cohorts")
-    parser.add_argument(
-        "--library", metavar="DIR", help="cohort folder (default: the repository's cohorts/)"
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace output files that already exist"
-    )
-    parser.set_defaults(handler=_extract)
-
-
-def _extract(args: argparse.Namespace) -> int:
+def extract_library(args: argparse.Namespace) -> int:
+    """`ehrbench cohorts extract`: write each chosen cohort's files; 1 if any cohort failed."""
     from ehrbench.cohort.artifact import ExtractionFiles
     from ehrbench.cohort.commands import label_summary
-    from ehrbench.cohort.library_commands import dataset_predicates
     from ehrbench.cohort.one_pass import extract_many
     from ehrbench.meds import open_dataset
 
     out = check_writable(args.out, "--out", folder=True)
-    predicates = dataset_predicates(args)
+    predicates = dataset_predicates(args.predicates, args.data, args.library)
     cohorts = _expressible(_chosen(args), DatasetNotes.read(predicates))
     files = {c.name: ExtractionFiles.beside(out / f"{c.name}.parquet") for c in cohorts}
     _check_outputs(args, cohorts, files, predicates)

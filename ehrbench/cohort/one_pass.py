@@ -110,6 +110,18 @@ def extract_many(
     cohort that cannot be extracted on this data (a column it tests is missing), checked before
     anything is read. An error of the data itself (an unreadable shard, a subject in two shards)
     concerns every cohort and is raised.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from ehrbench.cohort.library import list_cohorts, load_library, predicates_paths
+    >>> from ehrbench.meds import open_dataset
+    >>> from ehrbench.synth.dataset import generate_dataset
+    >>> cohorts, _ = load_library(list_cohorts()[:2], predicates_paths()["synthetic"])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     summary = generate_dataset(Path(tmp) / "meds", n_subjects=20, seed=0)
+    ...     results, failures = extract_many(cohorts, open_dataset(summary.root, validate=False))
+    >>> sorted(results), failures
+    (['icu_transfer', 'lab_anemia'], {})
     """
     sources = [EventSource(shard) for shard in dataset.shards]
     plans, failures = {}, {}
