@@ -65,7 +65,7 @@ def share_predicates(plans: Mapping[str, tuple[Cohort, PredicatePlan]]) -> Share
     (['death', 'death#2'], {'death': 'death#2'}, {'death': 'death'})
     """
     keys: dict[PlainPredicate, str] = {}
-    taken = {name for cohort, _ in plans.values() for name in cohort.predicates}
+    taken = {name for cohort, _ in plans.values() for name in _defined_names(cohort)}
     names: dict[str, dict[str, str]] = {}
     specials: dict[str, None] = {}
     for cohort_name, (cohort, plan) in plans.items():
@@ -91,6 +91,11 @@ def _counted(cohort: Cohort, plan: PredicatePlan) -> dict[str, PlainPredicate]:
     """The plain and static predicates of `plan`, by their name in `cohort`."""
     plain = {n: p for n in plan.plain if isinstance(p := cohort.predicates[n], PlainPredicate)}
     return plain | {n: static_predicate(cohort, n) for n in plan.static}
+
+
+def _defined_names(cohort: Cohort) -> set[str]:
+    """Every predicate name `cohort` defines, in `predicates` or `patient_demographics`."""
+    return set(cohort.predicates) | set(cohort.demographics)
 
 
 def _free_name(name: str, taken: set[str]) -> str:
