@@ -6,7 +6,8 @@ its code and not on luck; bugs found locally are kept as explicit examples or un
 
 `eicu_src` is the shared eICU demo folder (`../shared/data/eicu_demo_subset`; a test using it
 skips when it is absent) and `eicu_meds` its conversion, made once per session for the tests of
-the import and of the cohorts on it. `synthetic_with_labels` is a small valid synthetic dataset and
+the import and of the cohorts on it; `mimic_meds` is the shared MIMIC-IV demo converted once per
+session likewise. `synthetic_with_labels` is a small valid synthetic dataset and
 a label table extracted from it, for the tests that break a copy of one of them.
 """
 
@@ -39,6 +40,17 @@ def eicu_meds(eicu_src, tmp_path_factory) -> Path:
     """The shared eICU demo converted to a MEDS folder by `ehrbench import-eicu-demo`."""
     out = tmp_path_factory.mktemp("eicu") / "meds"
     assert main(["import-eicu-demo", str(eicu_src), str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def mimic_meds(tmp_path_factory) -> Path:
+    """The shared MIMIC-IV demo converted to a MEDS folder by `ehrbench import-mimic-demo`."""
+    source = (SHARED / "mimic_iv_demo_meds").resolve()
+    if not (source / "mimic_iv_demo_meds_events.parquet").exists():
+        pytest.skip(f"../shared/data not present: no MIMIC-IV demo at {source}")
+    out = tmp_path_factory.mktemp("mimic") / "meds"
+    assert main(["import-mimic-demo", str(source), str(out)]) == 0
     return out
 
 

@@ -15,26 +15,19 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ehrbench.cli import main
 from ehrbench.cohort.config import load_cohort
 from ehrbench.cohort.extract import extract
 from ehrbench.cohort.library import cohort_counts, library_dir, list_cohorts, predicates_paths
 from ehrbench.meds import open_dataset
 
-SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
-MIMIC = (SHARED / "mimic_iv_demo_meds").resolve()
 DOC = Path(__file__).parents[1] / "README.md"
 DAY = dt.timedelta(hours=24)
 
 
 @pytest.fixture(scope="module")
-def mimic(tmp_path_factory) -> Path:
-    """The demo converted to a MEDS folder once for this module."""
-    if not (MIMIC / "mimic_iv_demo_meds_events.parquet").exists():
-        pytest.skip(f"../shared/data not present: no MIMIC-IV demo at {MIMIC}")
-    out = tmp_path_factory.mktemp("mimic") / "meds"
-    assert main(["import-mimic-demo", str(MIMIC), str(out)]) == 0
-    return out
+def mimic(mimic_meds) -> Path:
+    """The demo converted to a MEDS folder once per session (`conftest.mimic_meds`)."""
+    return mimic_meds
 
 
 def _events(root: Path) -> pl.DataFrame:

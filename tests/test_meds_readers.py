@@ -1,8 +1,9 @@
 """Every reader verb refuses a broken dataset with validate's message (exit 2), never a crash.
 
 Each case breaks a copy of a small synthetic dataset in one way; each reader verb (`info`,
-`validate`, `cohort extract`, `cohort explain`, `cohorts --data`, `featurize tabular`) must exit 2
-with a message naming the offending file, and no "internal error" or traceback.
+`validate`, `cohort extract`, `cohort explain`, `cohorts --data`, `cohorts extract`,
+`featurize tabular`) must exit 2 with a message naming the offending file, and no "internal
+error" or traceback.
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def _verbs(root: Path, labels: Path, out: Path) -> dict[str, list[str]]:
                            "--data", data, "--subject", "10000001"],
         "cohort check": ["cohort", "check", COHORT, "--predicates", PREDICATES, "--data", data],
         "cohorts": ["cohorts", "--data", data, "--predicates", "synthetic"],
+        "cohorts extract": ["cohorts", "extract", "--data", data, "--predicates", "synthetic",
+                            "--out", str(out / "library")],
         "featurize": ["featurize", "tabular", "--data", data, "--labels", str(labels),
                       "--out", str(out / "features")],
     }  # fmt: skip

@@ -146,7 +146,7 @@ def _extract(args: argparse.Namespace) -> int:
     result = extract(cohort, dataset, audit=args.audit is not None)
     result.write(files)
     print(result.attrition.render(), end="")
-    print(_summary(result.labels, files.labels))
+    print(label_summary(result.labels, files.labels))
     _warn(result.warnings)
     return 0
 
@@ -159,7 +159,7 @@ def _inputs(args: argparse.Namespace) -> dict[str, Path]:
     return inputs
 
 
-def _summary(labels: pl.DataFrame, out: Path) -> str:
+def label_summary(labels: pl.DataFrame, out: Path) -> str:
     rows = labels.height
     text = f"wrote {out}: {rows:,} rows, {labels['subject_id'].n_unique():,} subjects"
     positives = labels["boolean_value"].sum() if rows else 0

@@ -9,6 +9,7 @@ kept, so the count table is usually far smaller than the event table.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from ehrbench.cohort.model import (
     CODE,
     RECORD_END,
     RECORD_START,
+    SPECIAL_PREDICATES,
     SUBJECT,
     TIME,
     Cohort,
@@ -67,6 +69,24 @@ class CountTable:
     counts: dict[str, np.ndarray]
     subject_ids: np.ndarray
     subjects_kept: int
+
+
+@dataclass(frozen=True)
+class EventCounts:
+    """Per-(subject, time) counts of plain predicates over every subject, unfiltered.
+
+    Rows are sorted by (subject, time): every timestamp where some plain count is non-zero, plus
+    what `specials` asked for (every timestamp for `_ANY_EVENT`; each subject's first and last
+    for `_RECORD_START` / `_RECORD_END`). `static_subjects` holds, per static predicate, the
+    sorted subjects with a matching null-time row. `cohort_table` turns this into one cohort's
+    `CountTable`; several cohorts can share one `EventCounts` (one read of the events).
+    """
+
+    subjects: np.ndarray
+    times: np.ndarray
+    counts: dict[str, np.ndarray]
+    subject_ids: np.ndarray
+    static_subjects: dict[str, np.ndarray]
 
 
 @dataclass
@@ -119,7 +139,7 @@ def _subject_edges(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _count_batch(
     batch: pa.Table,
-    plan: PredicatePlan,
+    specials: Collection[str],
     plain: list[PlainPredicate],
     statics: list[PlainPredicate],
     codes: CodeTests,
@@ -134,14 +154,14 @@ def _count_batch(
     # Only the rows that can change a count are gathered, tested and grouped: most rows of a
     # batch match no referenced code.
     candidates = codes.any_test([p.name for p in plain], ids) & timed
-    rows = _needed_rows(plan, subjects, times, timed, candidates)
+    rows = _needed_rows(specials, subjects, times, timed, candidates)
     values = plain_hits(batch, codes, ids, rows, plain)
     group_subjects, group_times, counts = _group(subjects[rows], times[rows], values)
     return _Partial(group_subjects, group_times, counts, all_subjects, static_subjects)
 
 
 def _needed_rows(
-    plan: PredicatePlan,
+    specials: Collection[str],
     subjects: np.ndarray,
     times: np.ndarray,
     timed: np.ndarray,
@@ -152,9 +172,9 @@ def _needed_rows(
     `_ANY_EVENT` needs every timestamp; `_RECORD_START` / `_RECORD_END` need each subject's
     first and last timestamp, which lie among its first and last rows of some batch.
     """
-    if ANY_EVENT in plan.timed:
+    if ANY_EVENT in specials:
         return np.flatnonzero(timed)
-    if RECORD_START in plan.timed or RECORD_END in plan.timed:
+    if RECORD_START in specials or RECORD_END in specials:
         candidates[_edge_rows(subjects, times, np.flatnonzero(timed))] = True
     return np.flatnonzero(candidates)
 
@@ -170,45 +190,75 @@ def _edge_rows(subjects: np.ndarray, times: np.ndarray, rows: np.ndarray) -> np.
 
 
 def count_events(cohort: Cohort, plan: PredicatePlan, source: EventSource) -> CountTable:
-    """Apply the demographic filter and count every timed predicate per (subject, time).
-
-    Each batch of rows is reduced to grouped counts; the groups of all batches are then merged
-    (a (subject, time) may straddle two batches) and filtered by the demographic criteria.
-    """
+    """Apply the demographic filter and count every timed predicate per (subject, time)."""
     plain = [p for n in plan.plain if isinstance(p := cohort.predicates[n], PlainPredicate)]
     statics = [static_predicate(cohort, n) for n in plan.static]
+    specials = [n for n in plan.timed if n in SPECIAL_PREDICATES]
+    return cohort_table(cohort, plan, count_plain(plain, statics, specials, source))
+
+
+def count_plain(
+    plain: list[PlainPredicate],
+    statics: list[PlainPredicate],
+    specials: Collection[str],
+    source: EventSource,
+) -> EventCounts:
+    """Count `plain` per (subject, time) and find the subjects matching each of `statics`.
+
+    `specials` (special predicate names) say which extra timestamps to keep. Each batch of rows
+    is reduced to grouped counts; the groups of all batches are then merged (a (subject, time)
+    may straddle two batches). Predicate names must be distinct: they key the counts.
+    """
     columns = [SUBJECT, TIME] + ([CODE] if plain or statics else [])
     columns += value_columns(plain + statics)
     codes = CodeTests(plain + statics)
-    parts = [_count_batch(b, plan, plain, statics, codes) for b in source.batches(columns)]
-    all_subjects = np.unique(
-        np.concatenate([p.all_subjects for p in parts] or [np.zeros(0, np.int64)])
-    )
-    passers = all_subjects
-    for p in statics:
-        matched = np.unique(
-            np.concatenate(
-                [part.static_subjects[p.name] for part in parts] or [np.zeros(0, np.int64)]
-            )
-        )
-        passers = np.intersect1d(passers, matched)
+    parts = [_count_batch(b, specials, plain, statics, codes) for b in source.batches(columns)]
+    all_subjects = _union([p.all_subjects for p in parts])
+    static_subjects = {
+        p.name: _union([part.static_subjects[p.name] for part in parts]) for p in statics
+    }
     # Column by column, each batch's copy dropped once joined: the merge holds one extra column.
     subjects = joined([_take(part, "subjects") for part in parts], np.int64)
     times = joined([_take(part, "times") for part in parts], np.int64)
     counts = {p.name: joined([part.counts.pop(p.name) for part in parts], np.int64) for p in plain}
     del parts
-    if statics:
+    subjects, times, counts = _group(subjects, times, counts)
+    return EventCounts(subjects, times, counts, all_subjects, static_subjects)
+
+
+def _union(parts: list[np.ndarray]) -> np.ndarray:
+    """The sorted distinct values of all `parts`."""
+    return np.unique(np.concatenate(parts or [np.zeros(0, np.int64)]))
+
+
+def cohort_table(
+    cohort: Cohort, plan: PredicatePlan, events: EventCounts, names: Mapping[str, str] | None = None
+) -> CountTable:
+    """`cohort`'s count table from `events`: demographic filter, computed counts, non-zero rows.
+
+    `names` maps a predicate name of `cohort` to its name in `events` where they differ (when
+    `events` counts several cohorts' predicates). `events` must count every plain and static
+    predicate of `plan` and keep the timestamps its special predicates need; rows where all of
+    `cohort`'s counts are zero are dropped, so the table is the one `count_events` gives.
+    """
+    names = names or {}
+    passers = events.subject_ids
+    for name in plan.static:
+        passers = np.intersect1d(passers, events.static_subjects[names.get(name, name)])
+    subjects, times = events.subjects, events.times
+    plain = [n for n in plan.plain if isinstance(cohort.predicates[n], PlainPredicate)]
+    counts = {name: events.counts[names.get(name, name)] for name in plain}
+    if plan.static:
         keep = np.isin(subjects, passers)
         subjects, times = subjects[keep], times[keep]
         counts = {name: c[keep] for name, c in counts.items()}
-    subjects, times, counts = _group(subjects, times, counts)
     _add_computed_counts(cohort, plan, subjects, counts)
     ordered = {name: counts[name] for name in plan.timed}
     if ANY_EVENT not in plan.timed and ordered:
         nonzero = np.logical_or.reduce([c > 0 for c in ordered.values()])
         subjects, times = subjects[nonzero], times[nonzero]
         ordered = {name: c[nonzero] for name, c in ordered.items()}
-    return CountTable(subjects, times, ordered, all_subjects, len(passers))
+    return CountTable(subjects, times, ordered, events.subject_ids, len(passers))
 
 
 def _take(part: _Partial, name: str) -> np.ndarray:

@@ -213,7 +213,13 @@ def evaluate(
     `count_all` counts every timed predicate in every window (for audit and explain); otherwise
     only what `has` and `label` need.
     """
-    table = count_events(cohort, plan, source)
+    return evaluate_table(cohort, plan, count_events(cohort, plan, source), count_all=count_all)
+
+
+def evaluate_table(
+    cohort: Cohort, plan: PredicatePlan, table: CountTable, *, count_all: bool = False
+) -> Evaluation:
+    """`evaluate` on a count table already made (`counting.cohort_table`)."""
     rows = np.flatnonzero(table.counts[cohort.trigger] > 0)
     timeline = Timeline(table)
     ev = Evaluation(
@@ -469,7 +475,7 @@ def extract_events(
     )
 
 
-def _check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.ndarray:
+def check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.ndarray:
     """Raise if a subject of `shard` was in an earlier shard; return the union of subjects."""
     repeated = np.intersect1d(seen, subjects)
     if len(repeated):
@@ -479,6 +485,32 @@ def _check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.n
             "and windows cannot span shards."
         )
     return np.union1d(seen, subjects)
+
+
+class ShardResults:
+    """One cohort's per-shard labels, attrition and audit, combined once every shard is in."""
+
+    def __init__(self, cohort: Cohort, plan: PredicatePlan, *, audit: bool = False):
+        self.cohort, self.plan, self.audit = cohort, plan, audit
+        self._labels: list[pl.DataFrame] = []
+        self._attritions: list[Attrition] = []
+        self._audits: list[pl.DataFrame] = []
+
+    def add(self, ev: Evaluation) -> None:
+        """Keep one shard's evaluation's rows and attrition."""
+        self._labels.append(shard_labels(self.cohort, ev))
+        self._attritions.append(shard_attrition(ev))
+        if self.audit:
+            self._audits.append(shard_audit(self.cohort, self.plan, ev))
+
+    def extraction(self) -> Extraction:
+        """The extraction of every shard added, rows sorted, warnings collected."""
+        return _finish(
+            self.cohort,
+            pl.concat(self._labels) if self._labels else empty_labels(),
+            Attrition.combine(self._attritions, step_names(self.cohort, self.plan)),
+            pl.concat(self._audits) if self.audit and self._audits else None,
+        )
 
 
 def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Extraction:
@@ -491,19 +523,11 @@ def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Ext
     sources = [EventSource(shard) for shard in dataset.shards]
     for source in sources:
         check_columns(cohort, source)
-    labels, attritions, audits = [], [], []
+    results = ShardResults(cohort, plan, audit=audit)
     seen = np.zeros(0, dtype=np.int64)
     shards = zip(dataset.shards, sources, strict=True)
     for shard, source in progress(shards, total=len(sources), desc="extracting", unit="shard"):
         ev = evaluate(cohort, plan, source, count_all=audit)
-        seen = _check_disjoint(seen, ev.subject_ids, shard)
-        labels.append(shard_labels(cohort, ev))
-        attritions.append(shard_attrition(ev))
-        if audit:
-            audits.append(shard_audit(cohort, plan, ev))
-    return _finish(
-        cohort,
-        pl.concat(labels) if labels else empty_labels(),
-        Attrition.combine(attritions, step_names(cohort, plan)),
-        pl.concat(audits) if audit and audits else None,
-    )
+        seen = check_disjoint(seen, ev.subject_ids, shard)
+        results.add(ev)
+    return results.extraction()

@@ -17,12 +17,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import yaml
 
 from ehrbench.bundled import COHORTS
 from ehrbench.errors import EhrbenchError, did_you_mean
+
+if TYPE_CHECKING:
+    from ehrbench.cohort.model import Cohort
 
 HEADER_FIELD = re.compile(r"^#\s?([A-Z][A-Za-z ]*):\s*(.*)$")
 COUNT_SCHEMA = {
@@ -121,6 +125,27 @@ def predicates_for_dataset(dataset_name: str, root: str | Path | None = None) ->
     return matches[0]
 
 
+def dataset_predicates(
+    predicates: str | Path | None, data: str | Path, root: str | Path | None = None
+) -> Path:
+    """The predicates file `predicates` names, else the one `data`'s `dataset_name` picks.
+
+    >>> dataset_predicates("synthetic", "data/unused").name
+    'synthetic.yaml'
+    """
+    if predicates:
+        return resolve_predicates(predicates, root)
+    from ehrbench.meds import open_dataset
+
+    name = open_dataset(data, deep=False).metadata().get("dataset_name")
+    if not name:
+        raise EhrbenchError(
+            f"{data}/metadata/dataset.json has no dataset_name to pick a predicates file "
+            "by: pass --predicates NAME (a file of cohorts/predicates/) or a path."
+        )
+    return predicates_for_dataset(name, root)
+
+
 @dataclass(frozen=True)
 class DatasetNotes:
     """What a predicates file says of the library cohorts on its dataset, by cohort name.
@@ -188,25 +213,48 @@ def list_cohorts(root: str | Path | None = None) -> list[LibraryCohort]:
 def cohort_counts(
     cohorts: list[LibraryCohort], data: str | Path, predicates: str | Path
 ) -> tuple[pl.DataFrame, dict[str, str]]:
-    """Extract each cohort on a MEDS dataset: rows, positives and prevalence per cohort.
+    """Extract the cohorts on a MEDS dataset in one read: rows, positives and prevalence of each.
 
     Returns the table (one row per cohort that extracted, columns of `COUNT_SCHEMA`) and, by
     cohort name, the message of each cohort that failed to load or extract.
     """
-    from ehrbench.cohort.config import load_cohort
-    from ehrbench.cohort.extract import extract
+    from ehrbench.cohort.one_pass import extract_many
     from ehrbench.meds import open_dataset
 
     dataset = open_dataset(data, deep=False)
-    rows, failures = [], {}
-    for item in cohorts:
-        try:
-            # Its warnings are left out: an empty or one-class cohort shows in the table itself.
-            labels = extract(load_cohort(item.path, predicates), dataset).labels
-        except EhrbenchError as exc:
-            failures[item.name] = str(exc)
-            continue
+    loaded, failures = load_library(cohorts, predicates)
+    try:
+        results, unextracted = extract_many(loaded, dataset)
+    except EhrbenchError as exc:
+        results, unextracted = {}, dict.fromkeys(loaded, str(exc))
+    failures |= unextracted
+    rows = []
+    for name, result in results.items():
+        # Its warnings are left out: an empty or one-class cohort shows in the table itself.
+        labels = result.labels
         positives = int(labels["boolean_value"].sum()) if labels.height else 0
         prevalence = positives / labels.height if labels.height else float("nan")
-        rows.append((item.name, labels.height, positives, prevalence))
+        rows.append((name, labels.height, positives, prevalence))
+    order = [c.name for c in cohorts]
+    failures = {name: failures[name] for name in order if name in failures}
     return pl.DataFrame(rows, schema=COUNT_SCHEMA, orient="row"), failures
+
+
+def load_library(
+    cohorts: list[LibraryCohort], predicates: str | Path
+) -> tuple[dict[str, Cohort], dict[str, str]]:
+    """Load each library cohort with `predicates`: (cohorts by name, messages of failures).
+
+    >>> loaded, failures = load_library(list_cohorts()[:1], predicates_paths()["synthetic"])
+    >>> list(loaded), failures
+    (['icu_transfer'], {})
+    """
+    from ehrbench.cohort.config import load_cohort
+
+    loaded, failures = {}, {}
+    for item in cohorts:
+        try:
+            loaded[item.name] = load_cohort(item.path, predicates)
+        except EhrbenchError as exc:
+            failures[item.name] = str(exc)
+    return loaded, failures

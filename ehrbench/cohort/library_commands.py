@@ -13,10 +13,10 @@ from ehrbench.cohort.library import (
     DatasetNotes,
     LibraryCohort,
     cohort_counts,
+    dataset_predicates,
     list_cohorts,
-    predicates_for_dataset,
-    resolve_predicates,
 )
+from ehrbench.cohort.library_extract import EXTRACT_EXAMPLE, extract_library
 from ehrbench.errors import EhrbenchError
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ EXAMPLE = """example:
   ehrbench cohorts
   ehrbench cohorts --data data/mimic_meds --predicates mimic_iv
   ehrbench cohorts --data data/synthetic --markdown > cohort_table.md
+  ehrbench cohorts extract --data data/mimic_meds --predicates mimic_iv --out labels/
 
 --predicates takes a library dataset name (the files in cohorts/predicates/: synthetic,
 mimic_iv, eicu) or a path. Without it, --data picks the library predicates file whose name
@@ -44,14 +45,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", metavar="DIR", help="MEDS dataset to extract every cohort on")
+    _library_options(parser)
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.set_defaults(handler=_cohorts)
+    verbs = parser.add_subparsers(dest="cohorts_command", metavar="VERB")
+    extract = verbs.add_parser(
+        "extract",
+        help="extract many library cohorts in one read of the data",
+        description="Extract the library's cohorts (or those of --only) on a MEDS dataset, "
+        "reading the data once.",
+        epilog=EXTRACT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    extract.add_argument("--data", metavar="DIR", required=True, help="MEDS dataset folder")
+    _library_options(extract)
+    extract.add_argument("--out", metavar="DIR", required=True, help="folder to write labels into")
+    extract.add_argument("--only", metavar="A,B,...", help="extract only these cohorts")
+    extract.add_argument(
+        "--overwrite", action="store_true", help="replace output files that already exist"
+    )
+    extract.set_defaults(handler=extract_library)
+
+
+def _library_options(parser: argparse.ArgumentParser) -> None:
+    """--predicates and --library, which every `cohorts` command takes."""
     parser.add_argument(
         "--predicates", metavar="P.yaml", help="predicates file: library name or path"
     )
     parser.add_argument(
         "--library", metavar="DIR", help="cohort folder (default: the repository's cohorts/)"
     )
-    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
-    parser.set_defaults(handler=_cohorts)
 
 
 def short(text: str) -> str:
@@ -68,7 +91,7 @@ def _cohorts(args: argparse.Namespace) -> int:
         raise EhrbenchError("--predicates is used with --data only: pass the MEDS folder too.")
     counts, failures, notes = None, {}, DatasetNotes({}, {})
     if args.data:
-        predicates = _predicates(args)
+        predicates = dataset_predicates(args.predicates, args.data, args.library)
         log.info("predicates: %s", predicates)
         notes = DatasetNotes.read(predicates)
         expressible = [c for c in cohorts if c.name not in notes.not_expressible]
@@ -79,20 +102,6 @@ def _cohorts(args: argparse.Namespace) -> int:
     for name, message in failures.items():
         log.error("%s: %s", name, message)
     return 1 if failures else 0
-
-
-def _predicates(args: argparse.Namespace):
-    if args.predicates:
-        return resolve_predicates(args.predicates, args.library)
-    from ehrbench.meds import open_dataset
-
-    name = open_dataset(args.data, deep=False).metadata().get("dataset_name")
-    if not name:
-        raise EhrbenchError(
-            f"{args.data}/metadata/dataset.json has no dataset_name to pick a predicates file "
-            "by: pass --predicates NAME (a file of cohorts/predicates/) or a path."
-        )
-    return predicates_for_dataset(name, args.library)
 
 
 def _notes_text(notes: DatasetNotes, markdown: bool) -> str:
