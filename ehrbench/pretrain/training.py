@@ -21,6 +21,7 @@ import polars as pl
 import torch
 from torch import nn
 
+from ehrbench.errors import EhrbenchError
 from ehrbench.io import atomic_path
 from ehrbench.logs import progress
 from ehrbench.meds import MedsDataset
@@ -150,6 +151,11 @@ def pretrain(
 ) -> PretrainResult:
     """Train (or resume training) the network on `streams`; write checkpoints, weights, curve."""
     starts, ends = training_windows(streams, settings.max_len)
+    if not starts.size:
+        raise EhrbenchError(
+            f"{folder}: no train-split subject has a timed event, so there is no next code to "
+            "learn; pretraining needs train-split subjects with event histories."
+        )
     schedule = _Schedule(starts.size, settings)
     device = choose_device(settings)
     with reproducible(settings.seed, settings.num_threads, device):
