@@ -227,6 +227,11 @@ def test_clear_errors(data, tmp_path, capsys):
         capsys, ["represent", "--model", str(tmp_path / "none"), *represent_into, "r.parquet"]
     )
     assert "holds no ehrbench pretrained model" in missing
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(folder / "model", unfinished, ignore=shutil.ignore_patterns("weights.pt"))
+    assert "has not finished" in _error(
+        capsys, ["represent", "--model", str(unfinished), *represent_into, "r.parquet"]
+    )
     other = _error(
         capsys, ["pretrain", "--data", str(root), "--out", str(folder / "model"), *TINY, "seed=1"]
     )
