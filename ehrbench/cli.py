@@ -34,6 +34,8 @@ VERB_MODULES = {
     "cohorts": "ehrbench.cohort.library_commands",
     "featurize": "ehrbench.features.commands",
     "train": "ehrbench.models.commands",
+    "pretrain": "ehrbench.pretrain.commands",
+    "represent": "ehrbench.pretrain.commands",
     "models": "ehrbench.models.catalog",
     "run": "ehrbench.protocol.commands",
     "evaluate": "ehrbench.protocol.outside_commands",

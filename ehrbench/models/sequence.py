@@ -39,7 +39,7 @@ N_TIME_FEATURES = 1 + 2 * len(TIME_FREQUENCIES)
 PREDICT_BATCH = 512
 
 
-def _time_encoding(hours: torch.Tensor) -> torch.Tensor:
+def time_encoding(hours: torch.Tensor) -> torch.Tensor:
     """[..., N_TIME_FEATURES] features of log1p(hours): a scaled copy plus sinusoids."""
     t = torch.log1p(hours.clamp(min=0.0))
     freqs = torch.tensor(TIME_FREQUENCIES, dtype=t.dtype, device=t.device)
@@ -88,7 +88,7 @@ class SequenceNet(nn.Module):
         x = (
             self.code(batch["codes"])
             + batch["value_mask"].unsqueeze(-1) * self.value(batch["values"].unsqueeze(-1))
-            + self.time(_time_encoding(batch["hours"]))
+            + self.time(time_encoding(batch["hours"]))
         ) * valid.unsqueeze(-1)
         start = self.start.expand(x.shape[0], 1, -1)
         x = torch.cat([start, x], dim=1)
@@ -147,7 +147,7 @@ def _batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, device: torch.
 
 
 @contextlib.contextmanager
-def _reproducible(seed: int, num_threads: int, device: torch.device) -> Iterator[None]:
+def reproducible(seed: int, num_threads: int, device: torch.device) -> Iterator[None]:
     """Seeded, deterministic, fixed-thread torch state for one fit; the caller's is restored."""
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -244,7 +244,7 @@ class SequenceModel(Model):
         tuning_x = _prepare(tuning, self.hyperparameters.max_len, vocab_size)
         y_fit = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
         y_tune = torch.from_numpy(np.asarray(y_tuning, dtype=np.float32))
-        with _reproducible(seed, self.hyperparameters.num_threads, device):
+        with reproducible(seed, self.hyperparameters.num_threads, device):
             self.net = self._build().to(device)
             self._train(train_x, y_fit, tuning_x, y_tune, seed, device)
         self.net = self.net.cpu().eval()
@@ -325,7 +325,7 @@ class SequenceModel(Model):
                 f"features have {n_static}: build the features with the same config."
             )
         tensors = _prepare(features, self.hyperparameters.max_len, self.shape["vocab_size"])
-        with _reproducible(0, self.hyperparameters.num_threads, torch.device("cpu")):
+        with reproducible(0, self.hyperparameters.num_threads, torch.device("cpu")):
             logits = self._logits(tensors, torch.device("cpu"))
         return torch.sigmoid(logits.double()).numpy()
 

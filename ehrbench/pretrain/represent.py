@@ -1,0 +1,148 @@
+"""Frozen embeddings of label rows from a pretrained model, by the MEDS rule.
+
+A row's embedding is the network's final state at its subject's last token at or before the
+row's `prediction_time` (the BOS token for a subject without such events), reading at most the
+last `max_len` tokens. Only events at or before a subject's latest prediction time are read,
+and the causal mask keeps a row's state from depending on later tokens. The rows of a subject
+whose histories fit in one window share one forward pass; passes are batched.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.logs import progress
+from ehrbench.meds import MedsDataset
+from ehrbench.models.sequence import reproducible
+from ehrbench.pretrain.settings import read_settings
+from ehrbench.pretrain.tokens import BOS, TokenStreams, Vocabulary, gather, read_events, tokenise
+from ehrbench.pretrain.training import WEIGHTS_FILE, as_tensors, build_network, choose_device
+
+logger = logging.getLogger(__name__)
+
+PASSES_PER_BATCH = 64
+
+
+def load_network(folder: Path) -> tuple[torch.nn.Module, Vocabulary, int, torch.device, int]:
+    """The pretrained network of `folder` in eval mode, its vocabulary, context length, device
+    and thread count; raise when `folder` holds no finished pretraining."""
+    settings, _ = read_settings(folder)
+    path = folder / WEIGHTS_FILE
+    if not path.is_file():
+        raise EhrbenchError(
+            f"{path} does not exist: the pretraining in {folder} has not finished; rerun "
+            "`ehrbench pretrain` with the same --data, --out and settings to resume it."
+        )
+    vocabulary = Vocabulary.load(folder)
+    device = choose_device(settings)
+    net = build_network(settings, vocabulary)
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.to(device).eval(), vocabulary, settings.max_len, device, settings.num_threads
+
+
+def represent(folder: Path, dataset: MedsDataset, labels: pl.DataFrame) -> pl.DataFrame:
+    """One embedding per row of `labels` (label order): subject_id (int64), prediction_time
+    (timestamp[us]) and embedding (fixed-size list of float32), as `read_representation` reads.
+    """
+    net, vocabulary, max_len, device, threads = load_network(folder)
+    rows = labels.select(
+        pl.col("subject_id").cast(pl.Int64), pl.col("prediction_time").cast(pl.Datetime("us"))
+    )
+    times = rows["prediction_time"].cast(pl.Int64).to_numpy()
+    until = rows.group_by("subject_id").agg(t=pl.col("prediction_time").cast(pl.Int64).max())
+    streams = _with_lone_bos(tokenise(read_events(dataset, until["subject_id"], until), vocabulary))
+    first, end = _histories(streams, rows["subject_id"].to_numpy(), times)
+    # A row whose history fits in one window starts at its stream's start (shared with the
+    # subject's other such rows); a longer one reads its own last `max_len` tokens.
+    start = np.where(end - first <= max_len, first, end - max_len)
+    passes = pl.DataFrame({"start": start, "end": end}).with_row_index("row")
+    spans = (
+        passes.group_by("start")
+        .agg(pl.col("end").max())
+        .sort(pl.col("end") - pl.col("start"), "start")  # similar lengths batch together
+        .with_row_index("pass")
+    )
+    passes = passes.join(spans.select("pass", "start"), on="start").sort("row")
+    embedding = _final_states(
+        net,
+        streams,
+        spans,
+        passes["pass"].to_numpy(),
+        (passes["end"] - passes["start"]).to_numpy() - 1,
+        (device, threads),
+    )
+    return rows.with_columns(
+        pl.Series("embedding", embedding, dtype=pl.Array(pl.Float32, embedding.shape[1]))
+    )
+
+
+def _with_lone_bos(streams: TokenStreams) -> TokenStreams:
+    """`streams` with one more token at the end, a BOS alone: the history of eventless rows."""
+    extra = {
+        "code": BOS,
+        "value_bin": 0,
+        "hours": 0.0,
+        "age": 0.0,
+        "time": np.iinfo(np.int64).min,
+    }
+    return TokenStreams(
+        subjects=streams.subjects,
+        starts=streams.starts,
+        **{
+            name: np.append(getattr(streams, name), value).astype(getattr(streams, name).dtype)
+            for name, value in extra.items()
+        },
+    )
+
+
+def _histories(
+    streams: TokenStreams, subjects: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, its stream's first token and one past its last token at or before its time."""
+    lone_bos = streams.code.size - 1
+    position = np.searchsorted(streams.subjects, subjects)
+    found = position < streams.subjects.size
+    found[found] = streams.subjects[position[found]] == subjects[found]
+    first = np.full(subjects.size, lone_bos)
+    end = np.full(subjects.size, lone_bos + 1)
+    for row in np.flatnonzero(found):
+        first[row], stop = streams.starts[position[row]], streams.starts[position[row] + 1]
+        # Tokens after the BOS are time-sorted: count those at or before the row's time.
+        after_bos = streams.time[first[row] + 1 : stop]
+        end[row] = first[row] + 1 + np.searchsorted(after_bos, times[row], side="right")
+    return first, end
+
+
+@torch.no_grad()
+def _final_states(
+    net: torch.nn.Module,
+    streams: TokenStreams,
+    spans: pl.DataFrame,
+    row_pass: np.ndarray,
+    row_offset: np.ndarray,
+    where: tuple[torch.device, int],
+) -> np.ndarray:
+    """[rows, hidden]: row i's state at token `row_offset[i]` of pass (span) `row_pass[i]`."""
+    device, threads = where
+    starts, ends = spans["start"].to_numpy(), spans["end"].to_numpy()
+    out = np.zeros((row_pass.size, net.norm.normalized_shape[0]), dtype=np.float32)
+    by_pass = np.argsort(row_pass, kind="stable")
+    batches = range(0, starts.size, PASSES_PER_BATCH)
+    # Rows of batch b are by_pass[bounds[b] : bounds[b + 1]].
+    bounds = np.searchsorted(row_pass[by_pass], np.append(np.asarray(batches), starts.size))
+    with reproducible(0, threads, device):
+        for number, begin in enumerate(
+            progress(batches, total=len(batches), desc="represent", unit="batch")
+        ):
+            part = slice(begin, begin + PASSES_PER_BATCH)
+            arrays = gather(streams, starts[part], ends[part])
+            states = net.states(as_tensors(arrays, device)).float().cpu().numpy()
+            rows = by_pass[bounds[number] : bounds[number + 1]]
+            out[rows] = states[row_pass[rows] - begin, row_offset[rows]]
+    return out

@@ -1,0 +1,117 @@
+"""The settings of a pretraining, typed and checked, and how a model folder records them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.io import write_text_atomic
+from ehrbench.meds import MedsDataset
+from ehrbench.models.base import _typed_hyperparameters, above, at_least
+from ehrbench.overrides import parse_dotlist
+
+SETTINGS_FILE = "settings.json"
+# Settings that only say when to stop, when to checkpoint or where to compute: a resumed
+# pretraining may change them.
+RESUMABLE_CHANGES = ("max_steps", "checkpoint_every", "device", "num_threads")
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """Vocabulary, network size, optimiser and schedule of one pretraining.
+
+    `max_len` is the context length (events per training window and per embedded row);
+    `value_bins` the number of per-code quantile bins of numeric values; `max_steps` stops
+    early (null: run every epoch); `device` is `auto` (CUDA when available), `cpu` or `cuda:N`.
+    """
+
+    seed: int = 0
+    min_count: int = at_least(5, 1)
+    value_bins: int = at_least(5, 1)
+    max_len: int = at_least(128, 2)
+    hidden: int = at_least(64, 1)
+    n_layers: int = at_least(2, 1)
+    n_heads: int = at_least(4, 1)
+    dropout: float = at_least(0.1, 0)
+    learning_rate: float = above(1e-3, 0)
+    weight_decay: float = at_least(0.01, 0)
+    batch_size: int = at_least(32, 1)
+    epochs: int = at_least(2, 1)
+    max_steps: int | None = at_least(None, 1)
+    checkpoint_every: int = at_least(200, 1)
+    num_threads: int = at_least(1, 1)
+    device: str = "auto"
+
+
+def parse_settings(items: list[str]) -> PretrainSettings:
+    """The settings that `key=value` `items` describe; raise naming an unknown or mistyped key.
+
+    >>> parse_settings(["hidden=32", "epochs=1"]).hidden
+    32
+    >>> parse_settings(["hiden=32"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ehrbench.errors.EhrbenchError: model `pretrain` has no hyperparameter(s) ['hiden']; ...
+    """
+    tree = parse_dotlist(items, "`hidden=32` or `epochs=1`")
+    return settings_from(tree)
+
+
+def settings_from(values: dict[str, Any]) -> PretrainSettings:
+    """`PretrainSettings` from a plain dict, checked like the command-line settings."""
+    settings = _typed_hyperparameters("pretrain", PretrainSettings, values)
+    if settings.hidden % settings.n_heads:
+        raise EhrbenchError(
+            f"pretraining setting `hidden` ({settings.hidden}) must be a multiple of `n_heads` "
+            f"({settings.n_heads})."
+        )
+    return settings
+
+
+def dataset_record(dataset: MedsDataset) -> dict[str, str]:
+    """What identifies the data a model folder was pretrained on: its folder and fingerprint."""
+    return {"root": str(dataset.root.resolve()), "fingerprint": dataset.fingerprint()}
+
+
+def write_settings(settings: PretrainSettings, dataset: dict[str, str], folder: Path) -> None:
+    """Record the settings and the dataset they pretrain on in `folder/settings.json`."""
+    record = {"settings": dataclasses.asdict(settings), "dataset": dataset}
+    write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n", folder / SETTINGS_FILE)
+
+
+def read_settings(folder: Path) -> tuple[PretrainSettings, dict[str, str]]:
+    """The settings and dataset recorded in `folder`; raise when it holds no pretrained model."""
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        raise EhrbenchError(
+            f"{path} does not exist: {folder} holds no ehrbench pretrained model (make one with "
+            "`ehrbench pretrain --data DIR --out MODEL_DIR`)."
+        )
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return settings_from(record["settings"]), record["dataset"]
+
+
+def check_same_run(
+    folder: Path, settings: PretrainSettings, dataset: dict[str, str]
+) -> PretrainSettings:
+    """Raise unless `folder`'s recorded run has these settings (up to `RESUMABLE_CHANGES`)
+    and this dataset, so a resumed pretraining continues the same one."""
+    recorded, recorded_dataset = read_settings(folder)
+    old, new = dataclasses.asdict(recorded), dataclasses.asdict(settings)
+    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old[k] != new[k])
+    if changed:
+        differences = ", ".join(f"`{k}` {old[k]!r} there, {new[k]!r} now" for k in changed)
+        raise EhrbenchError(
+            f"{folder} holds a pretraining with other settings ({differences}): a resume must "
+            "use the same settings. Pass the recorded ones, or choose a new --out."
+        )
+    if recorded_dataset != dataset:
+        raise EhrbenchError(
+            f"{folder} was pretrained on the dataset {recorded_dataset['root']} (fingerprint "
+            f"{recorded_dataset['fingerprint']}), not on {dataset['root']} (fingerprint "
+            f"{dataset['fingerprint']}): a resume must use the same data. Choose a new --out."
+        )
+    return settings

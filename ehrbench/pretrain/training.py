@@ -1,0 +1,259 @@
+"""The training loop: next-code cross-entropy over train-split subjects' windows, resumable.
+
+Each subject's token stream is cut into windows of `max_len + 1` tokens overlapping by one (the
+inputs are a window's first `max_len` tokens, the targets its last `max_len`). An epoch visits
+every window once, in an order drawn from a generator seeded by (seed, epoch), so the batches
+of any step can be recomputed. Every `checkpoint_every` steps, and when training stops, the
+network, optimiser, step, loss curve and RNG state are written to `checkpoint.pt`; a rerun
+loads them and continues, and ends with the weights an uninterrupted run ends with.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from torch import nn
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.io import atomic_path
+from ehrbench.logs import progress
+from ehrbench.meds import MedsDataset
+from ehrbench.models.sequence import reproducible
+from ehrbench.pretrain.network import NextCodeTransformer
+from ehrbench.pretrain.settings import (
+    SETTINGS_FILE,
+    PretrainSettings,
+    dataset_record,
+    write_settings,
+)
+from ehrbench.pretrain.tokens import (
+    PAD,
+    TokenStreams,
+    Vocabulary,
+    build_vocabulary,
+    gather,
+    read_events,
+    tokenise,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "weights.pt"
+CURVE_FILE = "curve.csv"
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """Where a pretraining stopped: its step, of how many, and the last step's loss."""
+
+    step: int
+    total_steps: int
+    last_loss: float | None
+
+
+def build_network(settings: PretrainSettings, vocabulary: Vocabulary) -> NextCodeTransformer:
+    """The untrained network for these settings and vocabulary."""
+    return NextCodeTransformer(
+        vocabulary.size,
+        vocabulary.value_bins,
+        settings.max_len,
+        settings.hidden,
+        settings.n_layers,
+        settings.n_heads,
+        float(settings.dropout),
+    )
+
+
+def choose_device(settings: PretrainSettings) -> torch.device:
+    """CUDA when `device=auto` and a GPU is present, else the device named."""
+    if settings.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(settings.device)
+
+
+def as_tensors(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    """Gathered token arrays as network inputs on `device`."""
+    return {
+        "code": torch.from_numpy(arrays["code"].astype(np.int64)).to(device),
+        "value_bin": torch.from_numpy(arrays["value_bin"].astype(np.int64)).to(device),
+        "hours": torch.from_numpy(arrays["hours"].astype(np.float32)).to(device),
+        "age": torch.from_numpy(arrays["age"].astype(np.float32)).to(device),
+    }
+
+
+def training_windows(streams: TokenStreams, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of every window of at most `max_len + 1` tokens with a target in it."""
+    starts, ends = [], []
+    for first, stop in zip(streams.starts[:-1], streams.starts[1:], strict=True):
+        begin = np.arange(first, stop - 1, max_len)
+        starts.append(begin)
+        ends.append(np.minimum(begin + max_len + 1, stop))
+    if not starts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(starts), np.concatenate(ends)
+
+
+class _Schedule:
+    """The windows of every step: epoch e's order comes from a generator seeded by (seed, e)."""
+
+    def __init__(self, n_windows: int, settings: PretrainSettings) -> None:
+        self.n_windows = n_windows
+        self.settings = settings
+        self.steps_per_epoch = math.ceil(n_windows / settings.batch_size)
+        full = settings.epochs * self.steps_per_epoch
+        self.total = full if settings.max_steps is None else min(full, settings.max_steps)
+        self._orders: dict[int, torch.Tensor] = {}
+
+    def batch(self, step: int) -> tuple[int, np.ndarray]:
+        """(epoch, window indices) of `step`."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if epoch not in self._orders:
+            generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
+            self._orders = {epoch: torch.randperm(self.n_windows, generator=generator)}
+        size = self.settings.batch_size
+        return epoch, self._orders[epoch][position * size : (position + 1) * size].numpy()
+
+
+def pretrain_dataset(
+    dataset: MedsDataset, folder: Path, settings: PretrainSettings
+) -> PretrainResult:
+    """Pretrain on the train-split subjects of `dataset` into `folder`, resuming what is there.
+
+    Only train-split subjects' events are read: the vocabulary, value bins and weights never
+    see a tuning or held_out subject. A fresh `folder` gets the settings and vocabulary first;
+    a folder holding them (checked by the caller to match) resumes from its checkpoint.
+    """
+    splits = dataset.subject_splits()
+    train = splits.filter(pl.col("split") == "train")["subject_id"].cast(pl.Int64)
+    events = read_events(dataset, train)
+    if (folder / SETTINGS_FILE).exists():
+        vocabulary = Vocabulary.load(folder)
+    else:
+        vocabulary = build_vocabulary(events, settings.min_count, settings.value_bins)
+        vocabulary.save(folder)
+        write_settings(settings, dataset_record(dataset), folder)
+    return pretrain(tokenise(events, vocabulary), vocabulary, folder, settings)
+
+
+def pretrain(
+    streams: TokenStreams,
+    vocabulary: Vocabulary,
+    folder: Path,
+    settings: PretrainSettings,
+) -> PretrainResult:
+    """Train (or resume training) the network on `streams`; write checkpoints, weights, curve."""
+    starts, ends = training_windows(streams, settings.max_len)
+    if not starts.size:
+        raise EhrbenchError(
+            f"{folder}: no train-split subject has a timed event, so there is no next code to "
+            "learn; pretraining needs train-split subjects with event histories."
+        )
+    schedule = _Schedule(starts.size, settings)
+    device = choose_device(settings)
+    with reproducible(settings.seed, settings.num_threads, device):
+        net = build_network(settings, vocabulary).to(device)
+        optimizer = torch.optim.AdamW(
+            net.parameters(),
+            lr=float(settings.learning_rate),
+            weight_decay=float(settings.weight_decay),
+        )
+        step, curve = _resume(folder, net, optimizer, device)
+        if step >= schedule.total:
+            logger.info("%s: pretraining already at step %d of %d.", folder, step, schedule.total)
+            return PretrainResult(step, schedule.total, curve[-1]["loss"] if curve else None)
+        logger.info(
+            "pretraining %s parameters on %s windows of %s subjects, from step %d of %d ...",
+            f"{sum(p.numel() for p in net.parameters()):,}",
+            f"{starts.size:,}",
+            f"{streams.subjects.size:,}",
+            step,
+            schedule.total,
+        )
+        net.train()
+        bar = progress(
+            range(step, schedule.total), total=schedule.total - step, desc="pretrain", unit="step"
+        )
+        for step in bar:
+            epoch, windows = schedule.batch(step)
+            arrays = gather(streams, starts[windows], ends[windows])
+            loss = _step(net, optimizer, as_tensors(arrays, device))
+            curve.append({"step": step + 1, "epoch": epoch, "loss": loss})
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            if (step + 1) % settings.checkpoint_every == 0 and step + 1 < schedule.total:
+                _checkpoint(folder, net, optimizer, step + 1, curve, device)
+        _checkpoint(folder, net, optimizer, schedule.total, curve, device)
+        _save(net.state_dict(), folder / WEIGHTS_FILE)
+    return PretrainResult(schedule.total, schedule.total, curve[-1]["loss"])
+
+
+def _step(
+    net: NextCodeTransformer, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]
+) -> float:
+    """One optimiser step on a batch of windows; the mean next-code cross-entropy."""
+    inputs = {name: value[:, :-1] for name, value in batch.items()}
+    targets = batch["code"][:, 1:]
+    optimizer.zero_grad()
+    logits = net(inputs)
+    loss = nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=PAD
+    )
+    loss.backward()
+    optimizer.step()
+    return float(loss.item())
+
+
+def _save(state: dict, target: Path) -> None:
+    """`torch.save` to `target` atomically, byte-identical for equal states: saved through a
+    buffer, as torch names the archive's records after the file it writes to."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def _checkpoint(
+    folder: Path,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    curve: list[dict],
+    device: torch.device,
+) -> None:
+    """Write everything a resume needs, then the curve so far."""
+    state = {
+        "net": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "curve": curve,
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+    _save(state, folder / CHECKPOINT_FILE)
+    frame = pl.DataFrame(curve, schema={"step": pl.Int64, "epoch": pl.Int64, "loss": pl.Float64})
+    with atomic_path(folder / CURVE_FILE) as tmp:
+        frame.write_csv(tmp)
+
+
+def _resume(
+    folder: Path, net: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+) -> tuple[int, list[dict]]:
+    """Load `folder`'s checkpoint into `net` and `optimizer`; (step, curve), or (0, [])."""
+    path = folder / CHECKPOINT_FILE
+    if not path.exists():
+        return 0, []
+    state = torch.load(path, map_location=device, weights_only=True)
+    net.load_state_dict(state["net"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    if state["cuda_rng"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    logger.info("resuming from %s at step %d.", path, state["step"])
+    return int(state["step"]), list(state["curve"])

@@ -1,0 +1,258 @@
+"""`ehrbench pretrain` and `ehrbench represent`: train-only, leak-free, deterministic, resumable,
+and a representation a head trains on."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+
+from ehrbench.cli import main
+from ehrbench.features.representation import read_representation
+from ehrbench.meds import open_dataset
+from ehrbench.pretrain import training
+from ehrbench.pretrain.represent import represent
+from ehrbench.synth.dataset import generate_dataset
+
+TINY = [
+    "epochs=1",
+    "max_len=16",
+    "hidden=16",
+    "n_heads=2",
+    "n_layers=1",
+    "batch_size=16",
+    "max_steps=24",
+    "checkpoint_every=5",
+    "min_count=2",
+    "value_bins=3",
+]
+
+
+def _events(root) -> pl.DataFrame:
+    return pl.concat([pl.read_parquet(shard) for shard in open_dataset(root).shards])
+
+
+def _labels(root) -> pl.DataFrame:
+    """Two rows per subject: at its 4th timed event (a short history) and at its middle one."""
+    timed = _events(root).drop_nulls("time").sort("subject_id", "time")
+    per_subject = timed.group_by("subject_id", maintain_order=True).agg(
+        early=pl.col("time").get(3),
+        middle=pl.col("time").get(pl.len() // 2),
+    )
+    rows = per_subject.unpivot(index="subject_id", value_name="prediction_time").drop("variable")
+    return (
+        rows.unique()
+        .sort("subject_id", "prediction_time")
+        .with_columns(boolean_value=pl.col("subject_id") % 3 == 0)
+    )
+
+
+def _rewrite(root, change) -> None:
+    """Replace every shard of the dataset at `root` by `change(shard frame)`, MEDS-sorted."""
+    for shard in open_dataset(root).shards:
+        frame = pl.read_parquet(shard)
+        changed = change(frame).sort("subject_id", "time", nulls_last=False, maintain_order=True)
+        changed.select(pl.col(c).cast(frame.schema[c]) for c in frame.columns).write_parquet(shard)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A 100-subject synthetic dataset, its label table, and a tiny model pretrained on it."""
+    folder = tmp_path_factory.mktemp("pretrain")
+    root = generate_dataset(folder / "meds", n_subjects=100, seed=0).root
+    labels = _labels(root)
+    labels.write_parquet(folder / "labels.parquet")
+    assert main(["pretrain", "--data", str(root), "--out", str(folder / "model"), *TINY]) == 0
+    return folder, root, labels
+
+
+def test_the_model_folder_holds_weights_vocabulary_settings_and_curve(data):
+    folder, _, _ = data
+    files = {p.name for p in (folder / "model").iterdir()}
+    assert {"weights.pt", "vocabulary.json", "settings.json", "curve.csv"} <= files
+    curve = pl.read_csv(folder / "model" / "curve.csv")
+    assert curve["step"].to_list() == list(range(1, 25))
+    assert curve["loss"].is_finite().all()
+
+
+def test_the_same_seed_gives_the_same_weights_and_embeddings(data, tmp_path):
+    folder, root, labels = data
+    assert main(["pretrain", "--data", str(root), "--out", str(tmp_path / "again"), *TINY]) == 0
+    model = folder / "model"
+    assert (tmp_path / "again" / "weights.pt").read_bytes() == (model / "weights.pt").read_bytes()
+    dataset = open_dataset(root)
+    first = represent(model, dataset, labels)
+    assert first.equals(represent(tmp_path / "again", dataset, labels))
+    assert first.select("subject_id", "prediction_time").equals(
+        labels.select("subject_id", "prediction_time")
+    )
+
+
+def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_weights(
+    data, tmp_path, monkeypatch
+):
+    folder, root, _ = data
+    out = tmp_path / "model"
+    stop_at = [0]
+    real_step = training._step
+
+    def interrupted(*args):
+        stop_at[0] += 1
+        if stop_at[0] == 13:  # after the checkpoint at step 10, before the one at 15
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "_step", interrupted)
+        assert main(["pretrain", "--data", str(root), "--out", str(out), *TINY]) == 130
+    assert not (out / "weights.pt").exists()
+    assert len(pl.read_csv(out / "curve.csv")) == 10
+    assert main(["pretrain", "--data", str(root), "--out", str(out), *TINY]) == 0
+    assert (out / "weights.pt").read_bytes() == (folder / "model" / "weights.pt").read_bytes()
+
+
+def test_a_stop_at_max_steps_resumes_to_the_longer_run(data, tmp_path):
+    _, root, _ = data
+    short, full = (tmp_path / "short", tmp_path / "full")
+    longer = [*TINY, "max_steps=30"]
+    assert main(["pretrain", "--data", str(root), "--out", str(short), *TINY]) == 0
+    assert main(["pretrain", "--data", str(root), "--out", str(short), *longer]) == 0
+    assert main(["pretrain", "--data", str(root), "--out", str(full), *longer]) == 0
+    assert (short / "weights.pt").read_bytes() == (full / "weights.pt").read_bytes()
+
+
+def test_tuning_and_held_out_events_never_reach_the_pretrained_model(data, tmp_path):
+    folder, root, _ = data
+    changed = tmp_path / "meds"
+    shutil.copytree(root, changed)
+    splits = pl.read_parquet(root / "metadata" / "subject_splits.parquet")
+    others = splits.filter(pl.col("split") != "train")["subject_id"].implode()
+
+    def scramble(frame: pl.DataFrame) -> pl.DataFrame:
+        theirs = pl.col("subject_id").is_in(others)
+        extra = frame.filter(theirs & pl.col("time").is_not_null()).with_columns(
+            code=pl.lit("NEW//CODE"), time=pl.col("time") + pl.duration(hours=1)
+        )
+        scrambled = frame.with_columns(
+            code=pl.when(theirs).then(pl.col("code").reverse()).otherwise(pl.col("code")),
+            numeric_value=pl.when(theirs)
+            .then(pl.col("numeric_value") * 7 + 1)
+            .otherwise(pl.col("numeric_value")),
+        )
+        return pl.concat([scrambled, extra])
+
+    _rewrite(changed, scramble)
+    out = tmp_path / "model"
+    assert main(["pretrain", "--data", str(changed), "--out", str(out), *TINY]) == 0
+    model = folder / "model"
+    assert (out / "vocabulary.json").read_bytes() == (model / "vocabulary.json").read_bytes()
+    assert (out / "weights.pt").read_bytes() == (model / "weights.pt").read_bytes()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_events_after_a_rows_prediction_time_never_change_its_embedding(data, tmp_path, seed):
+    folder, root, labels = data
+    rng = np.random.default_rng(seed)
+    subjects = labels["subject_id"].unique().sort()
+    chosen = subjects.sample(n=40, seed=seed)
+    # A cutoff per chosen subject at its first or its last row's time: only later events change.
+    times = (
+        labels.filter(pl.col("subject_id").is_in(chosen.implode()))
+        .group_by("subject_id")
+        .agg(first=pl.col("prediction_time").min(), last=pl.col("prediction_time").max())
+        .sort("subject_id")
+    )
+    at_last = pl.Series(rng.integers(0, 2, times.height).astype(bool))
+    cutoffs = times.select(
+        "subject_id", cutoff=pl.when(at_last).then(pl.col("last")).otherwise(pl.col("first"))
+    )
+    changed = tmp_path / "meds"
+    shutil.copytree(root, changed)
+    shift = int(rng.integers(1, 48))
+
+    def perturb(frame: pl.DataFrame) -> pl.DataFrame:
+        joined = frame.join(cutoffs, on="subject_id", how="left", maintain_order="left")
+        later = pl.col("time") > pl.col("cutoff")
+        extra = joined.filter(later).with_columns(
+            code=pl.lit("LAB//NEW"), time=pl.col("time") + pl.duration(hours=shift)
+        )
+        moved = joined.with_columns(
+            code=pl.when(later).then(pl.col("code").shuffle(seed)).otherwise(pl.col("code")),
+            numeric_value=pl.when(later)
+            .then(pl.col("numeric_value") * -3)
+            .otherwise(pl.col("numeric_value")),
+        )
+        return pl.concat([moved, extra]).drop("cutoff")
+
+    _rewrite(changed, perturb)
+    before = represent(folder / "model", open_dataset(root), labels)
+    after = represent(folder / "model", open_dataset(changed, deep=False), labels)
+    unchanged = labels.join(cutoffs, on="subject_id", how="left", maintain_order="left").select(
+        pl.col("cutoff").is_null() | (pl.col("prediction_time") <= pl.col("cutoff"))
+    )
+    kept = unchanged.to_series().to_numpy()
+    assert kept.sum() > labels.height // 2
+    left, right = np.stack(before["embedding"].to_numpy()), np.stack(after["embedding"].to_numpy())
+    assert np.array_equal(left[kept], right[kept])
+    # The perturbation does reach the rows after a cutoff: the test is not vacuous.
+    assert not np.array_equal(left[~kept], right[~kept])
+
+
+def test_a_logreg_head_trains_on_the_representation(data, tmp_path, capsys):
+    folder, root, labels = data
+    reps = tmp_path / "reps.parquet"
+    labels_path = str(folder / "labels.parquet")
+    command = ["represent", "--model", str(folder / "model"), "--data", str(root)]
+    assert main([*command, "--labels", labels_path, "--out", str(reps)]) == 0
+    features = read_representation(reps, labels)
+    assert features.shape == (labels.height, 16)
+    run = tmp_path / "run"
+    train = ["train", "--data", str(root), "--labels", labels_path, "--model", "logreg"]
+    assert main([*train, "--representation", str(reps), "--out", str(run)]) == 0
+    assert (run / "predictions.parquet").exists()
+
+
+def _error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_clear_errors(data, tmp_path, capsys):
+    folder, root, labels = data
+    labels_path = str(folder / "labels.parquet")
+    represent_into = ["--data", str(root), "--labels", labels_path, "--out"]
+    missing = _error(
+        capsys, ["represent", "--model", str(tmp_path / "none"), *represent_into, "r.parquet"]
+    )
+    assert "holds no ehrbench pretrained model" in missing
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(folder / "model", unfinished, ignore=shutil.ignore_patterns("weights.pt"))
+    assert "has not finished" in _error(
+        capsys, ["represent", "--model", str(unfinished), *represent_into, "r.parquet"]
+    )
+    other = _error(
+        capsys, ["pretrain", "--data", str(root), "--out", str(folder / "model"), *TINY, "seed=1"]
+    )
+    assert "other settings (`seed` 0 there, 1 now)" in other
+    assert "has no hyperparameter(s) ['epoch']" in _error(
+        capsys, ["pretrain", "--data", str(root), "--out", str(tmp_path / "m"), "epoch=1"]
+    )
+    strangers = tmp_path / "strangers.parquet"
+    labels.with_columns(subject_id=pl.col("subject_id") + 10**9).write_parquet(strangers)
+    unknown = _error(
+        capsys,
+        [
+            "represent",
+            "--model",
+            str(folder / "model"),
+            "--data",
+            str(root),
+            "--labels",
+            str(strangers),
+            "--out",
+            str(tmp_path / "r.parquet"),
+        ],
+    )
+    assert "are not in the dataset" in unknown
