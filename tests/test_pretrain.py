@@ -236,7 +236,7 @@ def test_clear_errors(data, tmp_path, capsys):
         capsys, ["pretrain", "--data", str(root), "--out", str(folder / "model"), *TINY, "seed=1"]
     )
     assert "other settings (`seed` 0 there, 1 now)" in other
-    assert "has no hyperparameter(s) ['epoch']" in _error(
+    assert "has no setting(s) ['epoch']" in _error(
         capsys, ["pretrain", "--data", str(root), "--out", str(tmp_path / "m"), "epoch=1"]
     )
     strangers = tmp_path / "strangers.parquet"

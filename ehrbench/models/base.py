@@ -51,7 +51,7 @@ class Model(ABC):
     Hyperparameters: ClassVar[type]
 
     def __init__(self, **params: Any) -> None:
-        self.hyperparameters = _typed_hyperparameters(self.name, self.Hyperparameters, params)
+        self.hyperparameters = typed_settings(self.Hyperparameters, params, f"model `{self.name}`")
         self.fitted = False
 
     @property
@@ -134,25 +134,25 @@ class Model(ABC):
         return model
 
 
-def _typed_hyperparameters(model: str, declared: type, params: dict[str, Any]) -> Any:
-    """`declared` filled from `params`; raise naming the model and any unknown or mistyped one."""
+def typed_settings(
+    declared: type, params: dict[str, Any], owner: str, noun: str = "hyperparameter"
+) -> Any:
+    """The frozen dataclass `declared` filled from `params`, each value type- and range-checked.
+
+    Errors name the `owner` ("model `logreg`") and the unknown, mistyped or out-of-range `noun`.
+    """
     names = [f.name for f in dataclasses.fields(declared)]
     unknown = sorted(set(params) - set(names))
     if unknown:
-        raise EhrbenchError(
-            f"model `{model}` has no hyperparameter(s) {unknown}; "
-            f"its hyperparameters are {sorted(names)}."
-        )
+        raise EhrbenchError(f"{owner} has no {noun}(s) {unknown}; its {noun}s are {sorted(names)}.")
     hints = typing.get_type_hints(declared)
     fields = {f.name: f for f in dataclasses.fields(declared)}
     for name, value in params.items():
         allowed = typing.get_args(hints[name]) or (hints[name],)
         if not any(_is_a(value, kind) for kind in allowed):
             expected = " or ".join(_TYPE_NAMES.get(kind, kind.__name__) for kind in allowed)
-            raise EhrbenchError(
-                f"model `{model}`: hyperparameter `{name}` must be {expected}, not {value!r}."
-            )
-        _check_bound(model, name, value, fields[name].metadata)
+            raise EhrbenchError(f"{owner}: {noun} `{name}` must be {expected}, not {value!r}.")
+        _check_bound(f"{owner}: {noun} `{name}`", value, fields[name].metadata)
     return declared(**params)
 
 
@@ -166,7 +166,7 @@ def above(default: Any, bound: float) -> Any:
     return dataclasses.field(default=default, metadata={"above": bound})
 
 
-def _check_bound(model: str, name: str, value: Any, bounds: Mapping[str, float]) -> None:
+def _check_bound(what: str, value: Any, bounds: Mapping[str, float]) -> None:
     """Refuse a value outside its declared range: no grid setting can then fit nothing."""
     if value is None or isinstance(value, str):
         return
@@ -176,9 +176,7 @@ def _check_bound(model: str, name: str, value: Any, bounds: Mapping[str, float])
         wanted = f"greater than {bounds['above']}"
     else:
         return
-    raise EhrbenchError(
-        f"model `{model}`: hyperparameter `{name}` must be {wanted}, not {value!r}."
-    )
+    raise EhrbenchError(f"{what} must be {wanted}, not {value!r}.")
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", type(None): "null"}

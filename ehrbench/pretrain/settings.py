@@ -11,7 +11,7 @@ from typing import Any
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import write_text_atomic
 from ehrbench.meds import MedsDataset
-from ehrbench.models.base import _typed_hyperparameters, above, at_least
+from ehrbench.models.base import above, at_least, typed_settings
 from ehrbench.overrides import parse_dotlist
 
 SETTINGS_FILE = "settings.json"
@@ -54,7 +54,7 @@ def parse_settings(items: list[str]) -> PretrainSettings:
     32
     >>> parse_settings(["hiden=32"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ehrbench.errors.EhrbenchError: model `pretrain` has no hyperparameter(s) ['hiden']; ...
+    ehrbench.errors.EhrbenchError: pretraining has no setting(s) ['hiden']; ...
     """
     tree = parse_dotlist(items, "`hidden=32` or `epochs=1`")
     return settings_from(tree)
@@ -62,7 +62,7 @@ def parse_settings(items: list[str]) -> PretrainSettings:
 
 def settings_from(values: dict[str, Any]) -> PretrainSettings:
     """`PretrainSettings` from a plain dict, checked like the command-line settings."""
-    settings = _typed_hyperparameters("pretrain", PretrainSettings, values)
+    settings = typed_settings(PretrainSettings, values, "pretraining", noun="setting")
     if settings.hidden % settings.n_heads:
         raise EhrbenchError(
             f"pretraining setting `hidden` ({settings.hidden}) must be a multiple of `n_heads` "
