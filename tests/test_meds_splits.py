@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from meds_builders import events_frame, write_meds_folder
+from protocol_helpers import captured_logs
 
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
@@ -79,11 +80,12 @@ def _dataset(tmp_path, write_splits: bool):
     return write_meds_folder(tmp_path / "ds", events_frame(rows), write_splits=write_splits)
 
 
-def test_missing_split_file_falls_back_to_hash_split_with_warning(tmp_path, capsys):
+def test_missing_split_file_falls_back_to_hash_split_with_warning(tmp_path, caplog):
     root = _dataset(tmp_path, write_splits=False)
-    splits = open_dataset(root).subject_splits()
+    with captured_logs(caplog):
+        splits = open_dataset(root).subject_splits()
     assert splits.equals(hash_splits(range(1, 41)))
-    assert "subject_splits.parquet does not exist" in capsys.readouterr().err
+    assert "subject_splits.parquet does not exist" in caplog.text
     assert not (root / "metadata" / "subject_splits.parquet").exists()
 
 

@@ -14,10 +14,10 @@ for the eICU demo's CSV tables).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +35,8 @@ from ehrbench.meds.writer import (
     write_subject_splits,
 )
 from ehrbench.output_paths import check_writable, refuse_existing
+
+logger = logging.getLogger(__name__)
 
 # MEDS column -> (accepted polars type test, type it is cast to, expected type for messages).
 _COLUMN_TYPES = {
@@ -128,9 +130,8 @@ def _write_shards(lf: pl.LazyFrame, plan: pl.DataFrame, data_dir: Path) -> int:
             path = data_dir / split / f"{shard}.parquet"
             write_shard(events, path)
             total += events.height
-            print(
-                f"wrote {path.relative_to(data_dir.parent)}: {events.height:,} rows",
-                file=sys.stderr,
+            logger.info(
+                "wrote %s: %s rows", path.relative_to(data_dir.parent), f"{events.height:,}"
             )
     return total
 

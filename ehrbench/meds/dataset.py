@@ -8,7 +8,7 @@ Layout (MEDS 0.4): `data/**/*.parquet` (the event shards), `metadata/codes.parqu
 from __future__ import annotations
 
 import hashlib
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,8 @@ from ehrbench.meds.validate import (
     reading,
     validate_dataset,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,16 +83,17 @@ class MedsDataset:
         """The (subject_id, split) table from `metadata/subject_splits.parquet`.
 
         Without that file, every subject gets the stable hash split (70/15/15, see
-        `ehrbench.meds.splits`), computed but not written, and a warning goes to stderr: every task
+        `ehrbench.meds.splits`), computed but not written, and a warning is logged: every task
         on this dataset then sees the same split, and `ehrbench splits DIR --write` saves it.
         """
         if self.splits_path.exists():
             return read_subject_splits(self.splits_path).select("subject_id", "split")
-        print(
-            f"warning: {self.splits_path} does not exist; using the stable hash split "
-            f"{'/'.join(f'{f:g}' for f in DEFAULT_FRACTIONS)} (train/tuning/held_out). "
-            f"Run `ehrbench splits {self.root} --write` to save it with the dataset.",
-            file=sys.stderr,
+        logger.warning(
+            "%s does not exist; using the stable hash split %s (train/tuning/held_out). "
+            "Run `ehrbench splits %s --write` to save it with the dataset.",
+            self.splits_path,
+            "/".join(f"{f:g}" for f in DEFAULT_FRACTIONS),
+            self.root,
         )
         return hash_splits(self.subject_ids().to_list(), DEFAULT_FRACTIONS)
 
