@@ -78,7 +78,13 @@ def check_file_set(manifest: Path) -> None:
             f"{manifest} is missing: the files beside it were not all written by one command "
             "(an interrupted --overwrite?). Write them again."
         )
-    listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    try:
+        listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError):
+        raise EhrbenchError(
+            f"{manifest} is not a manifest ehrbench wrote (a JSON object with `files`): the set "
+            "beside it cannot be checked. Write it again."
+        ) from None
     for name, digest in listed.items():
         path = manifest.parent / name
         if not path.is_file() or _sha256(path) != digest:

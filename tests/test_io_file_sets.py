@@ -24,6 +24,9 @@ def test_a_file_set_is_checked_against_its_manifest(tmp_path):
     b.write_text("another run's")  # as if a kill came between two renames of a later write
     with pytest.raises(EhrbenchError, match="b.txt is not the file"):
         check_file_set(manifest)
+    manifest.write_text("not json")
+    with pytest.raises(EhrbenchError, match="set.json is not a manifest ehrbench wrote"):
+        check_file_set(manifest)
     manifest.unlink()  # a kill after the old manifest went and before the new one came
     with pytest.raises(EhrbenchError, match="set.json is missing"):
         check_file_set(manifest)
