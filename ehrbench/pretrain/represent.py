@@ -46,14 +46,19 @@ def load_network(folder: Path) -> tuple[torch.nn.Module, Vocabulary, int, torch.
     return net.to(device).eval(), vocabulary, settings.max_len, device, settings.num_threads
 
 
+def embedded_rows(labels: pl.DataFrame) -> pl.DataFrame:
+    """The key columns `represent` writes for `labels`: subject_id (int64), prediction_time (us)."""
+    return labels.select(
+        pl.col("subject_id").cast(pl.Int64), pl.col("prediction_time").cast(pl.Datetime("us"))
+    )
+
+
 def represent(folder: Path, dataset: MedsDataset, labels: pl.DataFrame) -> pl.DataFrame:
     """One embedding per row of `labels` (label order): subject_id (int64), prediction_time
     (timestamp[us]) and embedding (fixed-size list of float32), as `read_representation` reads.
     """
     net, vocabulary, max_len, device, threads = load_network(folder)
-    rows = labels.select(
-        pl.col("subject_id").cast(pl.Int64), pl.col("prediction_time").cast(pl.Datetime("us"))
-    )
+    rows = embedded_rows(labels)
     times = rows["prediction_time"].cast(pl.Int64).to_numpy()
     until = rows.group_by("subject_id").agg(t=pl.col("prediction_time").cast(pl.Int64).max())
     streams = _with_lone_bos(tokenise(read_events(dataset, until["subject_id"], until), vocabulary))

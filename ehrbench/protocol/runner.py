@@ -1,6 +1,8 @@
 """The few-shot grid: every (cohort, model, k, seed) run of a suite, resumable.
 
-For each cohort (extracted once) and each run of the suite's `FewShotPlan`:
+Once the cohorts are extracted, each model of the suite's `pretrained:` section is pretrained
+and embeds them (`ehrbench.protocol.pretrained`, cached in the output folder). Then, for each
+cohort and each run of the suite's `FewShotPlan`:
 
 1. EHRSHOT sampling: k positives and k negatives drawn from the train rows and, separately, from
    the tuning rows (`FewShotPlan.indices`); `k = all` takes every train and tuning row.
@@ -47,6 +49,7 @@ from ehrbench.protocol.prepare import (
     load_cohort_data,
     prepare_dataset,
 )
+from ehrbench.protocol.pretrained import with_pretrained
 from ehrbench.protocol.store import ResultsStore, RunKey
 from ehrbench.protocol.suite import Suite, head_model
 
@@ -229,7 +232,8 @@ class GridRunner:
         self.store = ResultsStore(suite.output)
 
     def run(self) -> GridResult:
-        """Prepare the dataset and cohorts, then compute every pending run."""
+        """Prepare the dataset and cohorts, pretrain and embed (or reuse) the suite's
+        `pretrained:` models, then compute every pending run."""
         dataset = prepare_dataset(self.suite)
         fingerprint = dataset.fingerprint()
         splits = dataset.subject_splits()
@@ -240,6 +244,8 @@ class GridRunner:
             except Exception as exc:  # the other cohorts still run; the report lists this one
                 skipped[name] = _error_text(exc)
                 logger.warning("cohort %s skipped: %s", name, skipped[name])
+        # The suite's `pretrained:` models become representations of the cohorts just loaded.
+        self.suite = with_pretrained(self.suite, dataset, cohorts)
         planned = plan_runs(self.suite, list(cohorts), fingerprint)
         infos = {
             name: CohortInfo(counts=data.summary, attrition=data.attrition.to_dict())

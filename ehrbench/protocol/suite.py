@@ -19,6 +19,7 @@ a default):
     model_params: {gru: {max_epochs: 10}}    # fixed in every grid setting of that model
     grids: {lightgbm: [{num_leaves: 8}]}     # replaces that model's hyperparameter grid
     representations: {clmbr: embeddings/clmbr_{cohort}.parquet}   # frozen embeddings
+    pretrained: {mine: {epochs: 1, hidden: 32}}   # pretrained here (`ehrbench pretrain` settings)
     bootstrap: {resamples: 1000, seed: 0}
     subgroups: {age_bands: [18, 45, 65, 80]}
     protocol: ehrbench                       # or ehrshot: EHRSHOT's evaluation, see below
@@ -32,8 +33,12 @@ path that does not exist names a shipped suite (`demo`, `tasks/demo.yaml`: `ehrb
 Each entry of `representations` names a file of frozen embeddings (one per label row;
 `{cohort}` in the path is replaced by the cohort's name) and makes the models `HEAD@NAME` (e.g.
 `logreg@clmbr`): the tabular model HEAD trained on those embeddings, with HEAD's grid and
-model_params unless `HEAD@NAME` has its own. With `dataset.synthetic`, the dataset is generated
-into `dataset.path` (default: `<output>/dataset`) when that folder does not exist yet.
+model_params unless `HEAD@NAME` has its own. Each entry of `pretrained` (settings as
+`ehrbench pretrain` takes them; `{}` for the defaults) is pretrained on the suite's dataset and
+embeds every cohort, once, in `<output>/pretrained/` (`ehrbench.protocol.pretrained`); its
+`HEAD@NAME` models then read those embeddings like a `representations` entry. With
+`dataset.synthetic`, the dataset is generated into `dataset.path` (default: `<output>/dataset`)
+when that folder does not exist yet.
 
 `protocol: ehrshot` evaluates as EHRSHOT does (`ehrbench.protocol.ehrshot`): its grids and fixed
 model settings (a suite's own `grids` and `model_params` still win), its k list by default,
@@ -44,6 +49,7 @@ the tabular models.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +76,7 @@ from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, age_band_labels
 from ehrbench.models.base import check_model_name, model_class
 from ehrbench.models.grid import expand_grid
 from ehrbench.overrides import parse_dotlist
+from ehrbench.pretrain.settings import PretrainSettings, settings_from
 from ehrbench.protocol import ehrshot
 from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
 from ehrbench.yaml_source import read_yaml
@@ -93,6 +100,7 @@ SCHEMA: dict[str, Any] = {
     "model_params": None,
     "grids": None,
     "representations": None,
+    "pretrained": None,
     "bootstrap": {"resamples": None, "seed": None},
     "subgroups": {"age_bands": None},
     "protocol": None,
@@ -146,6 +154,7 @@ class Suite:
     overrides: tuple[str, ...] = ()
     resolved: dict[str, Any] = field(default_factory=dict, repr=False)
     representations: dict[str, Path] = field(default_factory=dict)
+    pretrained: dict[str, PretrainSettings] = field(default_factory=dict)
     protocol: str = ehrshot.DEFAULT_PROTOCOL
     ehrshot_counts: EhrshotCountsConfig = field(default_factory=EhrshotCountsConfig)
 
@@ -162,18 +171,20 @@ class Suite:
         return EHRSHOT_COUNTS if kind is TABULAR and self.protocol == ehrshot.EHRSHOT else kind
 
     def representation_file(self, model: str, cohort: str) -> Path:
-        """The embeddings file a `HEAD@NAME` model reads for `cohort`."""
+        """The embeddings file a `HEAD@NAME` model reads for `cohort` (for a pretrained NAME,
+        once `ehrbench.protocol.pretrained.with_pretrained` has named it)."""
         pattern = self.representations[representation_name(model)]
         return Path(str(pattern).replace(COHORT_PLACEHOLDER, cohort))
 
     def _representation_digests(self) -> dict[str, str]:
-        """The digest of every embeddings file the suite's models read, by file."""
+        """The digest of every embeddings file given in `representations` that the suite's
+        models read, by file (a pretrained model is covered by its settings instead)."""
         return {
             str(self.representation_file(model, cohort)): file_digest(
                 self.representation_file(model, cohort)
             )
             for model in self.models
-            if representation_name(model) is not None
+            if representation_name(model) not in (None, *self.pretrained)
             for cohort in self.cohorts
         }
 
@@ -212,13 +223,16 @@ class Suite:
         """A hash of exactly what one (cohort, model) run depends on besides data, k and seed.
 
         Covers the cohort and predicates files, the model's feature settings (for `HEAD@NAME`,
-        the digest of its embeddings file), its fixed hyperparameters and grid, and the
-        bootstrap and subgroup settings; not the list of models, cohorts, k values or seeds, so
-        growing a grid keeps the runs already done.
+        the digest of its embeddings file, and of its settings when NAME is pretrained), its
+        fixed hyperparameters and grid, and the bootstrap and subgroup settings; not the list of
+        models, cohorts, k values or seeds, so growing a grid keeps the runs already done.
         """
         kind = self.model_kind(model)
         if kind is REPRESENTATION:
             features = {"file": file_digest(self.representation_file(model, cohort))}
+            if representation_name(model) in self.pretrained:
+                settings = self.pretrained[representation_name(model)]
+                features["pretrained"] = json_digest(dataclasses.asdict(settings))
         else:
             features = self.feature_config(kind).__dict__
         protocol = {} if self.protocol == ehrshot.DEFAULT_PROTOCOL else {"protocol": self.protocol}
@@ -364,7 +378,8 @@ def load_suite(
     cohorts_dir = _path(config, "cohorts_dir", reader, DEFAULT_COHORTS_DIR)
     cohorts = _cohorts(config, reader, cohorts_dir)
     representations = _representations(config, reader)
-    models = _models(config, reader, representations, cohorts)
+    pretrained = _pretrained(config, reader, representations)
+    models = _models(config, reader, representations, pretrained, cohorts)
     protocol = _protocol(config, reader)
     return Suite(
         source=path,
@@ -393,6 +408,7 @@ def load_suite(
         overrides=tuple(overrides),
         resolved=config,
         representations=representations,
+        pretrained=pretrained,
         protocol=protocol,
     )
 
@@ -522,8 +538,39 @@ def _representations(config: dict, reader: _Reader) -> dict[str, Path]:
     return paths
 
 
+def _pretrained(
+    config: dict, reader: _Reader, representations: dict[str, Path]
+) -> dict[str, PretrainSettings]:
+    """Each model to pretrain: its name (not a `representations` name) and checked settings."""
+    value = config.get("pretrained") or {}
+    if not isinstance(value, dict):
+        reader.fail(
+            "pretrained",
+            f"must map names to pretraining settings, e.g. `{{mine: {{epochs: 1}}}}`, "
+            f"got {value!r}.",
+        )
+    models = {}
+    for name, settings in value.items():
+        key = f"pretrained.{name}"
+        if not isinstance(name, str) or not name or "@" in name:
+            reader.fail(key, "needs a name without `@` (models are written HEAD@NAME).")
+        if name in representations:
+            reader.fail(key, f"has the name of `representations.{name}`; give it another name.")
+        if settings is not None and not isinstance(settings, dict):
+            reader.fail(key, f"must map pretraining settings to values, got {settings!r}.")
+        try:
+            models[name] = settings_from(settings or {})
+        except EhrbenchError as exc:
+            reader.fail(key, f"is not valid: {exc}")
+    return models
+
+
 def _models(
-    config: dict, reader: _Reader, representations: dict[str, Path], cohorts: tuple[str, ...]
+    config: dict,
+    reader: _Reader,
+    representations: dict[str, Path],
+    pretrained: dict[str, PretrainSettings],
+    cohorts: tuple[str, ...],
 ) -> tuple[str, ...]:
     names = _names(config, "models", reader)
     for name in names:
@@ -532,7 +579,7 @@ def _models(
         except EhrbenchError as exc:
             reader.fail("models", f"names a model that cannot be used: {exc}")
         if "@" in name:
-            _check_head_model(name, model_cls.kind, reader, representations, cohorts)
+            _check_head_model(name, model_cls.kind, reader, representations, pretrained, cohorts)
     return tuple(names)
 
 
@@ -541,20 +588,28 @@ def _check_head_model(
     kind: str,
     reader: _Reader,
     representations: dict[str, Path],
+    pretrained: dict[str, PretrainSettings],
     cohorts: tuple[str, ...],
 ) -> None:
-    """A `HEAD@NAME` model: NAME is a representation with a file per cohort, HEAD is tabular."""
+    """A `HEAD@NAME` model: HEAD is tabular, NAME a representation with a file per cohort or a
+    model the suite pretrains (its files are made when the grid runs)."""
     representation = name.partition("@")[2]
-    if representation not in representations:
+    if representation not in representations and representation not in pretrained:
+        among = f"`representations` {sorted(representations)}" + (
+            f" or `pretrained` {sorted(pretrained)}" if pretrained else ""
+        )
+        known = [*representations, *pretrained]
         reader.fail(
             "models",
-            f"names `{name}`, but `{representation}` is not among the suite's `representations` "
-            f"{sorted(representations)}.{_hint(representation, representations)}",
+            f"names `{name}`, but `{representation}` is not among the suite's {among}."
+            f"{_hint(representation, known)}",
         )
     try:
         check_head(head_model(name), kind, f"model `{name}`")
     except EhrbenchError as exc:
         reader.fail("models", f"is not valid: {exc}")
+    if representation in pretrained:
+        return
     pattern = str(representations[representation])
     for cohort in cohorts:
         path = Path(pattern.replace(COHORT_PLACEHOLDER, cohort))
