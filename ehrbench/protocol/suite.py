@@ -516,20 +516,28 @@ def _cohorts(config: dict, reader: _Reader, cohorts_dir: Path) -> tuple[str, ...
     return tuple(names)
 
 
-def _representations(config: dict, reader: _Reader) -> dict[str, Path]:
-    """Each representation's name and absolute path (pattern), checked for its form."""
-    value = config.get("representations") or {}
+def _named_entries(
+    config: dict, section: str, reader: _Reader, expected: str
+) -> list[tuple[str, str, Any]]:
+    """(dotted key, name, value) of each entry of `section`, a mapping of names (without `@`:
+    models are written HEAD@NAME) to `expected`."""
+    value = config.get(section) or {}
     if not isinstance(value, dict):
-        reader.fail(
-            "representations",
-            f"must map names to embedding files, e.g. `{{clmbr: clmbr_{{cohort}}.parquet}}`, "
-            f"got {value!r}.",
-        )
-    paths = {}
-    for name, pattern in value.items():
-        key = f"representations.{name}"
+        reader.fail(section, f"must map names to {expected}, got {value!r}.")
+    entries = []
+    for name, entry in value.items():
+        key = f"{section}.{name}"
         if not isinstance(name, str) or not name or "@" in name:
             reader.fail(key, "needs a name without `@` (models are written HEAD@NAME).")
+        entries.append((key, name, entry))
+    return entries
+
+
+def _representations(config: dict, reader: _Reader) -> dict[str, Path]:
+    """Each representation's name and absolute path (pattern), checked for its form."""
+    expected = "embedding files, e.g. `{clmbr: clmbr_{cohort}.parquet}`"
+    paths = {}
+    for key, name, pattern in _named_entries(config, "representations", reader, expected):
         if not isinstance(pattern, str) or not pattern.strip():
             reader.fail(
                 key, f"must be a path (`{{cohort}}` stands for the cohort), got {pattern!r}."
@@ -542,18 +550,9 @@ def _pretrained(
     config: dict, reader: _Reader, representations: dict[str, Path]
 ) -> dict[str, PretrainSettings]:
     """Each model to pretrain: its name (not a `representations` name) and checked settings."""
-    value = config.get("pretrained") or {}
-    if not isinstance(value, dict):
-        reader.fail(
-            "pretrained",
-            f"must map names to pretraining settings, e.g. `{{mine: {{epochs: 1}}}}`, "
-            f"got {value!r}.",
-        )
+    expected = "pretraining settings, e.g. `{mine: {epochs: 1}}`"
     models = {}
-    for name, settings in value.items():
-        key = f"pretrained.{name}"
-        if not isinstance(name, str) or not name or "@" in name:
-            reader.fail(key, "needs a name without `@` (models are written HEAD@NAME).")
+    for key, name, settings in _named_entries(config, "pretrained", reader, expected):
         if name in representations:
             reader.fail(key, f"has the name of `representations.{name}`; give it another name.")
         if settings is not None and not isinstance(settings, dict):
