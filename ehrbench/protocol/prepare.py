@@ -6,7 +6,8 @@ Each piece is computed once per results folder and reused on a rerun:
   (`generate_dataset` builds it beside and renames it into place, so an interrupted generation
   leaves nothing behind); an existing one must match the suite's `dataset.synthetic`;
 - a cohort's labels are extracted once per (dataset fingerprint, cohort file, predicates file)
-  into `cohorts/<name>/` with its attrition (JSON and text) and a summary;
+  into `cohorts/<name>/` with its attrition (JSON and text) and a summary; the cohorts to extract
+  are extracted together, in one read of the data;
 - features go through the feature cache in `features/` (keyed by dataset, labels and config).
 """
 
@@ -133,6 +134,25 @@ def load_cohorts(
     (`extract_many`), each written as its own extraction would be. Returns the loaded cohorts
     and the error of each cohort that cannot be loaded or extracted, or has no label row (the
     others still run), both in the suite's order.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from ehrbench.cohort.library import library_dir, predicates_paths
+    >>> from ehrbench.protocol.suite import load_suite
+    >>> from ehrbench.synth.dataset import generate_dataset
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     root = generate_dataset(Path(tmp) / "meds", n_subjects=50, seed=0).root
+    ...     suite_file = Path(tmp) / "suite.yaml"
+    ...     _ = suite_file.write_text(
+    ...         f"dataset: {{path: {root}}}\\npredicates: {predicates_paths()['synthetic']}\\n"
+    ...         f"cohorts_dir: {library_dir()}\\ncohorts: [long_los, readmission_30d]\\n"
+    ...         f"models: [logreg]\\noutput: {Path(tmp) / 'out'}\\n"
+    ...     )
+    ...     suite = load_suite(suite_file)
+    ...     dataset = prepare_dataset(suite)
+    ...     cohorts, errors = load_cohorts(suite, dataset, dataset.subject_splits())
+    >>> list(cohorts), errors
+    (['long_los', 'readmission_30d'], {})
     """
     fingerprint = dataset.fingerprint()
     folders: dict[str, _CohortFolder] = {}
