@@ -6,7 +6,8 @@ Each piece is computed once per results folder and reused on a rerun:
   (`generate_dataset` builds it beside and renames it into place, so an interrupted generation
   leaves nothing behind); an existing one must match the suite's `dataset.synthetic`;
 - a cohort's labels are extracted once per (dataset fingerprint, cohort file, predicates file)
-  into `cohorts/<name>/` with its attrition (JSON and text) and a summary;
+  into `cohorts/<name>/` with its attrition (JSON and text) and a summary; the cohorts to extract
+  are extracted together, in one read of the data;
 - features go through the feature cache in `features/` (keyed by dataset, labels and config).
 """
 
@@ -24,7 +25,8 @@ import polars as pl
 from ehrbench.cohort.artifact import Extraction, ExtractionFiles
 from ehrbench.cohort.attrition import Attrition
 from ehrbench.cohort.config import load_cohort
-from ehrbench.cohort.extract import extract
+from ehrbench.cohort.model import Cohort
+from ehrbench.cohort.one_pass import extract_many
 from ehrbench.digest import file_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.cache import cached
@@ -123,13 +125,76 @@ def cohort_summary(labels: pl.DataFrame, indices: dict[str, np.ndarray]) -> dict
     }
 
 
-def load_cohort_data(
-    suite: Suite, dataset: MedsDataset, splits: pl.DataFrame, name: str
-) -> CohortData:
-    """Extract (or reuse) one cohort's labels into `<output>/cohorts/<name>/`.
+def load_cohorts(
+    suite: Suite, dataset: MedsDataset, splits: pl.DataFrame
+) -> tuple[dict[str, CohortData], dict[str, Exception]]:
+    """Extract (or reuse) every cohort of the suite into `<output>/cohorts/<name>/`.
 
-    Raises `EhrbenchError` when the cohort cannot be loaded or extracted, or has no label row.
+    The cohorts that cannot be reused are extracted together, in one read of the dataset
+    (`extract_many`), each written as its own extraction would be. Returns the loaded cohorts
+    and the error of each cohort that cannot be loaded or extracted, or has no label row (the
+    others still run), both in the suite's order.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from ehrbench.cohort.library import library_dir, predicates_paths
+    >>> from ehrbench.protocol.suite import load_suite
+    >>> from ehrbench.synth.dataset import generate_dataset
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     root = generate_dataset(Path(tmp) / "meds", n_subjects=50, seed=0).root
+    ...     suite_file = Path(tmp) / "suite.yaml"
+    ...     _ = suite_file.write_text(
+    ...         f"dataset: {{path: {root}}}\\npredicates: {predicates_paths()['synthetic']}\\n"
+    ...         f"cohorts_dir: {library_dir()}\\ncohorts: [long_los, readmission_30d]\\n"
+    ...         f"models: [logreg]\\noutput: {Path(tmp) / 'out'}\\n"
+    ...     )
+    ...     suite = load_suite(suite_file)
+    ...     dataset = prepare_dataset(suite)
+    ...     cohorts, errors = load_cohorts(suite, dataset, dataset.subject_splits())
+    >>> list(cohorts), errors
+    (['long_los', 'readmission_30d'], {})
     """
+    fingerprint = dataset.fingerprint()
+    folders: dict[str, _CohortFolder] = {}
+    reused: dict[str, Extraction] = {}
+    pending: dict[str, Cohort] = {}
+    errors: dict[str, Exception] = {}
+    for name in suite.cohorts:
+        try:
+            folders[name] = folder = _cohort_folder(suite, fingerprint, name)
+            extraction = _reuse(folder)
+            if extraction is None:
+                pending[name] = load_cohort(suite.cohort_path(name), suite.predicates)
+            else:
+                reused[name] = extraction
+        except Exception as exc:  # this cohort is skipped; the report lists it
+            errors[name] = exc
+    extracted, failed = _extract_pending(suite, dataset, pending, folders)
+    errors |= failed
+    cohorts = {}
+    for name in suite.cohorts:
+        extraction = reused.get(name, extracted.get(name))
+        if extraction is None:
+            continue
+        try:
+            cohorts[name] = _cohort_data(
+                suite, splits, name, extraction, folders[name], name in reused, dataset.root
+            )
+        except Exception as exc:  # this cohort is skipped; the report lists it
+            errors[name] = exc
+    return cohorts, {name: errors[name] for name in suite.cohorts if name in errors}
+
+
+@dataclass(frozen=True)
+class _CohortFolder:
+    """Where one cohort's extraction is written, and the key under which it is reused."""
+
+    files: ExtractionFiles
+    record: Path
+    key: dict[str, str]
+
+
+def _cohort_folder(suite: Suite, fingerprint: str, name: str) -> _CohortFolder:
     folder = suite.output / "cohorts" / name
     files = ExtractionFiles(
         labels=folder / "labels.parquet",
@@ -137,27 +202,41 @@ def load_cohort_data(
         attrition_text=folder / "attrition.txt",
     )
     key = {
-        "dataset": dataset.fingerprint(),
+        "dataset": fingerprint,
         "cohort_file": file_digest(suite.cohort_path(name)),
         "predicates_file": file_digest(suite.predicates),
     }
-    record_path = folder / "cohort.json"
-    extraction = _reuse(files, record_path, key)
-    reused = extraction is not None
-    if not reused:
-        extraction = _extract(suite, dataset, name, files, record_path)
+    return _CohortFolder(files, folder / "cohort.json", key)
+
+
+def _cohort_data(
+    suite: Suite,
+    splits: pl.DataFrame,
+    name: str,
+    extraction: Extraction,
+    folder: _CohortFolder,
+    reused: bool,
+    root: Path,
+) -> CohortData:
+    """The cohort's split rows, summary and resamples; its record is written when new."""
+    files = folder.files
     labels = extraction.labels
     if labels.height == 0:
         raise EhrbenchError(
-            f"cohort `{name}` ({suite.cohort_path(name)}) gives no label row on {dataset.root}; "
+            f"cohort `{name}` ({suite.cohort_path(name)}) gives no label row on {root}; "
             f"see {files.attrition_text} for where the rows were dropped."
         )
     labels = labels.sort("subject_id", "prediction_time", maintain_order=True)
     indices = split_indices(labels, splits, str(files.labels))
     summary = cohort_summary(labels, indices)
     if not reused:
-        record = {"key": key, "cohort": name, "file": str(suite.cohort_path(name)), **summary}
-        write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n", record_path)
+        record = {
+            "key": folder.key,
+            "cohort": name,
+            "file": str(suite.cohort_path(name)),
+            **summary,
+        }
+        write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n", folder.record)
     held_out = labels["subject_id"].gather(indices["held_out"]).to_numpy()
     logger.info(
         "cohort %s: %s rows, prevalence %s (held_out %s rows)",
@@ -181,25 +260,50 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _reuse(files: ExtractionFiles, record_path: Path, key: dict[str, str]) -> Extraction | None:
+def _reuse(folder: _CohortFolder) -> Extraction | None:
     """The extraction written earlier with the same key, or None (also when its files do not
     form the set that was written together: it is then extracted again)."""
-    if not record_path.exists() or not all(path.exists() for path in files.paths):
+    if not folder.record.exists() or not all(path.exists() for path in folder.files.paths):
         return None
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    if record.get("key") != key:
+    record = json.loads(folder.record.read_text(encoding="utf-8"))
+    if record.get("key") != folder.key:
         return None
     try:
-        return Extraction.read(files)
+        return Extraction.read(folder.files)
     except EhrbenchError:
         return None
 
 
-def _extract(
-    suite: Suite, dataset: MedsDataset, name: str, files: ExtractionFiles, record_path: Path
-) -> Extraction:
-    cohort = load_cohort(suite.cohort_path(name), suite.predicates)
-    extraction = extract(cohort, dataset)
+def _extract_pending(
+    suite: Suite,
+    dataset: MedsDataset,
+    cohorts: dict[str, Cohort],
+    folders: dict[str, _CohortFolder],
+) -> tuple[dict[str, Extraction], dict[str, Exception]]:
+    """Extract `cohorts` in one pass and write each; returns the written ones and the errors."""
+    if not cohorts:
+        return {}, {}
+    logger.info("extracting %d cohort(s) in one pass: %s", len(cohorts), ", ".join(cohorts))
+    try:
+        results, failures = extract_many(cohorts, dataset)
+    except Exception as exc:  # an error of the data itself concerns every cohort
+        return {}, dict.fromkeys(cohorts, exc)
+    errors: dict[str, Exception] = {
+        name: EhrbenchError(message) for name, message in failures.items()
+    }
+    written = {}
+    for name, extraction in results.items():
+        try:
+            _write(suite, name, extraction, folders[name])
+        except Exception as exc:  # this cohort is skipped; the others are written
+            errors[name] = exc
+        else:
+            written[name] = extraction
+    return written, errors
+
+
+def _write(suite: Suite, name: str, extraction: Extraction, folder: _CohortFolder) -> None:
+    """Write a fresh extraction into the cohort's folder, once it is known to suit a benchmark."""
     if not extraction.prediction_times:
         raise EhrbenchError(
             f"cohort `{name}` ({suite.cohort_path(name)}) sets no `index_timestamp`, so its "
@@ -208,9 +312,8 @@ def _extract(
         )
     for message in extraction.warnings:
         logger.warning("cohort %s: %s", name, message)
-    record_path.unlink(missing_ok=True)  # the old record no longer applies
-    extraction.write(files)
-    return extraction
+    folder.record.unlink(missing_ok=True)  # the old record no longer applies
+    extraction.write(folder.files)
 
 
 def cohort_features(suite: Suite, dataset: MedsDataset, data: CohortData, kind: FeatureKind) -> Any:

@@ -46,7 +46,7 @@ from ehrbench.protocol.prepare import (
     CohortData,
     cohort_features,
     demographics,
-    load_cohort_data,
+    load_cohorts,
     prepare_dataset,
 )
 from ehrbench.protocol.pretrained import with_pretrained
@@ -237,13 +237,10 @@ class GridRunner:
         dataset = prepare_dataset(self.suite)
         fingerprint = dataset.fingerprint()
         splits = dataset.subject_splits()
-        cohorts, skipped = {}, {}
-        for name in self.suite.cohorts:
-            try:
-                cohorts[name] = load_cohort_data(self.suite, dataset, splits, name)
-            except Exception as exc:  # the other cohorts still run; the report lists this one
-                skipped[name] = _error_text(exc)
-                logger.warning("cohort %s skipped: %s", name, skipped[name])
+        cohorts, errors = load_cohorts(self.suite, dataset, splits)
+        skipped = {name: _error_text(exc) for name, exc in errors.items()}
+        for name, message in skipped.items():  # the other cohorts still run; the report lists it
+            logger.warning("cohort %s skipped: %s", name, message)
         # The suite's `pretrained:` models become representations of the cohorts just loaded.
         self.suite = with_pretrained(self.suite, dataset, cohorts)
         planned = plan_runs(self.suite, list(cohorts), fingerprint)
