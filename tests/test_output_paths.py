@@ -6,6 +6,7 @@ import os
 import signal
 
 import pytest
+import yaml
 from protocol_helpers import COHORT, COHORTS, tiny_dataset, tiny_suite
 
 from ehrbench import cli
@@ -184,3 +185,18 @@ def test_a_run_removes_what_a_killed_run_left_behind(dataset, tmp_path):
     (output / "runs" / ".run.json.k3j.tmp").write_text("half")
     assert main(["run", str(path)]) == 0
     assert not list(output.rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize("synthetic", [False, True], ids=["given dataset", "synthetic spec"])
+def test_a_suite_output_inside_its_dataset_is_refused_before_anything_is_written(
+    dataset, tmp_path, capsys, synthetic
+):
+    spec = {"path": str(dataset)}
+    if synthetic:  # a dataset the suite would generate, already there at `dataset.path`
+        spec["synthetic"] = {"subjects": 400, "seed": 0, "shards": 2}
+    path = tiny_suite(tmp_path, dataset, models=["logreg"], k=["all"])
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "dataset": spec}))
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    assert main(["run", str(path), f"output={dataset / 'data' / 'run'}"]) == 2
+    assert "inside the dataset's data folder" in capsys.readouterr().err
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before

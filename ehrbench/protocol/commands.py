@@ -111,9 +111,12 @@ def failed_runs_exit_code(result: GridResult) -> int:
 def _check_output(suite: Suite) -> None:
     """Refuse an output folder that is an input, or holds files ehrbench did not write."""
     output = check_writable(suite.output, "the suite's `output`", folder=True)
-    inputs = {"the predicates file": suite.predicates, "the cohorts folder": suite.cohorts_dir}
-    if suite.synthetic is None:  # a generated dataset lives inside the output folder
-        inputs.update(dataset_inputs(suite.dataset_path))
+    # A generated dataset may live inside the output folder, never the output inside a dataset.
+    inputs = {
+        "the predicates file": suite.predicates,
+        "the cohorts folder": suite.cohorts_dir,
+        **dataset_inputs(suite.dataset_path),
+    }
     check_not_inputs({"the suite's `output`": output}, inputs)
     ours = ("runs", "cohorts", "manifest.json", "dataset", "features", ".lock")
     if output.is_dir() and any(output.iterdir()) and not any((output / n).exists() for n in ours):
