@@ -14,6 +14,7 @@ from meds_builders import events_frame, write_meds_folder
 from ehrbench.cli import main
 from ehrbench.cohort.config import load_cohort
 from ehrbench.cohort.library import (
+    DatasetNotes,
     cohort_path,
     cohort_paths,
     describe,
@@ -242,3 +243,21 @@ def test_docs_table_describes_every_cohort_as_its_header_does():
     rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|", doc, flags=re.MULTILINE)
     expected = [(c.name, short(c.prediction_time), short(c.label)) for c in list_cohorts()]
     assert rows == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "notes"),
+    [
+        ("predicates: [\n", None),
+        ("predicates: {}\nmetadata: 5\n", DatasetNotes({}, {})),
+        ("predicates: {}\nmetadata: {not_expressible: [a]}\n", DatasetNotes({}, {})),
+    ],
+)
+def test_dataset_notes_of_a_malformed_predicates_file(tmp_path, text, notes):
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    if notes is None:
+        with pytest.raises(EhrbenchError, match=r"p.yaml \(line 2\): not valid YAML"):
+            DatasetNotes.read(path)
+    else:
+        assert DatasetNotes.read(path) == notes

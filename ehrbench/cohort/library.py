@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
-import yaml
 
 from ehrbench.bundled import COHORTS
 from ehrbench.errors import EhrbenchError, did_you_mean
+from ehrbench.yaml_source import read_yaml
 
 if TYPE_CHECKING:
     from ehrbench.cohort.model import Cohort
@@ -161,12 +161,17 @@ class DatasetNotes:
     @classmethod
     def read(cls, predicates: str | Path) -> DatasetNotes:
         """The notes of a predicates file (empty when it has no `metadata:` section)."""
-        raw = yaml.safe_load(Path(predicates).read_text(encoding="utf-8")) or {}
-        metadata = raw.get("metadata") or {} if isinstance(raw, dict) else {}
+        raw, _ = read_yaml(Path(predicates), "predicates")
+        metadata = _mapping(raw.get("metadata") if isinstance(raw, dict) else None)
         return cls(
-            not_expressible=dict(metadata.get("not_expressible") or {}),
-            not_meaningful=dict(metadata.get("not_meaningful") or {}),
+            not_expressible=_mapping(metadata.get("not_expressible")),
+            not_meaningful=_mapping(metadata.get("not_meaningful")),
         )
+
+
+def _mapping(value: object) -> dict:
+    """`value` when it is a mapping, else empty (a malformed `metadata:` section is ignored)."""
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def parse_header(text: str) -> tuple[str, dict[str, str]]:
