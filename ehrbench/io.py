@@ -11,8 +11,10 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -127,3 +129,31 @@ def remove_stale_temporaries(folder: Path) -> int:
         else:
             path.unlink(missing_ok=True)
     return len(stale)
+
+
+# What reading a damaged or hand-edited file raises: bad JSON or keys, a broken archive or pickle.
+_DAMAGED = (
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    EOFError,
+    RuntimeError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+)
+
+
+@contextlib.contextmanager
+def reading_saved(path: Path, what: str) -> Iterator[None]:
+    """Read `path`, a file ehrbench wrote (`what`: "a saved model"), inside this block.
+
+    A damaged or edited file then gives one clear error naming it, not a decoder's exception.
+    """
+    try:
+        yield
+    except _DAMAGED as exc:
+        raise EhrbenchError(
+            f"{path} is not {what} ehrbench can read ({type(exc).__name__}: {exc}): it was "
+            "damaged or edited. Write it again."
+        ) from None

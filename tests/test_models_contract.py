@@ -55,6 +55,12 @@ def test_fit_predict_repeat_save_and_load(sets, name, tmp_path):
     loaded = Model.load(tmp_path / "m")
     assert type(loaded) is type(model) and loaded.params == model.params and loaded.fitted
     assert loaded.predict_proba(test).tobytes() == p.tobytes()
+    for saved in sorted((tmp_path / "m").iterdir()):  # each file damaged: a clear error
+        kept = saved.read_bytes()
+        saved.write_bytes(b"{ damaged")
+        with pytest.raises(EhrbenchError, match="is not a saved model ehrbench can read"):
+            Model.load(tmp_path / "m")
+        saved.write_bytes(kept)
 
 
 @pytest.mark.parametrize("name", model_names())

@@ -256,3 +256,14 @@ def test_clear_errors(data, tmp_path, capsys):
         ],
     )
     assert "are not in the dataset" in unknown
+
+
+@pytest.mark.parametrize("damaged", ["weights.pt", "settings.json", "vocabulary.json"])
+def test_a_damaged_model_folder_is_a_clear_error(data, tmp_path, capsys, damaged):
+    folder, root, _ = data
+    model = tmp_path / "model"
+    shutil.copytree(folder / "model", model)
+    (model / damaged).write_text("{ damaged")
+    argv = ["represent", "--model", str(model), "--data", str(root)]
+    argv += ["--labels", str(folder / "labels.parquet"), "--out", str(tmp_path / "r.parquet")]
+    assert f"{model / damaged} is not a pretrained model's" in _error(capsys, argv)

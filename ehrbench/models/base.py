@@ -30,7 +30,7 @@ import numpy as np
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import FEATURE_KINDS
-from ehrbench.io import write_text_atomic
+from ehrbench.io import reading_saved, write_text_atomic
 from ehrbench.models import plugins
 
 MODEL_FILE = "model.json"
@@ -122,14 +122,15 @@ class Model(ABC):
             raise EhrbenchError(
                 f"{path} does not exist: {directory} holds no saved ehrbench model."
             )
-        record = json.loads(path.read_text(encoding="utf-8"))
-        name = record.get("name")
-        if name not in model_names() or not issubclass(model_class(name), cls):
-            raise EhrbenchError(
-                f"{path} names model `{name}`, which is not one of {model_names()}."
-            )
-        model = model_class(name)(**record["params"])
-        model._load_state(directory, record["state"])
+        with reading_saved(directory, "a saved model"):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            name = record.get("name")
+            if name not in model_names() or not issubclass(model_class(name), cls):
+                raise EhrbenchError(
+                    f"{path} names model `{name}`, which is not one of {model_names()}."
+                )
+            model = model_class(name)(**record["params"])
+            model._load_state(directory, record["state"])
         model.fitted = True
         return model
 

@@ -248,4 +248,7 @@ class LightGBMModel(Model):
         return {"num_trees": self.booster.num_trees(), "lightgbm_version": lgb.__version__}
 
     def _load_state(self, directory: Path, extra: dict[str, Any]) -> None:
-        self.booster = lgb.Booster(model_file=str(directory / BOOSTER_FILE))
+        try:
+            self.booster = lgb.Booster(model_file=str(directory / BOOSTER_FILE))
+        except lgb.basic.LightGBMError as exc:  # a damaged file: reported by `Model.load`
+            raise ValueError(str(exc)) from exc

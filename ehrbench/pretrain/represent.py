@@ -17,6 +17,7 @@ import polars as pl
 import torch
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.io import reading_saved
 from ehrbench.logs import progress
 from ehrbench.meds import MedsDataset
 from ehrbench.models.sequence import reproducible
@@ -42,7 +43,8 @@ def load_network(folder: Path) -> tuple[torch.nn.Module, Vocabulary, int, torch.
     vocabulary = Vocabulary.load(folder)
     device = choose_device(settings)
     net = build_network(settings, vocabulary)
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    with reading_saved(path, "a pretrained model's weights"):
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net.to(device).eval(), vocabulary, settings.max_len, device, settings.num_threads
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.io import write_text_atomic
+from ehrbench.io import reading_saved, write_text_atomic
 from ehrbench.meds import MedsDataset
 from ehrbench.models.base import above, at_least, typed_settings
 from ehrbench.overrides import parse_dotlist
@@ -90,8 +90,9 @@ def read_settings(folder: Path) -> tuple[PretrainSettings, dict[str, str]]:
             f"{path} does not exist: {folder} holds no ehrbench pretrained model (make one with "
             "`ehrbench pretrain --data DIR --out MODEL_DIR`)."
         )
-    record = json.loads(path.read_text(encoding="utf-8"))
-    return settings_from(record["settings"]), record["dataset"]
+    with reading_saved(path, "a pretrained model's settings"):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return settings_from(record["settings"]), record["dataset"]
 
 
 def check_same_run(

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ehrbench.features.shard_events import BIRTH_CODE, scan_events
-from ehrbench.io import write_text_atomic
+from ehrbench.io import reading_saved, write_text_atomic
 from ehrbench.meds import MedsDataset
 from ehrbench.meds.validate import reading
 
@@ -54,8 +54,10 @@ class Vocabulary:
     @classmethod
     def load(cls, folder: Path) -> Vocabulary:
         """Read what `save` wrote."""
-        record = json.loads((folder / VOCABULARY_FILE).read_text(encoding="utf-8"))
-        return cls(tuple(record["codes"]), record["value_edges"], int(record["value_bins"]))
+        path = folder / VOCABULARY_FILE
+        with reading_saved(path, "a pretrained model's vocabulary"):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            return cls(tuple(record["codes"]), record["value_edges"], int(record["value_bins"]))
 
 
 def read_events(

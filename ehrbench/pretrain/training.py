@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.io import atomic_path
+from ehrbench.io import atomic_path, reading_saved
 from ehrbench.logs import progress
 from ehrbench.meds import MedsDataset
 from ehrbench.models.sequence import reproducible
@@ -249,9 +249,10 @@ def _resume(
     path = folder / CHECKPOINT_FILE
     if not path.exists():
         return 0, []
-    state = torch.load(path, map_location=device, weights_only=True)
-    net.load_state_dict(state["net"])
-    optimizer.load_state_dict(state["optimizer"])
+    with reading_saved(path, "a pretraining checkpoint"):
+        state = torch.load(path, map_location=device, weights_only=True)
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"])
     if state["cuda_rng"] is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"], device)
