@@ -1,9 +1,11 @@
 """A slow, obviously-correct cohort evaluator in plain Python, for tests only.
 
 Written straight from `../shared/spec/cohort-language.md` sections 2 to 6 (with section 9's
-ehrbench behaviour): loops over subjects, timestamps and rows, no cleverness. Input rows are
-dicts with `subject_id`, `time` (datetime or None), `code`, `numeric_value` and any other
-columns; output is a list of (subject_id, prediction_time, boolean_value) tuples.
+ehrbench behaviour) and the extensions of section 10: loops over subjects, timestamps and rows,
+no cleverness. Input rows are dicts with `subject_id`, `time` (datetime or None), `code`,
+`numeric_value` and any other columns, in file order; output is a list of (subject_id,
+prediction_time, label) tuples, the label as its MEDS column holds it (`boolean_value` for
+`label: PRED`, an int for a count, a float32 for a duration or value, a class name).
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ from ehrbench.cohort.model import (
     TRIGGER,
     AnyCode,
     Boundary,
+    ClassesLabel,
     Cohort,
+    CohortPredicate,
     Constraint,
+    CountLabel,
     DerivedPredicate,
+    DurationLabel,
     ExactCode,
     PlainPredicate,
     Reference,
     RegexCode,
+    ValueLabel,
     Window,
 )
 
@@ -61,25 +68,37 @@ def row_matches(pred: PlainPredicate, row: dict) -> bool:
 
 
 class Subject:
-    """One subject's rows with the spec's counting rules."""
+    """One subject's rows with the spec's counting rules.
 
-    def __init__(self, cohort: Cohort, rows: list[dict]):
+    `nested` maps each `{cohort: ...}` predicate to the (subject, time) pairs where it counts 1;
+    their times join the event timestamps a window sums over (spec 10.4).
+    """
+
+    def __init__(self, cohort: Cohort, rows: list[dict], nested: dict | None = None):
         self.cohort = cohort
+        self.rows = rows
+        self.nested = nested or {}
         self.static_rows = [r for r in rows if r["time"] is None]
         self.by_time: dict = defaultdict(list)
         for r in rows:
             if r["time"] is not None:
                 self.by_time[r["time"]].append(r)
-        self.times = sorted(self.by_time)
+        self.event_times = sorted(self.by_time)
+        sid = rows[0]["subject_id"] if rows else None
+        extra = {t for pairs in self.nested.values() for s, t in pairs if s == sid}
+        self.sid = sid
+        self.times = sorted(set(self.event_times) | extra)
 
     def count_at(self, name: str, t) -> int:
         """The count of predicate `name` at timestamp `t` (section 2, Counting)."""
         if name == ANY_EVENT:
             return 1 if t in self.by_time else 0
         if name == RECORD_START:
-            return 1 if self.times and t == self.times[0] else 0
+            return 1 if self.event_times and t == self.event_times[0] else 0
         if name == RECORD_END:
-            return 1 if self.times and t == self.times[-1] else 0
+            return 1 if self.event_times and t == self.event_times[-1] else 0
+        if name in self.nested:
+            return 1 if (self.sid, t) in self.nested[name] else 0
         pred = self.cohort.predicates.get(name) or self.cohort.demographics[name]
         if isinstance(pred, DerivedPredicate):
             held = [self.count_at(child, t) > 0 for child in pred.inputs]
@@ -101,6 +120,28 @@ class Subject:
             if after_lo and before_hi:
                 total += self.count_at(name, t)
         return total
+
+    def window_values(self, name, start, end, start_inclusive, end_inclusive) -> list:
+        """float32 numeric_values of `name`'s matching rows in the window, time then file order."""
+        lo, hi = min(start, end), max(start, end)
+        pred = self.cohort.predicates[name]
+        found = []
+        for r in self.rows:
+            t = r["time"]
+            if t is None or r.get("numeric_value") is None or not row_matches(pred, r):
+                continue
+            after_lo = t >= lo if start_inclusive else t > lo
+            before_hi = t <= hi if end_inclusive else t < hi
+            if after_lo and before_hi:
+                found.append((t, np.float32(r["numeric_value"])))
+        return [v for _, v in sorted(found, key=lambda item: item[0])]
+
+    def age_at(self, birth_code, t):
+        """Age in years at `t` from the first row with `birth_code`, or None without one."""
+        births = [r["time"] for r in self.rows if r["time"] is not None and r["code"] == birth_code]
+        if not births:
+            return None
+        return (t - min(births)) / dt.timedelta(days=365.25)
 
     def next_event(self, name, ref, inclusive):
         for t in self.times:
@@ -141,6 +182,63 @@ def static_names(cohort: Cohort) -> list[str]:
         if w.label:
             visit(w.label)
     return names
+
+
+def label_value(subject: Subject, w, start, end):
+    """The label of the label window `w` placed on [start, end], or None: no usable value."""
+
+    def count(name):
+        return subject.window_count(name, start, end, w.start_inclusive, w.end_inclusive)
+
+    form = w.label_form
+    if form is None:
+        return (count(w.label) == 0) if w.label_negated else (count(w.label) > 0)
+    if isinstance(form, CountLabel):
+        return count(form.predicate)
+    if isinstance(form, DurationLabel):
+        return float(np.float32((end - start) / form.unit))
+    if isinstance(form, ClassesLabel):
+        return next((n for n, p in form.classes if count(p) > 0), form.otherwise)
+    assert isinstance(form, ValueLabel)
+    values = subject.window_values(form.predicate, start, end, w.start_inclusive, w.end_inclusive)
+    if not values:
+        return None
+    pick = {"first": values[0], "last": values[-1], "min": min(values), "max": max(values)}
+    mean = 0.0
+    for v in values:
+        mean += float(v)
+    pick["mean"] = mean / len(values)
+    return float(np.float32(pick[form.take]))
+
+
+def passes_trigger_filters(cohort: Cohort, subject: Subject, t) -> bool:
+    """`trigger_between` (spec 10.5) and `age` (spec 10.3) for a trigger at `t`."""
+    between = cohort.trigger_between
+    if between is not None and between.start is not None and t < between.start:
+        return False
+    if between is not None and between.end is not None and t >= between.end:
+        return False
+    if cohort.age is not None:
+        age = subject.age_at(cohort.age.birth, t)
+        if age is None:
+            return False
+        if (cohort.age.min_years is not None and age < cohort.age.min_years) or (
+            cohort.age.max_years is not None and age > cohort.age.max_years
+        ):
+            return False
+    return True
+
+
+def nested_pairs(cohort: Cohort, rows: list[dict]) -> dict:
+    """Per `{cohort: ...}` predicate, its (subject, time) pairs: the named cohort's label rows."""
+    pairs = {}
+    for name, pred in cohort.predicates.items():
+        if isinstance(pred, CohortPredicate):
+            kept = reference_labels(pred.cohort, rows)
+            if pred.label != "any":
+                kept = [r for r in kept if r[2] == (pred.label == "true")]
+            pairs[name] = {(sid, t) for sid, t, _ in kept}
+    return pairs
 
 
 def place(subject: Subject, window, boundary, ref_time):
@@ -190,14 +288,17 @@ def reference_labels(cohort: Cohort, rows: list[dict]) -> list[tuple]:
     for r in rows:
         by_subject[r["subject_id"]].append(r)
     statics = static_names(cohort)
+    nested = nested_pairs(cohort, rows)
     out = []
     for sid in sorted(by_subject):
-        subject = Subject(cohort, by_subject[sid])
+        subject = Subject(cohort, by_subject[sid], nested)
         preds = [cohort.demographics.get(n) or cohort.predicates[n] for n in statics]
         if not all(subject.passes_static(p) for p in preds):
             continue
         for t in subject.times:
             if subject.count_at(cohort.trigger, t) < 1:
+                continue
+            if not passes_trigger_filters(cohort, subject, t):
                 continue
             kept, times = evaluate_trigger(cohort, subject, t)
             if not kept:
@@ -207,8 +308,9 @@ def reference_labels(cohort: Cohort, rows: list[dict]) -> list[tuple]:
             label = None
             if lw is not None:
                 start, end = times[(lw.name, "start")], times[(lw.name, "end")]
-                n = subject.window_count(lw.label, start, end, lw.start_inclusive, lw.end_inclusive)
-                label = (n == 0) if lw.label_negated else (n > 0)
+                label = label_value(subject, lw, start, end)
+                if label is None:
+                    continue
             out.append((sid, prediction_time, label))
     # Stable sort: ties of prediction_time keep trigger order (None sorts first).
     return sorted(out, key=lambda r: (r[0], r[1] is not None, r[1] or 0))
@@ -276,7 +378,9 @@ def boundary(text: str, window: str, side: str) -> Boundary:
     return Boundary(ref, "offset", offset=offset)
 
 
-def window(name, start, end, si=True, ei=True, has=None, label=None, index=None) -> Window:
+def window(
+    name, start, end, si=True, ei=True, has=None, label=None, index=None, label_form=None
+) -> Window:
     """A window from boundary strings; `has` maps predicate -> (min, max)."""
     constraints = tuple(Constraint(p, lo, hi) for p, (lo, hi) in (has or {}).items())
     return Window(
@@ -288,6 +392,7 @@ def window(name, start, end, si=True, ei=True, has=None, label=None, index=None)
         has=constraints,
         label=label,
         index_timestamp=index,
+        label_form=label_form,
     )
 
 
@@ -302,8 +407,9 @@ def plain(name, code, **kwargs) -> PlainPredicate:
     return PlainPredicate(name, match, **kwargs)
 
 
-def cohort(predicates, trigger, windows=(), demographics=()) -> Cohort:
-    """A Cohort from lists of predicates / windows (windows in dependency order)."""
+def cohort(predicates, trigger, windows=(), demographics=(), **extensions) -> Cohort:
+    """A Cohort from lists of predicates / windows (windows in dependency order); `extensions`
+    are `age` and `trigger_between`."""
     preds = {p.name: p for p in predicates}
     demo = {p.name: p for p in demographics}
-    return Cohort(None, preds, demo, trigger, tuple(windows))
+    return Cohort(None, preds, demo, trigger, tuple(windows), **extensions)

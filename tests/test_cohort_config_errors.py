@@ -604,6 +604,150 @@ CASES = [
 ]
 
 
+def labelled(label, **window) -> dict:
+    """BASE with the target window's label (and other keys) replaced."""
+    return mutated(windows__target={**BASE["windows"]["target"], "label": label, **window})
+
+
+TARGET = "windows.target.label"
+# The extensions of spec section 10: label forms, age, cohort predicates, trigger_between.
+CASES += [
+    ("label two forms", labelled({"count": "death", "duration": "1d"}), TARGET, ["exactly one"]),
+    ("label unknown form", labelled({"cuont": "death"}), TARGET, ["did you mean 'count'"]),
+    ("count unknown", labelled({"count": "deth"}), f"{TARGET}.count", ["did you mean 'death'"]),
+    ("count static", labelled({"count": "male"}), f"{TARGET}.count", ["static predicate"]),
+    ("duration unit", labelled({"duration": "1 month"}), f"{TARGET}.duration", ["duration"]),
+    ("duration zero", labelled({"duration": "0h"}), f"{TARGET}.duration", ["longer than zero"]),
+    ("value no take", labelled({"value": "death"}), f"{TARGET}.take", ["take must be one of"]),
+    (
+        "value bad take",
+        labelled({"value": "death", "take": "maximum"}),
+        f"{TARGET}.take",
+        ["take must be one of", "did you mean 'max'"],
+    ),
+    (
+        "value derived",
+        labelled({"value": "discharge_or_death", "take": "max"}),
+        f"{TARGET}.value",
+        ["plain predicate"],
+    ),
+    (
+        "value extra key",
+        labelled({"value": "death", "take": "max", "unit": "mg"}),
+        f"{TARGET}.unit",
+        ["unknown key"],
+    ),
+    (
+        "classes not a list",
+        labelled({"classes": "death", "otherwise": "alive"}),
+        f"{TARGET}.classes",
+        ["at least two"],
+    ),
+    (
+        "classes one pair",
+        labelled({"classes": [["dead", "death"]], "otherwise": "alive"}),
+        f"{TARGET}.classes",
+        ["at least two"],
+    ),
+    (
+        "classes bad pair",
+        labelled({"classes": [["dead", "death"], ["gone"]], "otherwise": "alive"}),
+        f"{TARGET}.classes.1",
+        ["[NAME, PRED] pair"],
+    ),
+    (
+        "classes twice",
+        labelled({"classes": [["dead", "death"], ["dead", "discharge"]], "otherwise": "x"}),
+        f"{TARGET}.classes.1",
+        ["listed twice"],
+    ),
+    (
+        "classes unknown predicate",
+        labelled({"classes": [["dead", "death"], ["home", "dischrge"]], "otherwise": "x"}),
+        f"{TARGET}.classes.1",
+        ["unknown predicate", "did you mean 'discharge'"],
+    ),
+    (
+        "classes no otherwise",
+        labelled({"classes": [["dead", "death"], ["home", "discharge"]]}),
+        f"{TARGET}.otherwise",
+        ["expected the name"],
+    ),
+    (
+        "otherwise is a class",
+        labelled({"classes": [["dead", "death"], ["home", "discharge"]], "otherwise": "home"}),
+        f"{TARGET}.otherwise",
+        ["must differ"],
+    ),
+    (
+        "label_negated with a mapping",
+        labelled({"count": "death"}, label_negated=True),
+        "windows.target.label_negated",
+        ["only to the plain form"],
+    ),
+    (
+        "two label windows",
+        mutated(windows__gap__label={"count": "death"}),
+        "windows.target.label",
+        ["only one window may have label"],
+    ),
+    ("age not a mapping", mutated(age=18), "age", ["expected a mapping"]),
+    ("age unknown key", mutated(age={"mni": 18}), "age.mni", ["did you mean 'min'"]),
+    ("age not a number", mutated(age={"min": "adult"}), "age.min", ["a number"]),
+    ("age min above max", mutated(age={"min": 65, "max": 18}), "age", ["above max"]),
+    ("age birth", mutated(age={"min": 18, "birth": 5}), "age.birth", ["birth code"]),
+    ("between not a mapping", mutated(trigger_between="2015"), "trigger_between", ["mapping"]),
+    (
+        "between unknown key",
+        mutated(trigger_between={"strat": "2015-01-01"}),
+        "trigger_between.strat",
+        ["did you mean 'start'"],
+    ),
+    (
+        "between bad date",
+        mutated(trigger_between={"start": "2015-13-01"}),
+        "trigger_between.start",
+        ["ISO date"],
+    ),
+    (
+        "between empty",
+        mutated(trigger_between={"start": "2020-01-01", "end": "2015-01-01"}),
+        "trigger_between",
+        ["not before"],
+    ),
+    (
+        "between time zone",
+        mutated(trigger_between={"start": "2015-01-01T00:00+02:00"}),
+        "trigger_between.start",
+        ["time zone"],
+    ),
+    (
+        "cohort file missing",
+        mutated(predicates__stays={"cohort": "nowhere.yaml"}),
+        "predicates.stays.cohort",
+        ["does not exist"],
+    ),
+    (
+        "cohort label",
+        mutated(predicates__stays={"cohort": "nowhere.yaml", "label": "maybe"}),
+        "predicates.stays.label",
+        ["any, true or false"],
+    ),
+    (
+        "cohort extra key",
+        mutated(predicates__stays={"cohort": "nowhere.yaml", "code": "X"}),
+        "predicates.stays.code",
+        ["unknown key"],
+    ),
+    (
+        "cohort not a path",
+        mutated(predicates__stays={"cohort": 5}),
+        "predicates.stays.cohort",
+        ["a path"],
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("config", "where", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )

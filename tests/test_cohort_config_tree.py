@@ -111,7 +111,60 @@ def test_schema_is_shipped_as_package_data():
         "patient_demographics",
         "metadata",
         "description",
+        "age",
+        "trigger_between",
     }
+
+
+LIBRARY = Path(__file__).parents[1] / "cohorts"
+
+
+@pytest.mark.parametrize("path", sorted(LIBRARY.glob("*.yaml")), ids=lambda p: p.stem)
+def test_library_cohorts_match_the_schema(path):
+    """The library's cohorts, those using the extensions (spec 10) among them, fit the schema."""
+    errors = [e.message for e in validator().iter_errors(yaml.safe_load(path.read_text()))]
+    assert errors == []
+
+
+EXTENDED = {"predicates": {"a": {"code": "A"}}, "trigger": "a"}
+
+
+def _labelled(label) -> dict:
+    window = {"start": "trigger", "end": "start + 1d", "start_inclusive": True}
+    return {**EXTENDED, "windows": {"w": {**window, "end_inclusive": True, "label": label}}}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {**EXTENDED, "age": {"min": 18, "max": None, "birth": "MEDS_BIRTH"}},
+        {**EXTENDED, "trigger_between": {"start": "2015-01-01", "end": None}},
+        {**EXTENDED, "predicates": {"a": {"cohort": "other.yaml", "label": True}}},
+        _labelled({"count": "a"}),
+        _labelled({"duration": "1d"}),
+        _labelled({"value": "a", "take": "mean"}),
+        _labelled({"classes": [["high", "a"], ["low", "a"]], "otherwise": "normal"}),
+    ],
+    ids=["age", "trigger_between", "cohort predicate", "count", "duration", "value", "classes"],
+)
+def test_schema_accepts_the_extensions(config):
+    assert validator().is_valid(config)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {**EXTENDED, "age": {"minimum": 18}},
+        {**EXTENDED, "trigger_between": {"from": "2015-01-01"}},
+        {**EXTENDED, "predicates": {"a": {"cohort": "other.yaml", "label": "yes"}}},
+        _labelled({"count": "a", "duration": "1d"}),
+        _labelled({"value": "a", "take": "median"}),
+        _labelled({"classes": [["high", "a"]], "otherwise": "normal"}),
+    ],
+    ids=["age key", "trigger_between key", "cohort label", "two forms", "take", "one class"],
+)
+def test_schema_rejects_bad_extensions(config):
+    assert not validator().is_valid(config)
 
 
 # --- generated configs ------------------------------------------------------------------------

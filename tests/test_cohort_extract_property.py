@@ -1,5 +1,6 @@
 """Property test: random cohorts within the grammar, on random small event tables, give the same
-labels from the engine as from the plain-Python reference evaluator."""
+labels from the engine as from the plain-Python reference evaluator. Half the cohorts also use
+the extensions of spec section 10 (label forms, age, a cohort predicate, trigger_between)."""
 
 from __future__ import annotations
 
@@ -17,20 +18,28 @@ from ehrbench.cohort.model import (
     RECORD_END,
     RECORD_START,
     TRIGGER,
+    AgeFilter,
     AnyCode,
     Boundary,
+    ClassesLabel,
     Cohort,
+    CohortPredicate,
     Constraint,
+    CountLabel,
     DerivedPredicate,
+    DurationLabel,
     ExactCode,
     PlainPredicate,
     Reference,
     RegexCode,
+    TriggerBetween,
+    ValueLabel,
     Window,
 )
-from ehrbench.meds import LABEL_SCHEMA
 
 CODES = ["A", "A//X", "B", "C"]
+BIRTH = "MEDS_BIRTH"
+HOUR_IN_YEARS = 1 / (365.25 * 24)
 VALUES = [None, 1.0, 1.2, 2.0, 3.0]
 # Mostly unbounded, so that random predicates match often enough to keep triggers.
 BOUNDS = [None, None, None, 1.0, 1.2, 2.0]
@@ -43,6 +52,9 @@ def event_rows(draw):
         if draw(st.booleans()):
             sex = draw(st.sampled_from(["GENDER//M", "GENDER//F"]))
             out.append({"subject_id": sid, "time": None, "code": sex, "numeric_value": None})
+        for _ in range(draw(st.integers(0, 2))):
+            birth = at(draw(st.integers(0, 6)))
+            out.append({"subject_id": sid, "time": birth, "code": BIRTH, "numeric_value": None})
         hours = sorted(draw(st.lists(st.integers(0, 12), min_size=2, max_size=12)))
         for h in hours:
             code = draw(st.sampled_from(CODES))
@@ -110,7 +122,56 @@ def constraint(draw, timed):
 
 
 @st.composite
-def cohorts(draw):
+def label_form(draw, plains, timed):
+    """One of the label mappings of spec 10.2 (the value form reads a plain predicate)."""
+    kind = draw(st.sampled_from(["count", "duration", "value", "classes"]))
+    if kind == "count":
+        return CountLabel(draw(st.sampled_from(timed)))
+    if kind == "duration":
+        return DurationLabel(hours(draw(st.sampled_from([1, 2, 24]))))
+    if kind == "value":
+        take = draw(st.sampled_from(["first", "last", "min", "max", "mean"]))
+        return ValueLabel(draw(st.sampled_from(plains)), take)
+    preds = draw(st.lists(st.sampled_from(timed), min_size=2, max_size=3))
+    return ClassesLabel(tuple((f"c{i}", p) for i, p in enumerate(preds)), "other")
+
+
+@st.composite
+def extensions(draw):
+    """`age` and `trigger_between` (spec 10.3, 10.5), each present or not."""
+    found = {}
+    if draw(st.booleans()):
+        bounds = [None, 0.0, 2 * HOUR_IN_YEARS, 5 * HOUR_IN_YEARS]
+        low, high = draw(st.sampled_from(bounds)), draw(st.sampled_from(bounds))
+        if low is not None and high is not None and low > high:
+            low, high = high, low
+        found["age"] = AgeFilter(low, high, BIRTH)
+    if draw(st.booleans()):
+        start = draw(st.sampled_from([None, at(2), at(4)]))
+        end = draw(st.sampled_from([None, at(6), at(10)]))
+        found["trigger_between"] = TriggerBetween(start, end)
+    return found
+
+
+@st.composite
+def nested_cohort(draw):
+    """A small cohort to name through a `{cohort: ...}` predicate: an index_timestamp, and a
+    plain boolean label when it is kept by label true/false."""
+    inner = draw(cohorts(extended=False))
+    if not inner.windows:
+        w = Window("w", Boundary(TRIGGER, "offset"), Boundary(Reference("w", "start"), "offset"),
+                   True, True)  # fmt: skip
+        inner = Cohort(None, inner.predicates, inner.demographics, inner.trigger, (w,))
+    windows = list(inner.windows)
+    if inner.index_window is None:
+        windows[0] = _replace(windows[0], index_timestamp="end")
+    label = "any" if inner.label_window is None else draw(st.sampled_from(["any", "true", "false"]))
+    inner = Cohort(None, inner.predicates, inner.demographics, inner.trigger, tuple(windows))
+    return CohortPredicate("nested", inner, label)
+
+
+@st.composite
+def cohorts(draw, extended=True):
     plains = {f"p{i}": draw(plain_predicate(f"p{i}")) for i in range(3)}
     derived = DerivedPredicate(
         "d0", draw(st.sampled_from(["and", "or"])), tuple(draw(st.permutations(list(plains)))[:2])
@@ -120,6 +181,9 @@ def cohorts(draw):
         "d1", draw(st.sampled_from(["and", "or"])), ("d0", draw(st.sampled_from(list(plains))))
     )
     predicates = {**plains, "d0": derived, "d1": nested}
+    extend = extended and draw(st.booleans())
+    if extend and draw(st.booleans()):
+        predicates["nested"] = draw(nested_cohort())
     timed = [*predicates, ANY_EVENT, RECORD_START, RECORD_END]
     demographics = {}
     if draw(st.integers(0, 3)) == 0:
@@ -146,13 +210,17 @@ def cohorts(draw):
         refs += [Reference(name, "start"), Reference(name, "end")]
     if windows:
         i = draw(st.integers(0, len(windows) - 1))
-        windows[i] = _replace(
-            windows[i], label=draw(st.sampled_from(timed)), label_negated=draw(st.booleans())
-        )
+        if extend and draw(st.booleans()):
+            windows[i] = _replace(windows[i], label_form=draw(label_form(list(plains), timed)))
+        else:
+            windows[i] = _replace(
+                windows[i], label=draw(st.sampled_from(timed)), label_negated=draw(st.booleans())
+            )
         j = draw(st.integers(0, len(windows) - 1))
         windows[j] = _replace(windows[j], index_timestamp=draw(st.sampled_from(["start", "end"])))
     trigger = draw(st.sampled_from([*predicates, ANY_EVENT, RECORD_START, RECORD_END]))
-    return Cohort(None, predicates, demographics, trigger, tuple(windows))
+    found = draw(extensions()) if extend else {}
+    return Cohort(None, predicates, demographics, trigger, tuple(windows), **found)
 
 
 def _replace(window: Window, **changes) -> Window:
@@ -173,6 +241,7 @@ def test_engine_matches_reference_evaluator(cohort, data, shuffle, batch_rows):
     shuffle.shuffle(data)
     with mock.patch.object(reader, "BATCH_ROWS", batch_rows):
         result = extract_events(cohort, frame(data))
-    got = [tuple(r) for r in result.labels.select(list(LABEL_SCHEMA)[:3]).iter_rows()]
+    columns = ["subject_id", "prediction_time", cohort.label_column]
+    got = [tuple(r) for r in result.labels.select(columns).iter_rows()]
     assert got == reference_labels(cohort, data)
     assert result.attrition.final_triggers == len(got)

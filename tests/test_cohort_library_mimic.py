@@ -160,12 +160,16 @@ def test_long_los_matches_hand_count(mimic):
     assert _sorted(_engine("long_los", mimic)).equals(_sorted(hand))
 
 
-def _documented_table() -> dict[str, tuple[int, int]]:
-    """cohort -> (rows, positives) from the MIMIC-IV demo table in the README."""
+def _documented_table() -> dict[str, tuple[int, int | None]]:
+    """cohort -> (rows, positives) from the MIMIC-IV demo table in the README (no positives for
+    a non-boolean label)."""
     rows = re.findall(
-        r"^\| `(\w+)` \|.*\| ([\d,]+) \| ([\d,]+) \| [\d.]+ \|$", DOC.read_text(), re.M
+        r"^\| `(\w+)` \|.*\| ([\d,]+) \| ([\d,]*) \| [\d.]* \|$", DOC.read_text(), re.M
     )
-    return {name: (int(n.replace(",", "")), int(p.replace(",", ""))) for name, n, p in rows}
+    return {
+        name: (int(n.replace(",", "")), int(p.replace(",", "")) if p else None)
+        for name, n, p in rows
+    }
 
 
 def test_documented_table_matches_extraction(mimic):

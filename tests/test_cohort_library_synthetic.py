@@ -1,4 +1,5 @@
-"""Every library cohort extracts on the synthetic dataset with both label classes present."""
+"""Every library cohort extracts on the synthetic dataset with its label classes present (both
+for a boolean label, the levels for a class label, varied lengths for a length of stay)."""
 
 from __future__ import annotations
 
@@ -37,10 +38,20 @@ def test_cohort_extracts_both_classes_on_synthetic_data(synthetic, path):
     result = extract(cohort, open_dataset(synthetic, deep=False))
     assert result.warnings == ()  # an empty or one-class cohort warns
     labels = result.labels
-    positives = int(labels["boolean_value"].sum())
     assert labels.height >= 100
-    assert 0 < positives < labels.height
     assert labels["prediction_time"].null_count() == 0
+    values = labels[cohort.label_column]
+    assert values.null_count() == 0
+    if cohort.label_column == "categorical_value":
+        # The four EHRSHOT levels: at least normal, mild and moderate occur, nothing else.
+        assert {"normal", "mild", "moderate"} <= set(values) <= set(cohort.label_classes)
+        return
+    if cohort.label_column == "float_value":
+        # Length of stay in days: every stay in the cohort lasts more than its first 24 h.
+        assert values.min() > 1 and values.n_unique() > labels.height // 2
+        return
+    positives = int(values.sum())
+    assert 0 < positives < labels.height
     if path.stem in NEW_DIAGNOSES:
         low, high = NEW_DIAGNOSIS_PREVALENCE
         assert low <= positives / labels.height <= high, (positives, labels.height)
@@ -53,4 +64,7 @@ def test_cohorts_command_picks_the_synthetic_predicates(synthetic, capsys):
     assert "predicates/synthetic.yaml" in captured.err
     rows = [line.split() for line in captured.out.splitlines()[1:]]
     assert [row[0] for row in rows] == [path.stem for path in cohort_paths()]
-    assert all(row[1] != "error" and float(row[3]) > 0 for row in rows)
+    assert all(row[1] != "error" for row in rows)
+    # Boolean cohorts show a prevalence; the others (a duration or class label) leave it blank.
+    boolean = [row for row in rows if not row[0].endswith("_levels") and row[0] != "length_of_stay"]
+    assert all(float(row[3]) > 0 for row in boolean)

@@ -113,6 +113,7 @@ def _open(path: str):
 
 
 def _check(args: argparse.Namespace) -> int:
+    from ehrbench.cohort.config_extensions import extensions_used
     from ehrbench.cohort.extract import extract
     from ehrbench.cohort.tree import render_tree
 
@@ -120,6 +121,9 @@ def _check(args: argparse.Namespace) -> int:
     # Extracted before anything is printed: a column the data lacks makes the cohort invalid.
     result = extract(cohort, _open(args.data)) if args.data else None
     print(f"{args.cohort}: valid cohort")
+    extensions = extensions_used(cohort)
+    if extensions:
+        print("uses ehrbench extensions (not ACES): " + ", ".join(extensions))
     print(render_tree(cohort), end="")
     _warn(cohort.warnings)
     if result is not None:
@@ -160,11 +164,26 @@ def _inputs(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def label_summary(labels: pl.DataFrame, out: Path) -> str:
+    """One line on a written label table: rows, subjects, and what its labels hold.
+
+    >>> labels = pl.DataFrame({"subject_id": [1, 2], "boolean_value": [True, False],
+    ...     "integer_value": [None, None], "float_value": [None, None],
+    ...     "categorical_value": [None, None]})
+    >>> label_summary(labels, Path("x.parquet"))
+    'wrote x.parquet: 2 rows, 2 subjects, prevalence 0.5000 (1 positive)'
+    """
     rows = labels.height
     text = f"wrote {out}: {rows:,} rows, {labels['subject_id'].n_unique():,} subjects"
     positives = labels["boolean_value"].sum() if rows else 0
     if rows and labels["boolean_value"].null_count() < rows:
         text += f", prevalence {positives / rows:.4f} ({positives:,} positive)"
+    for column in ("integer_value", "float_value"):
+        if rows and labels[column].null_count() < rows:
+            values = labels[column]
+            text += f", {column} mean {values.mean():.4g} (min {values.min()}, max {values.max()})"
+    if rows and labels["categorical_value"].null_count() < rows:
+        counts = labels["categorical_value"].value_counts().sort("categorical_value").iter_rows()
+        text += ", classes " + ", ".join(f"{name} {count:,}" for name, count in counts)
     return text
 
 

@@ -30,18 +30,26 @@ from typing import Any
 import polars as pl
 from omegaconf import MISSING
 
+from ehrbench.cohort.config_extensions import (
+    parse_age,
+    parse_cohort_reference,
+    parse_label_form,
+    parse_trigger_between,
+)
 from ehrbench.cohort.model import (
     SPECIAL_PREDICATES,
     AnyCode,
     Boundary,
     CodeMatch,
     Cohort,
+    CohortPredicate,
     Constraint,
     DerivedPredicate,
     ExactCode,
     PlainPredicate,
     Predicate,
     RegexCode,
+    ValueLabel,
     Window,
     used_names,
 )
@@ -64,6 +72,8 @@ TOP_LEVEL_KEYS = (
     "patient_demographics",
     "metadata",
     "description",
+    "age",
+    "trigger_between",
 )
 PREDICATES_FILE_KEYS = ("predicates", "patient_demographics", "metadata", "description")
 PREDICATE_KEYS = (
@@ -121,12 +131,18 @@ def load_cohort(path: str | Path, predicates_path: str | Path | None = None) -> 
     >>> cohort.trigger, [window.name for window in cohort.windows]
     ('admission', ['input', 'gap', 'target'])
     """
-    config, source = _read_cohort_file(Path(path), "cohort")
+    return _load(Path(path), predicates_path, ())
+
+
+def _load(path: Path, predicates_path: str | Path | None, naming: tuple[Path, ...]) -> Cohort:
+    """`load_cohort`, inside the cohort files `naming` (outermost first) that name this one."""
+    config, source = _read_cohort_file(path, "cohort")
     _check_keys(config, TOP_LEVEL_KEYS, source, ())
     sections = _predicate_sections(config, source, predicates_path)
     if "trigger" not in config:
         source.fail((), "missing the required top-level key 'trigger' (a predicate name)")
-    predicates = _parse_predicates(sections["predicates"])
+    context = _Nesting(predicates_path, (*naming, path.resolve()))
+    predicates = _parse_predicates(sections["predicates"], context)
     demographics = _parse_demographics(sections["patient_demographics"], predicates)
     _check_derived(predicates, demographics, sections["predicates"])
     trigger = _parse_trigger(config.get("trigger"), predicates, demographics, source)
@@ -142,14 +158,29 @@ def load_cohort(path: str | Path, predicates_path: str | Path | None = None) -> 
     warnings += _window_warnings(windows, source)
     description = config.get("description")
     return Cohort(
-        source=Path(path),
+        source=path,
         predicates=predicates,
         demographics=demographics,
         trigger=trigger,
         windows=windows,
         description=description if isinstance(description, str) else None,
         warnings=tuple(warnings),
+        age=None if config.get("age") is None else parse_age(config["age"], source),
+        trigger_between=(
+            None
+            if config.get("trigger_between") is None
+            else parse_trigger_between(config["trigger_between"], source)
+        ),
     )
+
+
+@dataclass(frozen=True)
+class _Nesting:
+    """What loading a `{cohort: FILE}` predicate needs: the predicates file, and the cohort
+    files being loaded (outermost first, resolved), to find a loop."""
+
+    predicates_path: str | Path | None
+    loading: tuple[Path, ...]
 
 
 def _predicate_sections(
@@ -221,15 +252,46 @@ def _section_entries(config: Mapping, section: str, source: YamlSource) -> dict[
 # --- predicates -------------------------------------------------------------------------------
 
 
-def _parse_predicates(entries: dict[str, _Entry]) -> dict[str, Predicate]:
+def _parse_predicates(entries: dict[str, _Entry], nesting: _Nesting) -> dict[str, Predicate]:
     predicates: dict[str, Predicate] = {}
     for name, entry in entries.items():
         _check_filled(name, entry)
         if "expr" in entry.raw:
             predicates[name] = _parse_derived(name, entry)
+        elif "cohort" in entry.raw:
+            predicates[name] = _parse_cohort_predicate(name, entry, nesting)
         else:
             predicates[name] = _parse_plain(name, entry, False)
     return predicates
+
+
+def _parse_cohort_predicate(name: str, entry: _Entry, nesting: _Nesting) -> CohortPredicate:
+    """`{cohort: FILE, label: any|true|false}` (spec 10.4), FILE relative to the naming file."""
+    source, keys = entry.source, entry.keys
+    relative, label = parse_cohort_reference(name, entry.raw, source, keys)
+    path = source.path.parent / relative
+    if path.resolve() in nesting.loading:
+        loop = [*nesting.loading[nesting.loading.index(path.resolve()) :], path.resolve()]
+        source.fail(
+            (*keys, "cohort"),
+            "cohorts name each other in a loop: " + " -> ".join(p.name for p in loop),
+        )
+    if not path.is_file():
+        source.fail((*keys, "cohort"), f"the cohort file {path} of {name!r} does not exist")
+    cohort = _load(path, nesting.predicates_path, nesting.loading)
+    if cohort.index_window is None:
+        source.fail(
+            (*keys, "cohort"),
+            f"the cohort {path} has no index_timestamp, so its rows have no time to count at",
+        )
+    label_window = cohort.label_window
+    if label != "any" and (label_window is None or label_window.label is None):
+        source.fail(
+            (*keys, "label"),
+            f"label {label} needs the cohort {path} to have a boolean label (label: PRED); "
+            "use label: any",
+        )
+    return CohortPredicate(name=name, cohort=cohort, label=label)
 
 
 def _parse_demographics(
@@ -574,13 +636,16 @@ def _parse_window(name, spec, names, predicates, demographics, source: YamlSourc
                 source,
                 (*keys, side),
             )
-    label = spec.get("label")
-    if label is not None:
-        label = _usable(label, "a label", predicates, demographics, source, (*keys, "label"))
+    label, form = _label(spec.get("label"), predicates, demographics, source, (*keys, "label"))
     negated = spec.get("label_negated", False)
     if not isinstance(negated, bool):
         source.fail(
             (*keys, "label_negated"), f"label_negated must be true or false, got {negated!r}"
+        )
+    if negated and form is not None:
+        source.fail(
+            (*keys, "label_negated"),
+            "label_negated applies only to the plain form `label: PRED`, not to a label mapping",
         )
     if negated and label is None:
         source.fail((*keys, "label_negated"), "label_negated needs a `label` on the same window")
@@ -597,7 +662,27 @@ def _parse_window(name, spec, names, predicates, demographics, source: YamlSourc
         label=label,
         label_negated=negated,
         index_timestamp=index,
+        label_form=form,
     )
+
+
+def _label(raw, predicates, demographics, source: YamlSource, keys: Keys):
+    """A window's `label`: (PRED, None) for the plain form, (None, form) for a mapping."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict):
+        return _usable(raw, "a label", predicates, demographics, source, keys), None
+    form, names = parse_label_form(raw, source, keys)
+    for name, here in names:
+        _usable(name, "a label", predicates, demographics, source, here)
+    valued = predicates.get(form.predicate) if isinstance(form, ValueLabel) else None
+    if isinstance(form, ValueLabel) and not isinstance(valued, PlainPredicate):
+        source.fail(
+            (*keys, "value"),
+            f"a value label reads numeric_value of matching rows, so {form.predicate!r} must be "
+            "a plain predicate (code ...), not a derived, special or cohort one",
+        )
+    return None, form
 
 
 def _boundary(name: str, side: str, spec: Mapping, names, source: YamlSource) -> Boundary:
@@ -680,8 +765,11 @@ def _constraints(raw, predicates, demographics, source: YamlSource, keys: Keys):
 
 
 def _check_roles(windows: Mapping[str, Window], source: YamlSource) -> None:
-    for role in ("label", "index_timestamp"):
-        holders = [w.name for w in windows.values() if getattr(w, role)]
+    roles = {
+        "label": [w.name for w in windows.values() if w.has_label],
+        "index_timestamp": [w.name for w in windows.values() if w.index_timestamp],
+    }
+    for role, holders in roles.items():
         if len(holders) > 1:
             source.fail(
                 ("windows", holders[1], role),

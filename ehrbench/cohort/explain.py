@@ -93,15 +93,26 @@ def _trigger_lines(cohort: Cohort, ev: Evaluation, i: int) -> list[str]:
         if index_window is not None:
             when = ev.times[(index_window.name, index_window.index_timestamp)][i]
             header += f", prediction_time {_time_text(when)}"
-        label_window = cohort.label_window
-        if label_window is not None:
-            header += f", label {bool(ev.counts[(label_window.name, label_window.label)][i] > 0)}"
+        if ev.label_values is not None:
+            header += f", label {_label_text(cohort, ev.label_values[i])}"
     else:
         header += f"DROPPED at step `{ev.steps[failed]}`"
+    if ev.ages is not None:
+        header += f" (age {ev.ages[i]:.2f})" if not np.isnan(ev.ages[i]) else " (no birth row)"
     lines = [header]
     for window in cohort.windows:
         lines += ["    " + line for line in _window_lines(window, ev, i)]
     return lines
+
+
+def _label_text(cohort: Cohort, value) -> str:
+    """One trigger's label value as its MEDS column holds it (a class by its name)."""
+    classes = cohort.label_classes
+    if classes is not None:
+        return repr(classes[int(value)])
+    if cohort.label_column == "float_value":
+        return "no value" if np.isnan(value) else f"{np.float32(value)}"
+    return str(value.item() if isinstance(value, np.generic) else value)
 
 
 def _window_lines(window: Window, ev: Evaluation, i: int) -> list[str]:

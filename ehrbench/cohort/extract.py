@@ -19,6 +19,7 @@ where ACES 0.7.3 is not copied).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,16 +29,21 @@ import polars as pl
 from ehrbench.cohort.artifact import Extraction
 from ehrbench.cohort.attrition import Attrition, AttritionStep
 from ehrbench.cohort.config import PREDICATE_KEYS
-from ehrbench.cohort.counting import CountTable, count_events
+from ehrbench.cohort.counting import CountTable, Rows, count_events
+from ehrbench.cohort.label_values import label_columns, label_values, position
 from ehrbench.cohort.model import (
     CODE,
     SUBJECT,
     TIME,
     VALUE,
+    AgeFilter,
     Boundary,
     Cohort,
     Constraint,
+    TriggerBetween,
+    ValueLabel,
     Window,
+    label_predicates,
 )
 from ehrbench.cohort.planning import PredicatePlan, plan_predicates
 from ehrbench.cohort.reader import EventSource
@@ -68,6 +74,10 @@ class Evaluation:
     placed: dict[str, np.ndarray] = field(default_factory=dict)
     counts: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     failed_step: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    # Per trigger: age in years at the trigger (NaN without a birth row), when `age` is set;
+    # the label's value (see `label_values`), when a window has a label.
+    ages: np.ndarray | None = None
+    label_values: np.ndarray | None = None
 
     @property
     def kept(self) -> np.ndarray:
@@ -100,17 +110,7 @@ class Timeline:
 
     def position(self, lo: np.ndarray, hi: np.ndarray, t: np.ndarray, after: bool) -> np.ndarray:
         """Per query, the first row in [lo, hi) whose time is > t (`after`) or >= t, else hi."""
-        lo, hi = lo.copy(), hi.copy()
-        last = max(len(self.times) - 1, 0)
-        while True:
-            active = lo < hi
-            if not active.any():
-                return lo
-            mid = (lo + hi) >> 1
-            value = self.times[np.minimum(mid, last)]
-            right = (value <= t) if after else (value < t)
-            lo = np.where(active & right, mid + 1, lo)
-            hi = np.where(active & ~right, mid, hi)
+        return position(self.times, lo, hi, t, after)
 
     def count(
         self,
@@ -168,10 +168,38 @@ def step_names(cohort: Cohort, plan: PredicatePlan) -> list[str]:
     """The attrition steps of `cohort`, in the order extraction applies them."""
     demo = ", ".join(plan.static) if plan.static else "none"
     steps = [f"demographics ({demo})", f"trigger {cohort.trigger}"]
+    if cohort.trigger_between is not None:
+        steps.append(_between_text(cohort.trigger_between))
+    if cohort.age is not None:
+        steps.append(_age_text(cohort.age))
     for window in cohort.windows:
         steps.append(f"window {window.name}: placed")
         steps.extend(f"window {window.name}: has {_constraint_text(c)}" for c in window.has)
+    if _value_label(cohort) is not None:
+        steps.append(NO_VALUE_STEP)
     return steps
+
+
+# The attrition step of a `{value: ...}` label (spec 10.2): triggers with no usable row leave.
+NO_VALUE_STEP = "label has no value"
+
+
+def _between_text(between: TriggerBetween) -> str:
+    start = "-inf" if between.start is None else between.start.isoformat(sep=" ")
+    end = "inf" if between.end is None else between.end.isoformat(sep=" ")
+    return f"trigger_between [{start}, {end})"
+
+
+def _age_text(age: AgeFilter) -> str:
+    low = "-inf" if age.min_years is None else f"{age.min_years:g}"
+    high = "inf" if age.max_years is None else f"{age.max_years:g}"
+    return f"age [{low}, {high}] (birth {age.birth})"
+
+
+def _value_label(cohort: Cohort) -> ValueLabel | None:
+    window = cohort.label_window
+    form = window.label_form if window else None
+    return form if isinstance(form, ValueLabel) else None
 
 
 def _constraint_text(c: Constraint) -> str:
@@ -182,8 +210,10 @@ def check_columns(cohort: Cohort, source: EventSource) -> None:
     """The one check of an event table against `cohort`: every column the engine reads exists.
 
     Raises `EhrbenchError` naming the column, the predicate that tests it (where it is written)
-    and the event table.
+    and the event table. The cohorts named by `{cohort: ...}` predicates are checked too.
     """
+    for nested in cohort.nested_cohorts().values():
+        check_columns(nested.cohort, source)
     for column in (SUBJECT, TIME):
         if column not in source.names:
             raise EhrbenchError(
@@ -213,7 +243,39 @@ def evaluate(
     `count_all` counts every timed predicate in every window (for audit and explain); otherwise
     only what `has` and `label` need.
     """
-    return evaluate_table(cohort, plan, count_events(cohort, plan, source), count_all=count_all)
+
+    def table(inner: Cohort, inner_plan: PredicatePlan, rows: Mapping[str, Rows]) -> CountTable:
+        return count_events(inner, inner_plan, source, rows)
+
+    rows = cohort_predicate_rows(cohort, table)
+    return evaluate_table(cohort, plan, table(cohort, plan, rows), count_all=count_all)
+
+
+# Makes a cohort's count table, given the rows of its `{cohort: ...}` predicates.
+TableMaker = Callable[[Cohort, PredicatePlan, Mapping[str, Rows]], CountTable]
+
+
+def cohort_predicate_rows(cohort: Cohort, table: TableMaker) -> dict[str, Rows]:
+    """Per `{cohort: ...}` predicate of `cohort`, the (subject, time) rows where it counts 1:
+    the named cohort's label rows on the same events (spec 10.4), evaluated through `table`."""
+    rows = {}
+    for name, predicate in cohort.nested_cohorts().items():
+        inner = predicate.cohort
+        plan = plan_predicates(inner)
+        ev = evaluate_table(inner, plan, table(inner, plan, cohort_predicate_rows(inner, table)))
+        kept = ev.kept
+        if predicate.label != "any":
+            assert ev.label_values is not None
+            kept &= ev.label_values == (predicate.label == "true")
+        times = _prediction_times(inner, ev)
+        assert times is not None
+        subjects, times = ev.trigger_subjects[kept], times[kept]
+        order = np.lexsort((times, subjects))
+        subjects, times = subjects[order], times[order]
+        distinct = np.ones(len(order), dtype=bool)
+        distinct[1:] = (np.diff(subjects) != 0) | (np.diff(times) != 0)
+        rows[name] = (subjects[distinct], times[distinct])
+    return rows
 
 
 def evaluate_table(
@@ -230,8 +292,63 @@ def evaluate_table(
         trigger_times=table.times[rows],
         failed_step=np.full(len(rows), -1, dtype=np.int64),
     )
-    _place_windows(cohort, plan, timeline, timeline.blocks(rows), ev, count_all)
+    step = 2
+    if cohort.trigger_between is not None:
+        _drop(ev, _in_calendar(cohort.trigger_between, ev.trigger_times), step)
+        step += 1
+    if cohort.age is not None:
+        ev.ages = _ages(table, ev)
+        low, high = cohort.age.min_years, cohort.age.max_years
+        holds = ~np.isnan(ev.ages)
+        if low is not None:
+            holds &= ev.ages >= low
+        if high is not None:
+            holds &= ev.ages <= high
+        _drop(ev, holds, step)
+        step += 1
+    step = _place_windows(cohort, plan, timeline, timeline.blocks(rows), ev, count_all, step)
+    window = cohort.label_window
+    if window is not None:
+        edges = (ev.times[(window.name, "start")], ev.times[(window.name, "end")])
+        counts = {name: count for (w, name), count in ev.counts.items() if w == window.name}
+        ev.label_values = label_values(window, edges, counts, ev.trigger_subjects, table.values)
+        if isinstance(window.label_form, ValueLabel):
+            _drop(ev, ~np.isnan(ev.label_values), step)
     return ev
+
+
+def _drop(ev: Evaluation, holds: np.ndarray, step: int) -> None:
+    """Triggers still kept where `holds` is false leave at `step`."""
+    ev.failed_step[(ev.failed_step < 0) & ~holds] = step
+
+
+def _in_calendar(between: TriggerBetween, times: np.ndarray) -> np.ndarray:
+    """Whether each trigger time (microseconds) lies in [start, end)."""
+    holds = np.ones(len(times), dtype=bool)
+    if between.start is not None:
+        holds &= times >= _micros(between.start)
+    if between.end is not None:
+        holds &= times < _micros(between.end)
+    return holds
+
+
+def _micros(instant: dt.datetime) -> int:
+    return (instant - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+
+
+YEAR_MICROS = 365.25 * 86400 * 1e6
+
+
+def _ages(table: CountTable, ev: Evaluation) -> np.ndarray:
+    """Per trigger, age in years at the trigger (spec 10.3); NaN for a subject without birth."""
+    assert table.births is not None
+    subjects, births = table.births
+    if not len(subjects):
+        return np.full(len(ev.trigger_times), np.nan)
+    index = np.searchsorted(subjects, ev.trigger_subjects)
+    clipped = np.minimum(index, len(subjects) - 1)
+    found = (index < len(subjects)) & (subjects[clipped] == ev.trigger_subjects)
+    return np.where(found, (ev.trigger_times - births[clipped]) / YEAR_MICROS, np.nan)
 
 
 Block = tuple[np.ndarray, np.ndarray]
@@ -244,13 +361,14 @@ def _place_windows(
     block: Block,
     ev: Evaluation,
     count_all: bool,
-) -> None:
+    step: int,
+) -> int:
     """Place every window for every trigger, count, and record the first failing step.
 
-    `block` holds, per trigger, the first and past-the-last count-table rows of its subject.
+    `block` holds, per trigger, the first and past-the-last count-table rows of its subject;
+    `step` is the index of the first window's step. Returns the index of the step after them.
     """
-    valid = np.ones(len(ev.trigger_times), dtype=bool)
-    step = 2
+    valid = ev.kept
     for window in cohort.windows:
         anchored = window.anchored_side
         other = "start" if anchored == "end" else "end"
@@ -285,12 +403,15 @@ def _place_windows(
             ev.failed_step[valid & ~holds] = step
             valid &= holds
             step += 1
+    return step
 
 
 def _counted_names(window: Window) -> list[str]:
     names = [c.predicate for c in window.has]
-    if window.label and window.label not in names:
-        names.append(window.label)
+    label = [window.label] if window.label else []
+    if window.label_form is not None and not isinstance(window.label_form, ValueLabel):
+        label = list(label_predicates(window.label_form))
+    names += [name for name in label if name not in names]
     return names
 
 
@@ -363,22 +484,14 @@ def shard_labels(cohort: Cohort, ev: Evaluation) -> pl.DataFrame:
     """The label rows of one evaluation's kept triggers, in trigger order."""
     kept = ev.kept
     times = _prediction_times(cohort, ev)
-    window = cohort.label_window
-    values = None
-    if window is not None:
-        present = ev.counts[(window.name, window.label)][kept] > 0
-        values = ~present if window.label_negated else present
+    values = None if ev.label_values is None else ev.label_values[kept]
     return pl.DataFrame(
         {
             "subject_id": ev.trigger_subjects[kept],
             "prediction_time": None if times is None else times[kept],
-            "boolean_value": values,
         },
-        schema={k: LABEL_SCHEMA[k] for k in ("subject_id", "prediction_time", "boolean_value")},
-    ).with_columns(
-        pl.lit(None, dtype=LABEL_SCHEMA[name]).alias(name)
-        for name in ("integer_value", "float_value", "categorical_value")
-    )
+        schema={k: LABEL_SCHEMA[k] for k in ("subject_id", "prediction_time")},
+    ).with_columns(label_columns(cohort, values))
 
 
 def shard_audit(cohort: Cohort, plan: PredicatePlan, ev: Evaluation) -> pl.DataFrame:
@@ -392,6 +505,8 @@ def shard_audit(cohort: Cohort, plan: PredicatePlan, ev: Evaluation) -> pl.DataF
     times = _prediction_times(cohort, ev)
     if times is not None:
         columns["prediction_time"] = pl.Series("prediction_time", times[kept]).cast(us)
+    if ev.ages is not None:
+        columns["age"] = pl.Series("age", ev.ages[kept], dtype=pl.Float64)
     for window in cohort.windows:
         for side in ("start", "end"):
             name = f"{window.name}.{side}"
@@ -422,10 +537,14 @@ def _finish(
             "window whose boundary is the prediction time."
         )
     label_window = cohort.label_window
-    if label_window is not None and labels.height and labels["boolean_value"].n_unique() == 1:
+    column = cohort.label_column
+    if label_window is not None and labels.height and labels[column].n_unique() == 1:
+        what = (
+            f"predicate `{label_window.label}`" if label_window.label else f"its label ({column})"
+        )
         messages.append(
-            f"every label is {labels['boolean_value'][0]} ({labels.height} rows): check the label "
-            f"window `{label_window.name}` and predicate `{label_window.label}`."
+            f"every label is {labels[column][0]} ({labels.height} rows): check the label "
+            f"window `{label_window.name}` and {what}."
         )
     # One stable permutation for labels and audit: ties of prediction_time keep trigger order.
     order = (

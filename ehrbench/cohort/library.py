@@ -237,6 +237,10 @@ def cohort_counts(
     for name, result in results.items():
         # Its warnings are left out: an empty or one-class cohort shows in the table itself.
         labels = result.labels
+        if loaded[name].label_column != "boolean_value":
+            # A count, duration, value or class label has no positives.
+            rows.append((name, labels.height, None, float("nan")))
+            continue
         positives = int(labels["boolean_value"].sum()) if labels.height else 0
         prevalence = positives / labels.height if labels.height else float("nan")
         rows.append((name, labels.height, positives, prevalence))

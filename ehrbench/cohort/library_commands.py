@@ -126,7 +126,8 @@ def _count_cells(name: str, counts: pl.DataFrame | None, failures: dict) -> list
         return ["n/a", "", ""]  # not expressible: the reason follows the table
     row = counts.row(by_predicate=pl.col("cohort") == name, named=True)
     prevalence = "" if math.isnan(row["prevalence"]) else f"{row['prevalence']:.3f}"
-    return [f"{row['rows']:,}", f"{row['positives']:,}", prevalence]
+    positives = "" if row["positives"] is None else f"{row['positives']:,}"
+    return [f"{row['rows']:,}", positives, prevalence]
 
 
 def _plain(cohorts: list[LibraryCohort], counts, failures) -> str:

@@ -91,7 +91,18 @@ class DerivedPredicate:
     inputs: tuple[str, ...]
 
 
-Predicate = PlainPredicate | DerivedPredicate
+@dataclass(frozen=True)
+class CohortPredicate:
+    """`{cohort: FILE, label: any|true|false}`: 1 at each (subject, prediction_time) of the
+    named cohort's label rows (spec 10.4); `label` true/false keeps rows with that boolean_value.
+    """
+
+    name: str
+    cohort: Cohort
+    label: Literal["any", "true", "false"] = "any"
+
+
+Predicate = PlainPredicate | DerivedPredicate | CohortPredicate
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,60 @@ class Constraint:
 
 
 @dataclass(frozen=True)
+class CountLabel:
+    """`label: {count: PRED}`: the window's count of PRED, as `integer_value`."""
+
+    predicate: str
+
+
+@dataclass(frozen=True)
+class DurationLabel:
+    """`label: {duration: UNIT}`: (window end - window start) / UNIT, as `float_value`."""
+
+    unit: dt.timedelta
+
+
+TAKES = ("first", "last", "min", "max", "mean")
+
+
+@dataclass(frozen=True)
+class ValueLabel:
+    """`label: {value: PRED, take: ...}`: a statistic of PRED's non-null numeric_value in the
+    window, as `float_value`; a trigger with no such row is dropped."""
+
+    predicate: str
+    take: Literal["first", "last", "min", "max", "mean"]
+
+
+@dataclass(frozen=True)
+class ClassesLabel:
+    """`label: {classes: [[NAME, PRED], ...], otherwise: NAME}`: the NAME of the first pair whose
+    PRED has count > 0 in the window, else `otherwise`, as `categorical_value`."""
+
+    classes: tuple[tuple[str, str], ...]
+    otherwise: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every value the label can take: the class NAMEs in listed order, then `otherwise`."""
+        return (*(name for name, _ in self.classes), self.otherwise)
+
+
+# The label forms of spec 10.2 other than the plain `label: PRED`.
+LabelForm = CountLabel | DurationLabel | ValueLabel | ClassesLabel
+
+
+def label_predicates(form: LabelForm | None) -> tuple[str, ...]:
+    """The predicates a label form counts or reads, in config order."""
+    match form:
+        case CountLabel(predicate) | ValueLabel(predicate, _):
+            return (predicate,)
+        case ClassesLabel(classes, _):
+            return tuple(dict.fromkeys(pred for _, pred in classes))
+    return ()
+
+
+@dataclass(frozen=True)
 class Window:
     """A named window: two boundaries, their inclusivity, constraints and optional roles."""
 
@@ -157,6 +222,13 @@ class Window:
     # no negation, so "no discharge within 7 days" cannot be written otherwise).
     label_negated: bool = False
     index_timestamp: Literal["start", "end"] | None = None
+    # The other label forms of spec 10.2 (`label: {count: ...}` and so on), with `label` None.
+    label_form: LabelForm | None = None
+
+    @property
+    def has_label(self) -> bool:
+        """Whether this is the label window (plain `label: PRED` or another form)."""
+        return self.label is not None or self.label_form is not None
 
     @property
     def anchored_side(self) -> Literal["start", "end"]:
@@ -172,7 +244,20 @@ def direct_references(trigger: str, windows: Iterable[Window]) -> list[str]:
         names += [c.predicate for c in window.has]
         if window.label:
             names.append(window.label)
+        names += label_predicates(window.label_form)
     return names
+
+
+def label_column(form: LabelForm | None) -> str:
+    """The MEDS label column a label form fills (spec 10.2); `boolean_value` for `label: PRED`."""
+    match form:
+        case CountLabel():
+            return "integer_value"
+        case DurationLabel() | ValueLabel():
+            return "float_value"
+        case ClassesLabel():
+            return "categorical_value"
+    return "boolean_value"
 
 
 def used_names(
@@ -187,6 +272,24 @@ def used_names(
             pending += [n for n in predicate.inputs if n not in names]
             names |= set(predicate.inputs)
     return names
+
+
+@dataclass(frozen=True)
+class AgeFilter:
+    """Top-level `age: {min, max, birth}` (spec 10.3): age in years at the trigger, bounds
+    inclusive, from the subject's first row with code `birth`."""
+
+    min_years: float | None = None
+    max_years: float | None = None
+    birth: str = "MEDS_BIRTH"
+
+
+@dataclass(frozen=True)
+class TriggerBetween:
+    """Top-level `trigger_between: {start, end}` (spec 10.5): trigger time in [start, end)."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -208,10 +311,34 @@ class Cohort:
     # Load-time warnings (e.g. no index_timestamp), for commands to print; the loader never
     # emits them through the `warnings` module.
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    age: AgeFilter | None = None
+    trigger_between: TriggerBetween | None = None
 
     @property
     def label_window(self) -> Window | None:
-        return next((w for w in self.windows if w.label), None)
+        return next((w for w in self.windows if w.has_label), None)
+
+    @property
+    def label_column(self) -> str:
+        """The MEDS label column this cohort's labels fill: `boolean_value` (ACES's plain label),
+        `integer_value` (`{count: ...}`), `float_value` (`{duration: ...}`, `{value: ...}`) or
+        `categorical_value` (`{classes: ...}`)."""
+        window = self.label_window
+        return label_column(window.label_form if window else None)
+
+    @property
+    def label_classes(self) -> tuple[str, ...] | None:
+        """For a `{classes: ...}` label, its class NAMEs in listed order then `otherwise`."""
+        window = self.label_window
+        form = window.label_form if window else None
+        return form.names if isinstance(form, ClassesLabel) else None
+
+    def nested_cohorts(self) -> dict[str, CohortPredicate]:
+        """The used `{cohort: ...}` predicates, by name, in config order."""
+        used = used_names(self.trigger, self.windows, self.predicates)
+        return {
+            n: p for n, p in self.predicates.items() if n in used and isinstance(p, CohortPredicate)
+        }
 
     @property
     def index_window(self) -> Window | None:
@@ -228,4 +355,11 @@ class Cohort:
         for pred in [p for p in plain if p.name in used] + list(self.demographics.values()):
             for column in pred.columns():
                 required.setdefault(column, []).append(pred)
+        window = self.label_window
+        if window is not None and isinstance(window.label_form, ValueLabel):
+            # A value label reads numeric_value of its predicate's rows.
+            valued = self.predicates[window.label_form.predicate]
+            assert isinstance(valued, PlainPredicate)
+            if valued not in required.get(VALUE, []):
+                required.setdefault(VALUE, []).append(valued)
         return required

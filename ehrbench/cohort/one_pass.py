@@ -18,15 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from ehrbench.cohort.artifact import Extraction
-from ehrbench.cohort.counting import cohort_table, count_plain
+from ehrbench.cohort.counting import CountTable, EventCounts, Rows, cohort_table, count_plain
 from ehrbench.cohort.extract import (
     ShardResults,
+    TableMaker,
     check_columns,
     check_disjoint,
+    cohort_predicate_rows,
     evaluate_table,
 )
 from ehrbench.cohort.model import SPECIAL_PREDICATES, Cohort, PlainPredicate
-from ehrbench.cohort.planning import PredicatePlan, plan_predicates, static_predicate
+from ehrbench.cohort.planning import BIRTH, PredicatePlan, plan_predicates, static_predicate
 from ehrbench.cohort.reader import EventSource
 from ehrbench.errors import EhrbenchError
 from ehrbench.logs import progress
@@ -88,9 +90,23 @@ def share_predicates(plans: Mapping[str, tuple[Cohort, PredicatePlan]]) -> Share
 
 
 def _counted(cohort: Cohort, plan: PredicatePlan) -> dict[str, PlainPredicate]:
-    """The plain and static predicates of `plan`, by their name in `cohort`."""
+    """The plain and static predicates of `plan` (and its birth one), by their name in `cohort`."""
     plain = {n: p for n in plan.plain if isinstance(p := cohort.predicates[n], PlainPredicate)}
-    return plain | {n: static_predicate(cohort, n) for n in plan.static}
+    birth = {BIRTH: plan.birth} if plan.birth else {}
+    return plain | birth | {n: static_predicate(cohort, n) for n in plan.static}
+
+
+def _with_nested(plans: Mapping[str, tuple[Cohort, PredicatePlan]]) -> dict[str, tuple]:
+    """`plans` and, under `NAME/PREDICATE`, every cohort its `{cohort: ...}` predicates name."""
+    every = {}
+    for name, (cohort, plan) in plans.items():
+        every[name] = (cohort, plan)
+        inner = {
+            f"{name}/{pred}": (nested.cohort, plan_predicates(nested.cohort))
+            for pred, nested in cohort.nested_cohorts().items()
+        }
+        every |= _with_nested(inner)
+    return every
 
 
 def _defined_names(cohort: Cohort) -> set[str]:
@@ -104,6 +120,16 @@ def _free_name(name: str, taken: set[str]) -> str:
     while f"{name}#{suffix}" in taken:
         suffix += 1
     return f"{name}#{suffix}"
+
+
+def _tables(events: EventCounts, names: Mapping[int, Mapping[str, str]]) -> TableMaker:
+    """Count tables from one shard's shared `events` for any cohort of the read, nested ones
+    too (`names`: each cohort's shared predicate names, by the cohort's identity)."""
+
+    def table(cohort: Cohort, plan: PredicatePlan, rows: Mapping[str, Rows]) -> CountTable:
+        return cohort_table(cohort, plan, events, names[id(cohort)], rows)
+
+    return table
 
 
 def extract_many(
@@ -141,14 +167,21 @@ def extract_many(
         plans[name] = (cohort, plan)
     if not plans:
         return {}, failures
-    shared = share_predicates(plans)
+    every = _with_nested(plans)
+    shared = share_predicates(every)
+    # Cohorts (nested ones too) by identity, to find their shared names while evaluating.
+    names = {id(cohort): shared.names[name] for name, (cohort, _) in every.items()}
+    valued = [names[id(c)][p.valued] for c, p in every.values() if p.valued]
     results = {name: ShardResults(cohort, plan) for name, (cohort, plan) in plans.items()}
     seen = np.zeros(0, dtype=np.int64)
     shards = zip(dataset.shards, sources, strict=True)
     for shard, source in progress(shards, total=len(sources), desc="extracting", unit="shard"):
-        events = count_plain(list(shared.plain), list(shared.statics), shared.specials, source)
+        events = count_plain(
+            list(shared.plain), list(shared.statics), shared.specials, source, set(valued)
+        )
         seen = check_disjoint(seen, events.subject_ids, shard)
+        table = _tables(events, names)
         for name, (cohort, plan) in plans.items():
-            table = cohort_table(cohort, plan, events, shared.names[name])
-            results[name].add(evaluate_table(cohort, plan, table))
+            rows = cohort_predicate_rows(cohort, table)
+            results[name].add(evaluate_table(cohort, plan, table(cohort, plan, rows)))
     return {name: result.extraction() for name, result in results.items()}, failures

@@ -13,10 +13,16 @@ from ehrbench.cohort.model import (
     SPECIAL_PREDICATES,
     Cohort,
     DerivedPredicate,
+    ExactCode,
     PlainPredicate,
+    ValueLabel,
     direct_references,
+    label_predicates,
 )
 from ehrbench.errors import EhrbenchError
+
+# The name the age filter's birth predicate is counted under: not a word, so never a config's.
+BIRTH = "age.birth"
 
 
 @dataclass(frozen=True)
@@ -25,10 +31,14 @@ class PredicatePlan:
 
     `timed` are the predicates counted at timestamps (plain non-static, derived, special);
     `static` are the plain static predicates every kept subject must match on a null-time row.
+    `birth` is the predicate whose first row is a subject's birth, for `age` (named `BIRTH`, never
+    a config's name); `valued` the plain predicate whose numeric_value a value label reads.
     """
 
     timed: tuple[str, ...]
     static: tuple[str, ...]
+    birth: PlainPredicate | None = None
+    valued: str | None = None
 
     @property
     def plain(self) -> tuple[str, ...]:
@@ -63,7 +73,14 @@ def plan_predicates(cohort: Cohort) -> PredicatePlan:
         visit(name)
     static = [n for n in ordered if _is_static(cohort, n)]
     static += [n for n in cohort.demographics if n not in static]
-    plan = PredicatePlan(timed=tuple(n for n in ordered if n not in static), static=tuple(static))
+    window = cohort.label_window
+    form = window.label_form if window else None
+    plan = PredicatePlan(
+        timed=tuple(n for n in ordered if n not in static),
+        static=tuple(static),
+        birth=None if cohort.age is None else PlainPredicate(BIRTH, ExactCode(cohort.age.birth)),
+        valued=form.predicate if isinstance(form, ValueLabel) else None,
+    )
     _check_static_uses(cohort, plan)
     return plan
 
@@ -85,6 +102,7 @@ def _check_static_uses(cohort: Cohort, plan: PredicatePlan) -> None:
         )
     for window in cohort.windows:
         uses = [c.predicate for c in window.has] + [window.label]
+        uses += label_predicates(window.label_form)
         uses += [b.predicate for b in (window.start, window.end)]
         for name in uses:
             if name in plan.static:

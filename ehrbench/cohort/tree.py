@@ -7,7 +7,17 @@ another window). A window line reads `name [start, end]`, with `[`/`]` for an in
 
 from __future__ import annotations
 
-from ehrbench.cohort.model import Boundary, Cohort, Constraint, Window
+from ehrbench.cohort.model import (
+    Boundary,
+    ClassesLabel,
+    Cohort,
+    Constraint,
+    CountLabel,
+    DurationLabel,
+    LabelForm,
+    ValueLabel,
+    Window,
+)
 from ehrbench.durations import format_duration
 
 
@@ -17,6 +27,12 @@ def render_tree(cohort: Cohort) -> str:
     if cohort.demographics:
         lines.append("demographics: " + ", ".join(cohort.demographics))
     lines.append(f"trigger: {cohort.trigger}")
+    if cohort.trigger_between is not None:
+        between = cohort.trigger_between
+        lines.append(f"trigger_between: [{between.start}, {between.end})")
+    if cohort.age is not None:
+        age = cohort.age
+        lines.append(f"age: [{age.min_years}, {age.max_years}] years (birth {age.birth})")
     lines += _subtree(cohort.windows, None, "")
     return "\n".join(lines) + "\n"
 
@@ -46,9 +62,25 @@ def describe_window(window: Window) -> str:
         text += "  has " + ", ".join(format_constraint(c) for c in window.has)
     if window.label:
         text += f"  label={'no ' if window.label_negated else ''}{window.label}"
+    if window.label_form is not None:
+        text += f"  label={format_label_form(window.label_form)}"
     if window.index_timestamp:
         text += f"  index_timestamp={window.index_timestamp} (prediction time)"
     return text
+
+
+def format_label_form(form: LabelForm) -> str:
+    """A label mapping back in config syntax (`{value: k, take: max}`)."""
+    match form:
+        case CountLabel(predicate):
+            return f"{{count: {predicate}}}"
+        case DurationLabel(unit):
+            return f"{{duration: {format_duration(unit)}}}"
+        case ValueLabel(predicate, take):
+            return f"{{value: {predicate}, take: {take}}}"
+        case ClassesLabel(classes, otherwise):
+            pairs = ", ".join(f"[{name}, {pred}]" for name, pred in classes)
+            return f"{{classes: [{pairs}], otherwise: {otherwise}}}"
 
 
 def format_boundary(boundary: Boundary, window: str, side: str) -> str:
