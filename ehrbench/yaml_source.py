@@ -19,6 +19,7 @@ Limits, each an error naming the file, the YAML path and the line:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -50,6 +51,17 @@ class YamlSource:
         """Raise the located error; `near`/`known` add the closest known name as a hint."""
         hint = did_you_mean(near, known)
         raise EhrbenchError(self.locate(keys) + message + (f"; {hint}" if hint else ""))
+
+    def check_keys(self, mapping: dict, allowed: Collection[str], keys: Keys) -> None:
+        """Fail on the first key of `mapping` (at YAML path `keys`) that is not `allowed`."""
+        for key in mapping:
+            if key not in allowed:
+                self.fail(
+                    (*keys, str(key)),
+                    f"unknown key {key!r}; expected one of {', '.join(allowed)}",
+                    near=str(key),
+                    known=allowed,
+                )
 
     def locate(self, keys: Keys) -> str:
         """`In FILE at a.b.c (line N): `, with the line of the deepest key that has one."""

@@ -686,7 +686,7 @@ CASES += [
         ["only to the plain form"],
     ),
     (
-        "two label windows",
+        "two label windows, one a mapping",
         mutated(windows__gap__label={"count": "death"}),
         "windows.target.label",
         ["only one window may have label"],
@@ -731,7 +731,7 @@ CASES += [
         "cohort label",
         mutated(predicates__stays={"cohort": "nowhere.yaml", "label": "maybe"}),
         "predicates.stays.label",
-        ["any, true or false"],
+        ["label must be one of any, true, false"],
     ),
     (
         "cohort extra key",

@@ -10,7 +10,7 @@ import pytest
 from ehrbench.cli import main
 from ehrbench.cohort.config import load_cohort
 from ehrbench.cohort.extract import extract
-from ehrbench.cohort.library import cohort_paths, predicates_paths
+from ehrbench.cohort.library import cohort_paths, library_dir, predicates_paths
 from ehrbench.meds import open_dataset
 
 # Small enough to be quick, large enough that the rarest labels (hypoglycemia and the new
@@ -68,3 +68,31 @@ def test_cohorts_command_picks_the_synthetic_predicates(synthetic, capsys):
     # Boolean cohorts show a prevalence; the others (a duration or class label) leave it blank.
     boolean = [row for row in rows if not row[0].endswith("_levels") and row[0] != "length_of_stay"]
     assert all(float(row[3]) > 0 for row in boolean)
+
+
+def _extracted(synthetic: Path, name: str):
+    cohort = load_cohort(library_dir() / f"{name}.yaml", predicates_paths()["synthetic"])
+    return extract(cohort, open_dataset(synthetic, deep=False)).labels
+
+
+def test_cohorts_built_on_mortality_keep_its_rows(synthetic):
+    """The ICU first-day cohort (triggered on mortality_in_hospital's rows) keeps their labels;
+    length of stay has the same rows; the adults-only variant is a subset (all adults here)."""
+    keys = ["subject_id", "prediction_time"]
+    mortality = _extracted(synthetic, "mortality_in_hospital")
+    icu = _extracted(synthetic, "mortality_in_hospital_icu_first_day")
+    assert 0 < icu.height < mortality.height
+    joined = icu.join(mortality, on=keys, how="left", suffix="_all")
+    assert joined["boolean_value"].equals(joined["boolean_value_all"], check_names=False)
+    assert _extracted(synthetic, "length_of_stay").select(keys).equals(mortality.select(keys))
+    adults = _extracted(synthetic, "mortality_in_hospital_adults")
+    assert adults.select(keys).join(mortality, on=keys, how="anti").is_empty()
+
+
+def test_level_cohorts_binarise_to_the_lab_cohorts(synthetic):
+    """Each four-level lab cohort, cut at mild, gives its binary lab cohort's labels."""
+    for lab in ("anemia", "hyperkalemia", "hypoglycemia", "hyponatremia", "thrombocytopenia"):
+        binary = _extracted(synthetic, f"lab_{lab}")
+        levels = _extracted(synthetic, f"lab_{lab}_levels")
+        cut = levels["categorical_value"] != "normal"
+        assert binary["boolean_value"].equals(cut, check_names=False), lab

@@ -137,19 +137,25 @@ def load_cohort(path: str | Path, predicates_path: str | Path | None = None) -> 
 def _load(path: Path, predicates_path: str | Path | None, naming: tuple[Path, ...]) -> Cohort:
     """`load_cohort`, inside the cohort files `naming` (outermost first) that name this one."""
     config, source = _read_cohort_file(path, "cohort")
-    _check_keys(config, TOP_LEVEL_KEYS, source, ())
+    source.check_keys(config, TOP_LEVEL_KEYS, ())
     sections = _predicate_sections(config, source, predicates_path)
     if "trigger" not in config:
         source.fail((), "missing the required top-level key 'trigger' (a predicate name)")
-    context = _Nesting(predicates_path, (*naming, path.resolve()))
-    predicates = _parse_predicates(sections["predicates"], context)
+    predicates = _parse_predicates(sections["predicates"])
     demographics = _parse_demographics(sections["patient_demographics"], predicates)
     _check_derived(predicates, demographics, sections["predicates"])
     trigger = _parse_trigger(config.get("trigger"), predicates, demographics, source)
     windows = _parse_windows(config.get("windows"), predicates, demographics, source)
     # As in ACES, only the predicates the cohort uses are kept (a predicates file may hold many).
     used = used_names(trigger, windows, predicates)
-    predicates = {name: p for name, p in predicates.items() if name in used}
+    # A `{cohort: ...}` predicate's file is loaded only when used: a predicates file may define
+    # one that the cohorts it serves, the named cohort among them, do not use.
+    nesting = _Nesting(predicates_path, (*naming, path.resolve()))
+    predicates = {
+        name: _load_nested(p, nesting) if isinstance(p, _CohortReference) else p
+        for name, p in predicates.items()
+        if name in used
+    }
     entries = {**sections["predicates"], **sections["patient_demographics"]}
     warnings = []
     for name, predicate in {**predicates, **demographics}.items():
@@ -191,7 +197,7 @@ def _predicate_sections(
     extra_source = None
     if predicates_path is not None:
         overrides, extra_source = _read_cohort_file(Path(predicates_path), "predicates")
-        _check_keys(overrides, PREDICATES_FILE_KEYS, extra_source, ())
+        extra_source.check_keys(overrides, PREDICATES_FILE_KEYS, ())
     elif "predicates" not in config:
         source.fail((), "missing the required top-level key 'predicates' (a mapping of names)")
     sections = {}
@@ -214,17 +220,6 @@ def _read_cohort_file(path: Path, kind: str) -> tuple[dict[str, Any], YamlSource
     if not isinstance(config, dict):
         source.fail((), f"the {kind} file must be a YAML mapping of top-level keys")
     return config, source
-
-
-def _check_keys(mapping: Mapping, allowed: Collection[str], source: YamlSource, keys: Keys) -> None:
-    for key in mapping:
-        if key not in allowed:
-            source.fail(
-                (*keys, str(key)),
-                f"unknown key {key!r}; expected one of {', '.join(allowed)}",
-                near=str(key),
-                known=allowed,
-            )
 
 
 def _section_entries(config: Mapping, section: str, source: YamlSource) -> dict[str, _Entry]:
@@ -252,32 +247,46 @@ def _section_entries(config: Mapping, section: str, source: YamlSource) -> dict[
 # --- predicates -------------------------------------------------------------------------------
 
 
-def _parse_predicates(entries: dict[str, _Entry], nesting: _Nesting) -> dict[str, Predicate]:
-    predicates: dict[str, Predicate] = {}
+def _parse_predicates(entries: dict[str, _Entry]) -> dict[str, Predicate | _CohortReference]:
+    predicates: dict[str, Predicate | _CohortReference] = {}
     for name, entry in entries.items():
         _check_filled(name, entry)
         if "expr" in entry.raw:
             predicates[name] = _parse_derived(name, entry)
         elif "cohort" in entry.raw:
-            predicates[name] = _parse_cohort_predicate(name, entry, nesting)
+            relative, label = parse_cohort_reference(name, entry.raw, entry.source, entry.keys)
+            path = entry.source.path.parent / relative
+            if not path.is_file():
+                entry.source.fail(
+                    (*entry.keys, "cohort"), f"the cohort file {path} of {name!r} does not exist"
+                )
+            predicates[name] = _CohortReference(name, entry, path, label)
         else:
             predicates[name] = _parse_plain(name, entry, False)
     return predicates
 
 
-def _parse_cohort_predicate(name: str, entry: _Entry, nesting: _Nesting) -> CohortPredicate:
-    """`{cohort: FILE, label: any|true|false}` (spec 10.4), FILE relative to the naming file."""
-    source, keys = entry.source, entry.keys
-    relative, label = parse_cohort_reference(name, entry.raw, source, keys)
-    path = source.path.parent / relative
+@dataclass(frozen=True)
+class _CohortReference:
+    """A `{cohort: FILE, label: ...}` predicate (spec 10.4) before its file is loaded; `path`
+    is FILE relative to the file that names it."""
+
+    name: str
+    entry: _Entry
+    path: Path
+    label: str
+
+
+def _load_nested(reference: _CohortReference, nesting: _Nesting) -> CohortPredicate:
+    """Load the cohort a `{cohort: ...}` predicate names and check it can be named."""
+    source, keys = reference.entry.source, reference.entry.keys
+    path = reference.path
     if path.resolve() in nesting.loading:
         loop = [*nesting.loading[nesting.loading.index(path.resolve()) :], path.resolve()]
         source.fail(
             (*keys, "cohort"),
             "cohorts name each other in a loop: " + " -> ".join(p.name for p in loop),
         )
-    if not path.is_file():
-        source.fail((*keys, "cohort"), f"the cohort file {path} of {name!r} does not exist")
     cohort = _load(path, nesting.predicates_path, nesting.loading)
     if cohort.index_window is None:
         source.fail(
@@ -285,13 +294,13 @@ def _parse_cohort_predicate(name: str, entry: _Entry, nesting: _Nesting) -> Coho
             f"the cohort {path} has no index_timestamp, so its rows have no time to count at",
         )
     label_window = cohort.label_window
-    if label != "any" and (label_window is None or label_window.label is None):
+    if reference.label != "any" and (label_window is None or label_window.label is None):
         source.fail(
             (*keys, "label"),
-            f"label {label} needs the cohort {path} to have a boolean label (label: PRED); "
-            "use label: any",
+            f"label {reference.label} needs the cohort {path} to have a boolean label "
+            "(label: PRED); use label: any",
         )
-    return CohortPredicate(name=name, cohort=cohort, label=label)
+    return CohortPredicate(name=reference.name, cohort=cohort, label=reference.label)
 
 
 def _parse_demographics(
@@ -616,7 +625,7 @@ def _parse_window(name, spec, names, predicates, demographics, source: YamlSourc
     keys = ("windows", name)
     if not isinstance(spec, dict):
         source.fail(keys, f"window {name!r} must be a mapping with start, end, ..., got {spec!r}")
-    _check_keys(spec, WINDOW_KEYS, source, keys)
+    source.check_keys(spec, WINDOW_KEYS, keys)
     for key, value in spec.items():
         if value == MISSING:
             source.fail(

@@ -47,15 +47,16 @@ COHORT_LABELS = ("any", "true", "false")
 NameAt = tuple[Any, Keys]
 
 
-def _check_keys(raw: Mapping, allowed: tuple[str, ...], source: YamlSource, keys: Keys) -> None:
-    for key in raw:
-        if key not in allowed:
-            source.fail(
-                (*keys, str(key)),
-                f"unknown key {key!r}; expected one of {', '.join(allowed)}",
-                near=str(key),
-                known=allowed,
-            )
+def _one_of(value: Any, allowed: tuple[str, ...], key: str, source: YamlSource, keys: Keys):
+    """`value` when it is one of `allowed`, else fail at `keys` naming the closest."""
+    if value not in allowed:
+        source.fail(
+            keys,
+            f"{key} must be one of {', '.join(allowed)}, got {value!r}",
+            near=value,
+            known=allowed,
+        )
+    return value
 
 
 def _mapping(raw: Any, what: str, source: YamlSource, keys: Keys) -> Mapping:
@@ -80,21 +81,14 @@ def parse_label_form(raw: Any, source: YamlSource, keys: Keys) -> tuple[LabelFor
             known=known,
         )
     form = forms[0]
-    _check_keys(raw, LABEL_FORMS[form], source, keys)
+    source.check_keys(raw, LABEL_FORMS[form], keys)
     here = (*keys, form)
     if form == "count":
         return CountLabel(raw["count"]), [(raw["count"], here)]
     if form == "duration":
         return DurationLabel(_unit(raw["duration"], source, here)), []
     if form == "value":
-        take = raw.get("take")
-        if take not in TAKES:
-            source.fail(
-                (*keys, "take"),
-                f"take must be one of {', '.join(TAKES)}, got {take!r}",
-                near=take,
-                known=TAKES,
-            )
+        take = _one_of(raw.get("take"), TAKES, "take", source, (*keys, "take"))
         return ValueLabel(raw["value"], take), [(raw["value"], here)]
     return _classes(raw, source, keys)
 
@@ -143,7 +137,7 @@ def _is_name(value: Any) -> bool:
 def parse_age(raw: Any, source: YamlSource) -> AgeFilter:
     """Top-level `age: {min, max, birth}` (spec 10.3)."""
     raw = _mapping(raw, "a mapping {min: YEARS, max: YEARS, birth: CODE}", source, ("age",))
-    _check_keys(raw, AGE_KEYS, source, ("age",))
+    source.check_keys(raw, AGE_KEYS, ("age",))
     bounds = {key: _years(raw.get(key), source, ("age", key)) for key in ("min", "max")}
     if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
         source.fail(("age",), f"min {bounds['min']} is above max {bounds['max']}: no age passes")
@@ -165,7 +159,7 @@ def parse_trigger_between(raw: Any, source: YamlSource) -> TriggerBetween:
     """Top-level `trigger_between: {start, end}` (spec 10.5): ISO dates or datetimes, or null."""
     keys = ("trigger_between",)
     raw = _mapping(raw, 'a mapping {start: "YYYY-MM-DD", end: "YYYY-MM-DD"}', source, keys)
-    _check_keys(raw, TRIGGER_BETWEEN_KEYS, source, keys)
+    source.check_keys(raw, TRIGGER_BETWEEN_KEYS, keys)
     start, end = (_instant(raw.get(key), source, (*keys, key)) for key in TRIGGER_BETWEEN_KEYS)
     if start is not None and end is not None and start >= end:
         source.fail(keys, f"start {start} is not before end {end}: no trigger time passes")
@@ -197,7 +191,7 @@ def parse_cohort_reference(
     name: str, raw: Mapping, source: YamlSource, keys: Keys
 ) -> tuple[str, str]:
     """The file and label filter of a `{cohort: FILE, label: any|true|false}` predicate."""
-    _check_keys(raw, COHORT_PREDICATE_KEYS, source, keys)
+    source.check_keys(raw, COHORT_PREDICATE_KEYS, keys)
     path = raw.get("cohort")
     if not _is_name(path):
         source.fail(
@@ -205,14 +199,7 @@ def parse_cohort_reference(
         )
     label = raw.get("label", "any")
     label = {True: "true", False: "false"}.get(label, label) if isinstance(label, bool) else label
-    if label not in COHORT_LABELS:
-        source.fail(
-            (*keys, "label"),
-            f"label must be any, true or false, got {label!r}",
-            near=label,
-            known=COHORT_LABELS,
-        )
-    return path, label
+    return path, _one_of(label, COHORT_LABELS, "label", source, (*keys, "label"))
 
 
 def extensions_used(cohort: Cohort) -> list[str]:
@@ -227,8 +214,8 @@ def extensions_used(cohort: Cohort) -> list[str]:
     window = cohort.label_window
     if window is not None and window.label_negated:
         used.append("label_negated (10.1)")
-    if window is not None and window.label_form is not None:
-        form = type(window.label_form).__name__.removesuffix("Label").lower()
+    if cohort.label_form is not None:
+        form = type(cohort.label_form).__name__.removesuffix("Label").lower()
         used.append(f"label {{{form}: ...}} (10.2)")
     if cohort.age is not None:
         used.append("age (10.3)")

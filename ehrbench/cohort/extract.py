@@ -36,17 +36,16 @@ from ehrbench.cohort.model import (
     SUBJECT,
     TIME,
     VALUE,
-    AgeFilter,
     Boundary,
     Cohort,
     Constraint,
-    TriggerBetween,
     ValueLabel,
     Window,
     label_predicates,
 )
 from ehrbench.cohort.planning import PredicatePlan, plan_predicates
 from ehrbench.cohort.reader import EventSource
+from ehrbench.cohort.trigger_filters import age_holds, age_step, ages_at, between_step, in_calendar
 from ehrbench.errors import EhrbenchError, did_you_mean
 from ehrbench.logs import progress
 from ehrbench.meds import LABEL_SCHEMA, MedsDataset, empty_labels
@@ -169,37 +168,19 @@ def step_names(cohort: Cohort, plan: PredicatePlan) -> list[str]:
     demo = ", ".join(plan.static) if plan.static else "none"
     steps = [f"demographics ({demo})", f"trigger {cohort.trigger}"]
     if cohort.trigger_between is not None:
-        steps.append(_between_text(cohort.trigger_between))
+        steps.append(between_step(cohort.trigger_between))
     if cohort.age is not None:
-        steps.append(_age_text(cohort.age))
+        steps.append(age_step(cohort.age))
     for window in cohort.windows:
         steps.append(f"window {window.name}: placed")
         steps.extend(f"window {window.name}: has {_constraint_text(c)}" for c in window.has)
-    if _value_label(cohort) is not None:
+    if isinstance(cohort.label_form, ValueLabel):
         steps.append(NO_VALUE_STEP)
     return steps
 
 
 # The attrition step of a `{value: ...}` label (spec 10.2): triggers with no usable row leave.
 NO_VALUE_STEP = "label has no value"
-
-
-def _between_text(between: TriggerBetween) -> str:
-    start = "-inf" if between.start is None else between.start.isoformat(sep=" ")
-    end = "inf" if between.end is None else between.end.isoformat(sep=" ")
-    return f"trigger_between [{start}, {end})"
-
-
-def _age_text(age: AgeFilter) -> str:
-    low = "-inf" if age.min_years is None else f"{age.min_years:g}"
-    high = "inf" if age.max_years is None else f"{age.max_years:g}"
-    return f"age [{low}, {high}] (birth {age.birth})"
-
-
-def _value_label(cohort: Cohort) -> ValueLabel | None:
-    window = cohort.label_window
-    form = window.label_form if window else None
-    return form if isinstance(form, ValueLabel) else None
 
 
 def _constraint_text(c: Constraint) -> str:
@@ -294,17 +275,12 @@ def evaluate_table(
     )
     step = 2
     if cohort.trigger_between is not None:
-        _drop(ev, _in_calendar(cohort.trigger_between, ev.trigger_times), step)
+        _drop(ev, in_calendar(cohort.trigger_between, ev.trigger_times), step)
         step += 1
     if cohort.age is not None:
-        ev.ages = _ages(table, ev)
-        low, high = cohort.age.min_years, cohort.age.max_years
-        holds = ~np.isnan(ev.ages)
-        if low is not None:
-            holds &= ev.ages >= low
-        if high is not None:
-            holds &= ev.ages <= high
-        _drop(ev, holds, step)
+        assert table.births is not None
+        ev.ages = ages_at(table.births, ev.trigger_subjects, ev.trigger_times)
+        _drop(ev, age_holds(cohort.age, ev.ages), step)
         step += 1
     step = _place_windows(cohort, plan, timeline, timeline.blocks(rows), ev, count_all, step)
     window = cohort.label_window
@@ -320,35 +296,6 @@ def evaluate_table(
 def _drop(ev: Evaluation, holds: np.ndarray, step: int) -> None:
     """Triggers still kept where `holds` is false leave at `step`."""
     ev.failed_step[(ev.failed_step < 0) & ~holds] = step
-
-
-def _in_calendar(between: TriggerBetween, times: np.ndarray) -> np.ndarray:
-    """Whether each trigger time (microseconds) lies in [start, end)."""
-    holds = np.ones(len(times), dtype=bool)
-    if between.start is not None:
-        holds &= times >= _micros(between.start)
-    if between.end is not None:
-        holds &= times < _micros(between.end)
-    return holds
-
-
-def _micros(instant: dt.datetime) -> int:
-    return (instant - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
-
-
-YEAR_MICROS = 365.25 * 86400 * 1e6
-
-
-def _ages(table: CountTable, ev: Evaluation) -> np.ndarray:
-    """Per trigger, age in years at the trigger (spec 10.3); NaN for a subject without birth."""
-    assert table.births is not None
-    subjects, births = table.births
-    if not len(subjects):
-        return np.full(len(ev.trigger_times), np.nan)
-    index = np.searchsorted(subjects, ev.trigger_subjects)
-    clipped = np.minimum(index, len(subjects) - 1)
-    found = (index < len(subjects)) & (subjects[clipped] == ev.trigger_subjects)
-    return np.where(found, (ev.trigger_times - births[clipped]) / YEAR_MICROS, np.nan)
 
 
 Block = tuple[np.ndarray, np.ndarray]

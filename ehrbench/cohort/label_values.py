@@ -21,7 +21,6 @@ from ehrbench.cohort.model import (
     DurationLabel,
     ValueLabel,
     Window,
-    label_column,
 )
 from ehrbench.meds import LABEL_SCHEMA
 
@@ -124,11 +123,10 @@ def window_statistic(
 def label_columns(cohort: Cohort, values: np.ndarray | None) -> list[pl.Series | pl.Expr]:
     """The four MEDS label value columns, in schema order, for the kept rows' label `values`:
     the label's own column filled, the others null (all null without a label window)."""
-    window = cohort.label_window
-    form = window.label_form if window else None
-    if isinstance(form, ClassesLabel) and values is not None:
-        values = np.array(form.names, dtype=object)[values]
-    column = label_column(form)
+    classes = cohort.label_classes
+    if classes is not None and values is not None:
+        values = np.array(classes, dtype=object)[values]
+    column = cohort.label_column
     return [
         pl.Series(name, values, LABEL_SCHEMA[name])
         if name == column and values is not None

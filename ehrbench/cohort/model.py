@@ -319,18 +319,22 @@ class Cohort:
         return next((w for w in self.windows if w.has_label), None)
 
     @property
+    def label_form(self) -> LabelForm | None:
+        """The label window's mapping label (spec 10.2); None for `label: PRED` or no label."""
+        window = self.label_window
+        return window.label_form if window else None
+
+    @property
     def label_column(self) -> str:
         """The MEDS label column this cohort's labels fill: `boolean_value` (ACES's plain label),
         `integer_value` (`{count: ...}`), `float_value` (`{duration: ...}`, `{value: ...}`) or
         `categorical_value` (`{classes: ...}`)."""
-        window = self.label_window
-        return label_column(window.label_form if window else None)
+        return label_column(self.label_form)
 
     @property
     def label_classes(self) -> tuple[str, ...] | None:
         """For a `{classes: ...}` label, its class NAMEs in listed order then `otherwise`."""
-        window = self.label_window
-        form = window.label_form if window else None
+        form = self.label_form
         return form.names if isinstance(form, ClassesLabel) else None
 
     def nested_cohorts(self) -> dict[str, CohortPredicate]:
@@ -355,10 +359,9 @@ class Cohort:
         for pred in [p for p in plain if p.name in used] + list(self.demographics.values()):
             for column in pred.columns():
                 required.setdefault(column, []).append(pred)
-        window = self.label_window
-        if window is not None and isinstance(window.label_form, ValueLabel):
+        if isinstance(self.label_form, ValueLabel):
             # A value label reads numeric_value of its predicate's rows.
-            valued = self.predicates[window.label_form.predicate]
+            valued = self.predicates[self.label_form.predicate]
             assert isinstance(valued, PlainPredicate)
             if valued not in required.get(VALUE, []):
                 required.setdefault(VALUE, []).append(valued)

@@ -73,8 +73,7 @@ def plan_predicates(cohort: Cohort) -> PredicatePlan:
         visit(name)
     static = [n for n in ordered if _is_static(cohort, n)]
     static += [n for n in cohort.demographics if n not in static]
-    window = cohort.label_window
-    form = window.label_form if window else None
+    form = cohort.label_form
     plan = PredicatePlan(
         timed=tuple(n for n in ordered if n not in static),
         static=tuple(static),
