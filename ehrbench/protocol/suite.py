@@ -62,7 +62,12 @@ from omegaconf.errors import OmegaConfBaseException
 from ehrbench.bundled import suite_file
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError, did_you_mean
-from ehrbench.features.config import EhrshotCountsConfig, SequenceConfig, TabularConfig
+from ehrbench.features.config import (
+    EhrshotCountsConfig,
+    SequenceConfig,
+    TabularConfig,
+    config_record,
+)
 from ehrbench.features.kinds import (
     EHRSHOT_COUNTS,
     REPRESENTATION,
@@ -94,8 +99,8 @@ SCHEMA: dict[str, Any] = {
     "k": None,
     "seeds": None,
     "features": {
-        "tabular": {"windows": None, "min_count": None, "max_codes": None},
-        "sequence": {"max_events": None, "min_count": None, "max_codes": None},
+        "tabular": {"windows": None, "min_count": None, "max_codes": None, "vocabulary": None},
+        "sequence": {"max_events": None, "min_count": None, "max_codes": None, "vocabulary": None},
     },
     "model_params": None,
     "grids": None,
@@ -234,7 +239,7 @@ class Suite:
                 settings = self.pretrained[representation_name(model)]
                 features["pretrained"] = json_digest(dataclasses.asdict(settings))
         else:
-            features = self.feature_config(kind).__dict__
+            features = config_record(self.feature_config(kind))
         protocol = {} if self.protocol == ehrshot.DEFAULT_PROTOCOL else {"protocol": self.protocol}
         return json_digest(
             {
