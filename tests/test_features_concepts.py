@@ -15,7 +15,8 @@ from ehrbench.features.concepts import (
     concept_map_path,
     load_concept_map,
 )
-from ehrbench.features.config import TabularConfig
+from ehrbench.features.config import SequenceConfig, TabularConfig
+from ehrbench.features.sequence import build_sequences
 from ehrbench.features.tabular import build_tabular, fit_tabular, transform_tabular
 from ehrbench.meds import open_dataset
 from ehrbench.synth import generate_dataset
@@ -137,3 +138,12 @@ def test_malformed_map_is_a_clear_error(tmp_path, text, expected):
 def test_vocabulary_setting_is_checked():
     with pytest.raises(EhrbenchError, match="vocabulary is 'concept'"):
         TabularConfig(vocabulary="concept")
+
+
+def test_sequences_read_concepts(sites):
+    dataset, labels = open_dataset(sites["B"]), _labels(sites["B"])
+    config = SequenceConfig(max_events=32, vocabulary="concepts")
+    sequences = build_sequences(dataset, labels, config)
+    assert "temperature" in sequences.vocabulary
+    assert not any(code.startswith("LAB//") for code in sequences.vocabulary)
+    assert sequences.static_codes == ["sex_female", "sex_male"]

@@ -10,6 +10,8 @@ import pytest
 from protocol_helpers import COHORTS, PREDICATES, tiny_suite
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.protocol import runner
+from ehrbench.protocol.commands import run_suite
 from ehrbench.protocol.external import auroc_drop
 from ehrbench.protocol.outputs import write_outputs
 from ehrbench.protocol.runner import GridRunner
@@ -173,3 +175,42 @@ def test_mimic_to_eicu_through_concepts(tmp_path, mimic_meds, eicu_meds):
     assert skipped["readmission_30d"].startswith("not expressible on eicu: eICU has no dates")
     _, markdown = build_report(suite.output)
     assert "eicu / readmission_30d: not expressible" in markdown.read_text(encoding="utf-8")
+
+
+def test_output_inside_an_external_dataset_is_refused(tmp_path):
+    internal = generate_dataset(tmp_path / "a", 20, seed=0).root
+    external = generate_dataset(tmp_path / "b", 20, seed=1).root
+    path = tiny_suite(
+        tmp_path,
+        internal,
+        output=str(external / "data" / "results"),
+        external=[{"name": "b", "path": str(external), "predicates": str(PREDICATES)}],
+    )
+    with pytest.raises(EhrbenchError, match="data folder of external dataset `b`"):
+        run_suite(path, [])
+
+
+def test_a_failed_run_is_not_rerun_for_its_external_scores(tmp_path, monkeypatch):
+    internal = generate_dataset(tmp_path / "a", 300, seed=0).root
+    path = tiny_suite(
+        tmp_path,
+        internal,
+        cohorts=["long_los"],
+        models=["logreg"],
+        k=["all"],
+        seeds=[0],
+        external=[
+            {"name": "b", "synthetic": {"subjects": 300, "seed": 1}, "predicates": str(PREDICATES)}
+        ],
+    )
+    suite = load_suite(path)
+
+    def broken(*args, **kwargs):
+        raise EhrbenchError("broken on purpose")
+
+    monkeypatch.setattr(runner, "execute_run", broken)
+    assert GridRunner(suite).run().failed == 1
+    monkeypatch.undo()
+    assert GridRunner(suite).run().computed == 0  # failed runs wait for --retry-failed
+    assert GridRunner(suite, retry_failed=True).run().computed == 1
+    assert _external_runs(suite.output, "b")["status"].to_list() == ["ok"]

@@ -255,11 +255,15 @@ class GridRunner:
             for name, data in cohorts.items()
         }
         result = GridResult(self.suite, fingerprint, planned, infos, skipped)
+        # A finished run is computed again when an external dataset still lacks its score.
         pending = [
             p
             for p in planned
             if not self.store.has(p.key, retry_failed=self.retry_failed)
-            or needs_scores(self.sites, p.key, p.cohort, self.retry_failed)
+            or (
+                self.store.status(p.key) == "ok"
+                and needs_scores(self.sites, p.key, p.cohort, self.retry_failed)
+            )
         ]
         self._announce(planned, pending)
         if pending:
