@@ -417,6 +417,12 @@ def _parse_code(code: Any, source: YamlSource, keys: Keys) -> CodeMatch:
     return AnyCode(tuple(values))
 
 
+def parse_code(code: Any, source: YamlSource, keys: Keys) -> CodeMatch:
+    """A `code:` value (a string, `{regex: ...}` or `{any: [...]}`) as a code match, with the
+    errors of a predicates file; concept maps (`ehrbench.features.concepts`) write codes so too."""
+    return _parse_code(code, source, keys)
+
+
 def _regex(pattern: Any, source: YamlSource, keys: Keys) -> str:
     if not isinstance(pattern, str) or not pattern:
         source.fail(keys, f"expected a non-empty regular expression string, got {pattern!r}")

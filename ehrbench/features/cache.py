@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,8 @@ import numpy as np
 import polars as pl
 
 from ehrbench.digest import json_digest
+from ehrbench.features.concepts import featurised_dataset
+from ehrbench.features.config import config_record
 from ehrbench.features.kinds import FeatureKind
 from ehrbench.features.rows import normalise_splits, row_frame
 from ehrbench.io import file_set
@@ -50,9 +51,9 @@ def cache_key(
     payload = {
         "format": CACHE_FORMAT,
         "kind": kind.name,
-        "dataset": dataset.fingerprint(),
+        "dataset": featurised_dataset(dataset, config).fingerprint(),
         "labels": labels_digest(labels),
-        "config": asdict(config),
+        "config": config_record(config),
         "fit_split": list(normalise_splits(fit_split)),
     }
     return json_digest(payload, length=24)

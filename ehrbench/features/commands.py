@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ehrbench.features.cache import cached, copy_entry, entry_path
+from ehrbench.features.config import DEFAULT_VOCABULARY, VOCABULARIES
 from ehrbench.features.kinds import FeatureKind, feature_kind
 from ehrbench.meds import open_dataset, read_labels
 from ehrbench.output_paths import (
@@ -92,6 +93,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default="train",
         help="split(s) whose label rows fit the vocabulary and statistics, comma-separated "
         "(default train; never held_out for a benchmark)",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        choices=VOCABULARIES,
+        default=DEFAULT_VOCABULARY,
+        help="read the dataset's own codes (default) or the shared concepts of its concept map "
+        "(cohorts/concepts/; codes outside the map are dropped)",
     )
     parser.add_argument("--cache", default=None, help="cache folder (default OUT/.cache)")
     parser.add_argument(

@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.windows import parse_windows
+
+# What codes features read: the dataset's own, or the shared concepts of its concept map
+# (`ehrbench.features.concepts`: codes outside the map are dropped).
+VOCABULARIES = ("codes", "concepts")
+DEFAULT_VOCABULARY = "codes"
+
+
+def check_vocabulary(value: str) -> None:
+    """Raise EhrbenchError unless `value` is a feature vocabulary (`codes` or `concepts`).
+
+    >>> check_vocabulary("words")
+    Traceback (most recent call last):
+    ehrbench.errors.EhrbenchError: vocabulary is 'words': it must be one of ['codes', 'concepts'].
+    """
+    if value not in VOCABULARIES:
+        raise EhrbenchError(f"vocabulary is {value!r}: it must be one of {list(VOCABULARIES)}.")
+
+
+def config_record(config: Any) -> dict[str, Any]:
+    """A feature config's fields as a dict, without `vocabulary` when it is the default `codes`,
+    so cache keys, run hashes and saved vocabularies from before the setting are unchanged.
+
+    >>> config_record(TabularConfig(windows=("full",)))
+    {'windows': ('full',), 'min_count': 10, 'max_codes': None}
+    """
+    record = asdict(config)
+    if record.get("vocabulary") == DEFAULT_VOCABULARY:
+        del record["vocabulary"]
+    return record
 
 
 @dataclass(frozen=True)
@@ -15,9 +45,11 @@ class TabularConfig:
     windows: tuple[str, ...] = ("1d", "7d", "30d", "365d", "full")
     min_count: int = 10
     max_codes: int | None = None
+    vocabulary: str = DEFAULT_VOCABULARY
 
     def __post_init__(self) -> None:
         parse_windows(self.windows)
+        check_vocabulary(self.vocabulary)
 
 
 @dataclass(frozen=True)
@@ -27,8 +59,10 @@ class SequenceConfig:
     max_events: int = 512
     min_count: int = 10
     max_codes: int | None = None
+    vocabulary: str = DEFAULT_VOCABULARY
 
     def __post_init__(self) -> None:
+        check_vocabulary(self.vocabulary)
         if self.max_events < 1:
             raise EhrbenchError(f"max_events is {self.max_events}: it must be at least 1.")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ehrbench.features.concepts import featurised_dataset
 from ehrbench.features.config import SequenceConfig
 from ehrbench.features.reductions import US_PER_HOUR, age_years
 from ehrbench.features.rows import fit_mask, fitting_subjects, label_rows, row_frame
@@ -126,6 +127,7 @@ def fit_sequences(
 ) -> SequenceVocabulary:
     """Fit the code vocabulary, per-code value mean/std and static codes on the fitting rows."""
     rows = label_rows(labels)
+    dataset = featurised_dataset(dataset, config)
     stats = fit_code_statistics(dataset, rows, fit_mask(rows, fit_rows_mask_or_subjects))
     timed = value_moments(
         select_codes(stats, static=False, min_count=config.min_count, max_codes=config.max_codes)
@@ -143,8 +145,10 @@ def fit_sequences(
 def transform_sequences(
     dataset: MedsDataset, labels: pl.DataFrame, vocabulary: SequenceVocabulary
 ) -> SequenceFeatures:
-    """Build the padded sequences of every label row with a fitted vocabulary."""
+    """Build the padded sequences of every label row with a fitted vocabulary (read through the
+    dataset's concept map under `vocabulary: concepts`)."""
     rows = label_rows(labels)
+    dataset = featurised_dataset(dataset, vocabulary.config)
     n, width = rows.height, vocabulary.config.max_events
     out = SequenceFeatures(
         codes=np.zeros((n, width), np.int32),

@@ -18,14 +18,15 @@ value among them.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from ehrbench.features.config import TabularConfig
+from ehrbench.features.concepts import featurised_dataset
+from ehrbench.features.config import TabularConfig, config_record
 from ehrbench.features.matrix import Layout, MatrixBuilder
 from ehrbench.features.reductions import VALUE_AGGS, subject_features, window_aggregates
 from ehrbench.features.rows import fit_mask, fitting_subjects, label_rows, row_frame
@@ -62,7 +63,7 @@ class TabularVocabulary:
     def to_json(self) -> str:
         """Serialise to JSON (stable key order)."""
         payload = {
-            "config": asdict(self.config),
+            "config": config_record(self.config),
             "codes": list(self.codes),
             "value_codes": list(self.value_codes),
             "static_codes": list(self.static_codes),
@@ -134,8 +135,11 @@ def fit_tabular(
     `fit_rows_mask_or_subjects` is a boolean mask over label rows or a collection of subject
     ids whose label rows fit. A code is kept when it occurs at least `config.min_count` times in
     that history (static codes: null-time rows), capped to the `config.max_codes` most frequent.
+    Under `config.vocabulary == "concepts"` the codes are the dataset's concepts
+    (`ehrbench.features.concepts`).
     """
     rows = label_rows(labels)
+    dataset = featurised_dataset(dataset, config)
     stats = fit_code_statistics(dataset, rows, fit_mask(rows, fit_rows_mask_or_subjects))
     timed = select_codes(
         stats, static=False, min_count=config.min_count, max_codes=config.max_codes
@@ -154,8 +158,12 @@ def fit_tabular(
 def transform_tabular(
     dataset: MedsDataset, labels: pl.DataFrame, vocabulary: TabularVocabulary
 ) -> TabularFeatures:
-    """Compute the features of every label row with a fitted vocabulary, shard by shard."""
+    """Compute the features of every label row with a fitted vocabulary, shard by shard.
+
+    The dataset need not be the one the vocabulary was fitted on: under `vocabulary: concepts`
+    another dataset's rows get the same columns through that dataset's concept map."""
     rows, index = label_rows(labels), row_frame(labels)
+    dataset = featurised_dataset(dataset, vocabulary.config)
     windows = parse_windows(vocabulary.config.windows)
     value_codes = np.asarray(vocabulary.value_codes, dtype=bool)
     code_table = pl.DataFrame(

@@ -28,12 +28,14 @@ examples:
   ehrbench run tasks/synthetic.yaml models=[logreg,lightgbm] k=[1,4,16,all] seeds=[0,1]
   ehrbench run demo    # a shipped suite by name, from any install (tasks/demo.yaml works too)
 
-A suite is a YAML file: dataset (`path`, or `synthetic: {subjects, seed, shards}` generated
+A suite is a YAML file: dataset (`path`, or `synthetic: {subjects, seed, shards, site}` generated
 into <output>/dataset), predicates, cohorts (names in cohorts_dir, or `all`), models,
 baseline, k, seeds, features.tabular / features.sequence, model_params, grids,
 representations ({NAME: FILE}, FILE may hold {cohort}; models HEAD@NAME, e.g. logreg@clmbr,
 train a tabular head on those frozen embeddings), bootstrap (resamples, seed),
-subgroups.age_bands, output (default: results/<name> in the current folder). Any key can be
+subgroups.age_bands, output (default: results/<name> in the current folder), external (a
+list of {name, path or synthetic, predicates[, concepts]}: every model is also scored on those
+datasets' cohorts, into <output>/external/<name>/). Any key can be
 overridden as
 key=value (lists as k=[4,all]); relative paths typed here are relative to the current folder.
 
@@ -117,6 +119,13 @@ def _check_output(suite: Suite) -> None:
         "the cohorts folder": suite.cohorts_dir,
         **dataset_inputs(suite.dataset_path),
     }
+    for external in suite.external:  # an external dataset's own files are inputs too
+        inputs[f"the predicates file of external dataset `{external.name}`"] = external.predicates
+        if external.synthetic is None:
+            inputs |= {
+                f"{what} of external dataset `{external.name}`": path
+                for what, path in dataset_inputs(external.path).items()
+            }
     check_not_inputs({"the suite's `output`": output}, inputs)
     ours = ("runs", "cohorts", "manifest.json", "dataset", "features", ".lock")
     if output.is_dir() and any(output.iterdir()) and not any((output / n).exists() for n in ours):

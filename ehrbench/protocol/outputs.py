@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from ehrbench import __version__
+from ehrbench.features.config import config_record
 from ehrbench.io import write_parquet_atomic, write_text_atomic
 from ehrbench.metrics.bootstrap import draw_resamples
 from ehrbench.metrics.calibration import calibration_curve
@@ -188,8 +189,8 @@ def manifest(result: GridResult) -> Manifest:
         bootstrap=BootstrapInfo(resamples=suite.resamples, seed=suite.bootstrap_seed),
         age_bands=tuple(suite.age_bands),
         features={
-            "tabular": _plain(suite.tabular.__dict__),
-            "sequence": _plain(suite.sequence.__dict__),
+            "tabular": _plain(config_record(suite.tabular)),
+            "sequence": _plain(config_record(suite.sequence)),
         },
         cohorts=result.cohorts,
         cohort_order=tuple(result.cohorts),

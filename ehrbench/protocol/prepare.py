@@ -61,7 +61,9 @@ def prepare_dataset(suite: Suite) -> MedsDataset:
             spec.shards,
             path,
         )
-        generate_dataset(path, n_subjects=spec.subjects, seed=spec.seed, n_shards=spec.shards)
+        generate_dataset(
+            path, n_subjects=spec.subjects, seed=spec.seed, n_shards=spec.shards, site=spec.site
+        )
     return open_dataset(path, validate=True, deep=False)
 
 

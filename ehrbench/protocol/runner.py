@@ -39,7 +39,10 @@ from ehrbench.features.representation import read_representation
 from ehrbench.logs import ROOT, progress
 from ehrbench.meds import MedsDataset
 from ehrbench.metrics.evaluate import evaluate_predictions
+from ehrbench.models.base import Model
 from ehrbench.models.training import fit_and_predict
+from ehrbench.protocol.external import ExternalSite
+from ehrbench.protocol.external_runs import needs_scores, prepare_sites, score_run
 from ehrbench.protocol.fewshot import FewShotPlan, FewShotRun
 from ehrbench.protocol.manifest import CohortInfo
 from ehrbench.protocol.prepare import (
@@ -107,8 +110,9 @@ def execute_run(
     features: Any,
     demo: pl.DataFrame,
     planned: PlannedRun,
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """Fit, predict held_out and score one run; return (metrics, predictions, info)."""
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], Model]:
+    """Fit, predict held_out and score one run; return (metrics, predictions, info, the fitted
+    model)."""
     train, tuning = fewshot_rows(data, planned.run, suite.plan)
     train = suite.train_order(train, planned.run.seed)
     result = fit_and_predict(
@@ -136,7 +140,7 @@ def execute_run(
         "replicate_seeds": list(suite.plan.replicates(planned.run)),
         "cost": result.cost.as_dict(),
     }
-    return metrics, predictions, info
+    return metrics, predictions, info, fit.model
 
 
 def _finite(value: Any) -> Any:
@@ -230,6 +234,7 @@ class GridRunner:
         self.retry_failed = retry_failed
         self.on_run = on_run
         self.store = ResultsStore(suite.output)
+        self.sites: list[ExternalSite] = []
 
     def run(self) -> GridResult:
         """Prepare the dataset and cohorts, pretrain and embed (or reuse) the suite's
@@ -241,6 +246,7 @@ class GridRunner:
         skipped = {name: _error_text(exc) for name, exc in errors.items()}
         for name, message in skipped.items():  # the other cohorts still run; the report lists it
             logger.warning("cohort %s skipped: %s", name, message)
+        self.sites = prepare_sites(self.suite, list(cohorts))
         # The suite's `pretrained:` models become representations of the cohorts just loaded.
         self.suite = with_pretrained(self.suite, dataset, cohorts)
         planned = plan_runs(self.suite, list(cohorts), fingerprint)
@@ -249,7 +255,16 @@ class GridRunner:
             for name, data in cohorts.items()
         }
         result = GridResult(self.suite, fingerprint, planned, infos, skipped)
-        pending = [p for p in planned if not self.store.has(p.key, retry_failed=self.retry_failed)]
+        # A finished run is computed again when an external dataset still lacks its score.
+        pending = [
+            p
+            for p in planned
+            if not self.store.has(p.key, retry_failed=self.retry_failed)
+            or (
+                self.store.status(p.key) == "ok"
+                and needs_scores(self.sites, p.key, p.cohort, self.retry_failed)
+            )
+        ]
         self._announce(planned, pending)
         if pending:
             self._compute(dataset, cohorts, pending, result)
@@ -295,8 +310,9 @@ class GridRunner:
         """Compute one run, save it as ok or failed, and log its result line."""
         features.prepare(data, planned.model)  # built once per cohort
         try:
-            metrics, predictions, info = execute_run(
-                self.suite, data, features.get(data, planned.model), demo, planned
+            run_features = features.get(data, planned.model)
+            metrics, predictions, info, model = execute_run(
+                self.suite, data, run_features, demo, planned
             )
         except Exception as exc:  # a failed run is recorded and the grid goes on
             status, error = "failed", _error_text(exc)
@@ -307,6 +323,10 @@ class GridRunner:
             status = "ok"
             self.store.save(planned.key, metrics, predictions, info=info, overwrite=True)
             outcome = _auroc_text(metrics)
+            score_run(
+                self.sites, self.suite, planned.key, model, run_features, predictions,
+                data.resamples,
+            )  # fmt: skip
         result.computed += 1
         run = planned.run
         logger.info(

@@ -24,6 +24,9 @@ a default):
     subgroups: {age_bands: [18, 45, 65, 80]}
     protocol: ehrbench                       # or ehrshot: EHRSHOT's evaluation, see below
     output: ../results/synthetic                          # default: results/<name>
+    external:                                # also score every model on other datasets
+      - {name: site_b, synthetic: {subjects: 2000, seed: 1, site: B},
+         predicates: ../cohorts/predicates/synthetic.yaml}
 
 Relative paths written in the file are resolved against the file's folder; relative paths given
 as `key=value` overrides on the command line are resolved against the current directory, as a
@@ -39,6 +42,10 @@ embeds every cohort, once, in `<output>/pretrained/` (`ehrbench.protocol.pretrai
 `HEAD@NAME` models then read those embeddings like a `representations` entry. With
 `dataset.synthetic`, the dataset is generated into `dataset.path` (default: `<output>/dataset`)
 when that folder does not exist yet.
+
+`dataset.synthetic.site` picks the synthetic hospital (`A`, the default, or `B`:
+`ehrbench.synth.sites`). `external:` lists datasets every model is also scored on, whole, as a
+test set (spelling and rules in `ehrbench.protocol.external`).
 
 `protocol: ehrshot` evaluates as EHRSHOT does (`ehrbench.protocol.ehrshot`): its grids and fixed
 model settings (a suite's own `grids` and `model_params` still win), its k list by default,
@@ -62,7 +69,12 @@ from omegaconf.errors import OmegaConfBaseException
 from ehrbench.bundled import suite_file
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError, did_you_mean
-from ehrbench.features.config import EhrshotCountsConfig, SequenceConfig, TabularConfig
+from ehrbench.features.config import (
+    EhrshotCountsConfig,
+    SequenceConfig,
+    TabularConfig,
+    config_record,
+)
 from ehrbench.features.kinds import (
     EHRSHOT_COUNTS,
     REPRESENTATION,
@@ -78,14 +90,19 @@ from ehrbench.models.grid import expand_grid
 from ehrbench.overrides import parse_dotlist
 from ehrbench.pretrain.settings import PretrainSettings, settings_from
 from ehrbench.protocol import ehrshot
+from ehrbench.protocol.external import ExternalDataset, parse_external
 from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
+from ehrbench.synth.sites import DEFAULT_SITE, SITES
 from ehrbench.yaml_source import read_yaml
 
 # Allowed keys, nested as in the file; a leaf is None, a section a dict of its keys.
 SCHEMA: dict[str, Any] = {
     "name": None,
     "description": None,
-    "dataset": {"path": None, "synthetic": {"subjects": None, "seed": None, "shards": None}},
+    "dataset": {
+        "path": None,
+        "synthetic": {"subjects": None, "seed": None, "shards": None, "site": None},
+    },
     "predicates": None,
     "cohorts_dir": None,
     "cohorts": None,
@@ -94,8 +111,8 @@ SCHEMA: dict[str, Any] = {
     "k": None,
     "seeds": None,
     "features": {
-        "tabular": {"windows": None, "min_count": None, "max_codes": None},
-        "sequence": {"max_events": None, "min_count": None, "max_codes": None},
+        "tabular": {"windows": None, "min_count": None, "max_codes": None, "vocabulary": None},
+        "sequence": {"max_events": None, "min_count": None, "max_codes": None, "vocabulary": None},
     },
     "model_params": None,
     "grids": None,
@@ -105,6 +122,7 @@ SCHEMA: dict[str, Any] = {
     "subgroups": {"age_bands": None},
     "protocol": None,
     "output": None,
+    "external": None,
 }
 COHORT_PLACEHOLDER = "{cohort}"
 REQUIRED = ("dataset", "predicates", "cohorts", "models")
@@ -122,10 +140,17 @@ class SyntheticSpec:
     subjects: int
     seed: int
     shards: int
+    site: str = DEFAULT_SITE
 
-    def as_dict(self) -> dict[str, int]:
-        """The spec as JSON-ready fields."""
-        return {"subjects": self.subjects, "seed": self.seed, "shards": self.shards}
+    def as_dict(self) -> dict[str, int | str]:
+        """The spec as JSON-ready fields (`site` only when not the default hospital, as
+        `ehrbench synth` records it)."""
+        spec: dict[str, int | str] = {
+            "subjects": self.subjects,
+            "seed": self.seed,
+            "shards": self.shards,
+        }
+        return spec if self.site == DEFAULT_SITE else spec | {"site": self.site}
 
 
 @dataclass(frozen=True)
@@ -157,6 +182,7 @@ class Suite:
     pretrained: dict[str, PretrainSettings] = field(default_factory=dict)
     protocol: str = ehrshot.DEFAULT_PROTOCOL
     ehrshot_counts: EhrshotCountsConfig = field(default_factory=EhrshotCountsConfig)
+    external: tuple[ExternalDataset, ...] = ()
 
     def cohort_path(self, cohort: str) -> Path:
         """The cohort file of `cohort`."""
@@ -234,7 +260,7 @@ class Suite:
                 settings = self.pretrained[representation_name(model)]
                 features["pretrained"] = json_digest(dataclasses.asdict(settings))
         else:
-            features = self.feature_config(kind).__dict__
+            features = config_record(self.feature_config(kind))
         protocol = {} if self.protocol == ehrshot.DEFAULT_PROTOCOL else {"protocol": self.protocol}
         return json_digest(
             {
@@ -247,8 +273,23 @@ class Suite:
                 "grid": self.grids.get(model),
                 "bootstrap": {"resamples": self.resamples, "seed": self.bootstrap_seed},
                 "age_bands": list(self.age_bands),
+                # absent without `external:`, so the hashes of other suites are unchanged
+                **({"external": self._external_digests()} if self.external else {}),
             }
         )
+
+    def _external_digests(self) -> list[dict[str, Any]]:
+        """Each external dataset and the digests of its predicates and concept map files."""
+        return [
+            {
+                **dataset.as_dict(),
+                "predicates_file": file_digest(dataset.predicates),
+                "concepts_file": file_digest(dataset.concepts)
+                if dataset.concepts.is_file()
+                else None,
+            }
+            for dataset in self.external
+        ]
 
 
 def representation_name(model: str) -> str | None:
@@ -410,6 +451,13 @@ def load_suite(
         representations=representations,
         pretrained=pretrained,
         protocol=protocol,
+        external=parse_external(
+            config.get("external"),
+            reader.fail,
+            reader.base_dir,
+            output,
+            lambda spec, prefix: _synthetic_spec(spec, prefix, reader),
+        ),
     )
 
 
@@ -470,10 +518,20 @@ def _synthetic(config: dict, reader: _Reader) -> SyntheticSpec | None:
     spec = config["dataset"].get("synthetic")
     if spec is None:
         return None
+    return _synthetic_spec(spec, "dataset.synthetic", reader)
+
+
+def _synthetic_spec(spec: dict, prefix: str, reader: _Reader) -> SyntheticSpec:
+    site = spec.get("site", DEFAULT_SITE)
+    if site not in SITES:
+        reader.fail(
+            f"{prefix}.site", f"must be one of the synthetic sites {sorted(SITES)}, got {site!r}."
+        )
     return SyntheticSpec(
-        subjects=_int(spec, "subjects", "dataset.synthetic", reader, None, minimum=10),
-        seed=_int(spec, "seed", "dataset.synthetic", reader, 0),
-        shards=_int(spec, "shards", "dataset.synthetic", reader, 1, minimum=1),
+        subjects=_int(spec, "subjects", prefix, reader, None, minimum=10),
+        seed=_int(spec, "seed", prefix, reader, 0),
+        shards=_int(spec, "shards", prefix, reader, 1, minimum=1),
+        site=site,
     )
 
 

@@ -3,7 +3,7 @@
 Sections, in order: header; macro-average over cohorts; learning curves per cohort (AUROC and
 AUPRC against k, EHRSHOT style); leaderboard at k = all, with what each model cost; paired
 comparisons against the baseline; calibration curves; subgroups; cohorts (counts, prevalence,
-attrition); failed runs.
+attrition); external validation (only for a suite with `external:`); failed runs.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ehrbench.report.document import (
     to_html,
     to_markdown,
 )
+from ehrbench.report.external import ANCHOR, external_section
 from ehrbench.report.tables import (
     CURVE_METRICS,
     ResultsFolder,
@@ -94,9 +95,11 @@ def _images(blocks: list[Block]) -> list[Image]:
 
 def report_blocks(folder: ResultsFolder) -> list[Block]:
     """Every section of the report as document blocks."""
+    external = external_section(folder)
+    sections = [*SECTIONS[:-1], *([ANCHOR] if external else []), SECTIONS[-1]]
     return [
         *header(folder),
-        Links([(anchor, label) for anchor, label in SECTIONS]),
+        Links([(anchor, label) for anchor, label in sections]),
         *macro_section(folder),
         *curves_section(folder),
         *leaderboard_section(folder),
@@ -104,6 +107,7 @@ def report_blocks(folder: ResultsFolder) -> list[Block]:
         *calibration_section(folder),
         *subgroup_section(folder),
         *cohort_section(folder),
+        *external,
         *failure_section(folder),
     ]
 

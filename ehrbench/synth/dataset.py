@@ -29,7 +29,7 @@ from ehrbench.logs import progress
 from ehrbench.output_paths import check_writable, refuse_existing
 from ehrbench.synth.events import MAX_CHUNK_SUBJECTS
 from ehrbench.synth.generator import SUBJECT_ID_BASE, chunk_events, to_arrow
-from ehrbench.synth.vocabulary import VOCABULARY
+from ehrbench.synth.sites import DEFAULT_SITE, Site, site_named
 
 GENERATOR_VERSION = "1.1"  # bump whenever the same seed would give different data
 DATASET_NAME = "ehrbench-synthetic"
@@ -97,22 +97,26 @@ def generate_dataset(
     n_subjects: int,
     seed: int,
     n_shards: int | None = None,
+    site: str = DEFAULT_SITE,
 ) -> SynthSummary:
     """Write a synthetic MEDS 0.4 dataset of `n_subjects` subjects to the new folder `out_dir`.
 
-    `n_shards` defaults to one per 10,000 subjects; memory use is bounded by one shard.
+    `n_shards` defaults to one per 10,000 subjects; memory use is bounded by one shard. `site`
+    names the hospital (`ehrbench.synth.sites`: `A`, the default, or `B`, with a documented
+    shift); a site other than the default is recorded in `metadata/dataset.json`.
     A progress bar counts the shards (`ehrbench.logs.progress`).
     Raises `EhrbenchError` when `out_dir` exists and is not an empty folder.
     """
     n_shards = default_shards(n_subjects) if n_shards is None else n_shards
     _check_request(n_subjects, seed, n_shards)
+    hospital = site_named(site)
     out = Path(out_dir)
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        rows, files = _write_data(tmp, n_subjects, seed, n_shards)
-        _write_metadata(tmp, n_subjects, seed, n_shards)
+        rows, files = _write_data(tmp, n_subjects, seed, n_shards, hospital)
+        _write_metadata(tmp, n_subjects, seed, n_shards, hospital)
         os.chmod(tmp, 0o755)
         _check_target(out)
         os.replace(tmp, out)  # onto a missing or empty folder: atomic on one filesystem
@@ -122,19 +126,19 @@ def generate_dataset(
     return SynthSummary(root=out, subjects=n_subjects, rows=rows, shards=n_shards, files=files)
 
 
-def _write_data(root: Path, n_subjects, seed, n_shards) -> tuple[int, int]:
+def _write_data(root: Path, n_subjects, seed, n_shards, site: Site) -> tuple[int, int]:
     split_of = subject_splits(n_subjects, seed)
     bounds = [n_subjects * k // n_shards for k in range(n_shards + 1)]
     rows = files = 0
     for shard in progress(range(n_shards), desc="synthetic shards", unit="shard"):
         first, size = bounds[shard], bounds[shard + 1] - bounds[shard]
-        events = chunk_events(seed, shard, size)
+        events = chunk_events(seed, shard, size, site)
         row_split = split_of[first + events.subject]
         for index, (name, _) in enumerate(SPLITS):
             mask = row_split == index
             if not mask.any():
                 continue
-            table = to_arrow(events, first, mask)
+            table = to_arrow(events, first, mask, site.codes())
             meds.DataSchema.validate(table)
             path = root / meds.data_subdirectory / name / f"{shard}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,13 +148,14 @@ def _write_data(root: Path, n_subjects, seed, n_shards) -> tuple[int, int]:
     return rows, files
 
 
-def _write_metadata(root: Path, n_subjects: int, seed: int, n_shards: int) -> None:
+def _write_metadata(root: Path, n_subjects: int, seed: int, n_shards: int, site: Site) -> None:
     (root / "metadata").mkdir()
+    vocabulary = site.vocabulary()
     codes = pa.table(
         {
-            "code": pa.array([c for c, _ in VOCABULARY], pa.string()),
-            "description": pa.array([d for _, d in VOCABULARY], pa.string()),
-            "parent_codes": pa.array([None] * len(VOCABULARY), pa.list_(pa.string())),
+            "code": pa.array([c for c, _ in vocabulary], pa.string()),
+            "description": pa.array([d for _, d in vocabulary], pa.string()),
+            "parent_codes": pa.array([None] * len(vocabulary), pa.list_(pa.string())),
         }
     )
     meds.CodeMetadataSchema.validate(codes)
@@ -165,9 +170,10 @@ def _write_metadata(root: Path, n_subjects: int, seed: int, n_shards: int) -> No
     )
     meds.SubjectSplitSchema.validate(splits)
     pq.write_table(splits, root / meds.subject_splits_filepath, **PARQUET_OPTIONS)
+    version_tag = "" if site.is_default else f"-site{site.name}"
     metadata = {
         "dataset_name": DATASET_NAME,
-        "dataset_version": f"{GENERATOR_VERSION}-n{n_subjects}-seed{seed}",
+        "dataset_version": f"{GENERATOR_VERSION}-n{n_subjects}-seed{seed}{version_tag}",
         "etl_name": "ehrbench synth",
         "etl_version": __version__,
         "meds_version": version("meds"),
@@ -179,7 +185,8 @@ def _write_metadata(root: Path, n_subjects: int, seed: int, n_shards: int) -> No
             "subjects": n_subjects,
             "seed": seed,
             "shards": n_shards,
-        },
+        }
+        | ({} if site.is_default else {"site": site.name}),
     }
     text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
     (root / meds.dataset_metadata_filepath).write_text(text, encoding="utf-8")

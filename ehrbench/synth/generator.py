@@ -110,6 +110,7 @@ from ehrbench.synth.events import (
     stay_events,
 )
 from ehrbench.synth.population import draw_subjects, hospital_course
+from ehrbench.synth.sites import DEFAULT_SITE, SITES, Site, site_events
 from ehrbench.synth.vocabulary import CODES
 
 SUBJECT_ID_BASE = 10_000_000
@@ -123,32 +124,42 @@ MEDS_SCHEMA = pa.schema(
 )
 
 
-def chunk_events(seed: int, chunk: int, n_subjects: int) -> EventArrays:
-    """The sorted events of one chunk of `n_subjects` subjects (local indices 0..n-1)."""
+def chunk_events(
+    seed: int, chunk: int, n_subjects: int, site: Site = SITES[DEFAULT_SITE]
+) -> EventArrays:
+    """The sorted events of one chunk of `n_subjects` subjects (local indices 0..n-1) at `site`
+    (see `ehrbench.synth.sites`)."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, chunk)))
-    subjects = draw_subjects(rng, n_subjects)
+    subjects = draw_subjects(rng, n_subjects, site.age_beta)
     subjects, stays = hospital_course(rng, subjects)
     buf = EventBuffer()
     life_events(subjects, buf)
     stay_events(rng, subjects, stays, buf)
     outpatient_events(rng, subjects, stays, buf)
-    return buf.build()
+    site_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, chunk)))
+    return site_events(site, site_rng, buf.build())
 
 
-def to_arrow(events: EventArrays, first_subject: int, rows: np.ndarray | slice = slice(None)):
-    """The MEDS table (subject_id, time, code, numeric_value) of `rows` of a chunk."""
+def to_arrow(
+    events: EventArrays,
+    first_subject: int,
+    rows: np.ndarray | slice = slice(None),
+    codes: tuple[str, ...] = CODES,
+):
+    """The MEDS table (subject_id, time, code, numeric_value) of `rows` of a chunk whose code
+    indices point into `codes` (a site's `Site.codes()`)."""
     subject = events.subject[rows] + (SUBJECT_ID_BASE + first_subject)
     micros = events.minute[rows] * 60_000_000
     static = events.static[rows]
     value = events.value[rows]
-    codes = pa.DictionaryArray.from_arrays(
-        pa.array(events.code[rows], pa.int16()), pa.array(CODES, pa.string())
+    code_strings = pa.DictionaryArray.from_arrays(
+        pa.array(events.code[rows], pa.int16()), pa.array(codes, pa.string())
     ).cast(pa.string())
     return pa.Table.from_arrays(
         [
             pa.array(subject, pa.int64()),
             pa.array(micros, pa.timestamp("us"), mask=static),
-            codes,
+            code_strings,
             pa.array(value, pa.float32(), mask=np.isnan(value)),
         ],
         schema=MEDS_SCHEMA,
