@@ -22,6 +22,7 @@ computed for a block of resamples at once from a weight matrix W [block, n_rows]
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,12 +174,23 @@ def bootstrap_distribution(
     y, p = as_arrays(y_true, y_prob)
     order = np.argsort(p, kind="stable")
     y, p, subjects = y[order], p[order], np.asarray(subject_id)[order]
-    block = max(1, _BLOCK_CELLS // max(y.size, 1))
+    return blockwise(lambda weights: weighted_metrics(y, p, weights, n_bins), subjects, resamples)
+
+
+def blockwise(
+    weighted: Callable[[np.ndarray], dict[str, np.ndarray]],
+    subject_id: ArrayLike,
+    resamples: Resamples,
+) -> dict[str, np.ndarray]:
+    """`weighted(W)` over every resample, W [block, n_rows] computed a block at a time (to bound
+    memory): each metric's values on all resamples, in resample order."""
+    subjects = np.asarray(subject_id)
+    block = max(1, _BLOCK_CELLS // max(subjects.size, 1))
     parts = [
-        weighted_metrics(y, p, resamples.row_weights(subjects, slice(s, s + block)), n_bins)
+        weighted(resamples.row_weights(subjects, slice(s, s + block)))
         for s in range(0, resamples.n_resamples, block)
     ]
-    return {name: np.concatenate([part[name] for part in parts]) for name in BOOTSTRAP_METRICS}
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def percentile_interval(
@@ -208,12 +220,26 @@ def bootstrap_metrics(
     """
     point = point_metrics(y_true, y_prob, subject_id, n_bins)
     dist = bootstrap_distribution(y_true, y_prob, subject_id, resamples, n_bins)
+    return metric_rows(METRICS, point, dist, level)
+
+
+def metric_rows(
+    names: Sequence[str],
+    point: Mapping[str, float],
+    distribution: Mapping[str, np.ndarray],
+    level: float = CI_LEVEL,
+) -> pl.DataFrame:
+    """One row per metric of `names` (`METRIC_ROW_SCHEMA`): point value and percentile interval.
+
+    A metric without a distribution (a count) has a null interval; one whose point value is NaN
+    has a NaN interval.
+    """
     rows = []
-    for name in METRICS:
-        if name not in dist:
+    for name in names:
+        if name not in distribution:
             rows.append((name, point[name], None, None, None))
         elif math.isnan(point[name]):
             rows.append((name, point[name], math.nan, math.nan, 0))
         else:
-            rows.append((name, point[name], *percentile_interval(dist[name], level)))
+            rows.append((name, point[name], *percentile_interval(distribution[name], level)))
     return pl.DataFrame(rows, schema=METRIC_ROW_SCHEMA, orient="row")
