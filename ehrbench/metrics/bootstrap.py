@@ -112,15 +112,48 @@ def _rank_metrics(pos_s: np.ndarray, neg_s: np.ndarray) -> tuple[np.ndarray, np.
     """Weighted AUROC and AUPRC from positive/negative weight per distinct score, ascending."""
     n_pos = pos_s.sum(axis=1)
     n_neg = neg_s.sum(axis=1)
-    neg_below = np.cumsum(neg_s, axis=1) - neg_s
     both = (n_pos > 0) & (n_neg > 0)
-    auroc = _safe_ratio((pos_s * (neg_below + 0.5 * neg_s)).sum(axis=1), n_pos * n_neg)
+    auroc = _auroc_sum(pos_s, neg_s, n_pos, n_neg)
     # Precision at each threshold, thresholds descending (as scikit-learn's PR curve).
     tp = np.cumsum(pos_s[:, ::-1], axis=1)
     fp = np.cumsum(neg_s[:, ::-1], axis=1)
     precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
     auprc = _safe_ratio((pos_s[:, ::-1] * precision).sum(axis=1), n_pos)
     return np.where(both, auroc, math.nan), np.where(both, auprc, math.nan)
+
+
+def _auroc_sum(
+    pos_s: np.ndarray, neg_s: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray
+) -> np.ndarray:
+    """The Mann-Whitney AUROC of each weighting (NaN where a class has no weight)."""
+    neg_below = np.cumsum(neg_s, axis=1) - neg_s
+    return _safe_ratio((pos_s * (neg_below + 0.5 * neg_s)).sum(axis=1), n_pos * n_neg)
+
+
+def _score_sums(
+    y: np.ndarray, p: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct scores ascending, positive weight and total weight of each) per weighting."""
+    if not np.all(p[1:] >= p[:-1]):
+        # Callers that score many weightings sort once and so skip this column gather.
+        order = np.argsort(p, kind="stable")
+        p, y, w = p[order], y[order], w[:, order]
+    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+    pos_s = np.add.reduceat(w * y, starts, axis=1)
+    all_s = np.add.reduceat(w, starts, axis=1)
+    return p[starts], pos_s, all_s
+
+
+def weighted_auroc(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUROC of bool `y_true` against any real `y_score` for each row of `weights`
+    [n_weightings, n_rows], as `weighted_metrics` computes it (NaN where one class is missing)."""
+    if y_true.size == 0:
+        return np.full(weights.shape[0], math.nan)
+    _, pos_s, all_s = _score_sums(y_true, y_score, weights)
+    neg_s = all_s - pos_s
+    n_pos, n_neg = pos_s.sum(axis=1), neg_s.sum(axis=1)
+    auroc = _auroc_sum(pos_s, neg_s, n_pos, n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auroc, math.nan)
 
 
 def weighted_metrics(
@@ -137,16 +170,9 @@ def weighted_metrics(
         raise EhrbenchError(f"bootstrap: weights must be [n, {y.size}], got {w.shape}.")
     if y.size == 0:
         return {name: np.full(w.shape[0], math.nan) for name in BOOTSTRAP_METRICS}
-    if not np.all(p[1:] >= p[:-1]):
-        # Callers that score many weightings sort once and so skip this column gather.
-        order = np.argsort(p, kind="stable")
-        p, y, w = p[order], y[order], w[:, order]
     # Everything below works on [n_weightings, n_distinct_scores] sums: all rows sharing a score
     # share its calibration bin and its threshold.
-    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-    score = p[starts]
-    pos_s = np.add.reduceat(w * y, starts, axis=1)
-    all_s = np.add.reduceat(w, starts, axis=1)
+    score, pos_s, all_s = _score_sums(y, p, w)
     neg_s = all_s - pos_s
     total = all_s.sum(axis=1)
     auroc, auprc = _rank_metrics(pos_s, neg_s)

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.metrics.bootstrap import CI_LEVEL, Resamples, blockwise, metric_rows, weighted_metrics
+from ehrbench.metrics.bootstrap import CI_LEVEL, Resamples, blockwise, metric_rows, weighted_auroc
 
 MULTICLASS_METRICS = ("macro_ovr_auroc", "accuracy", "macro_f1", "n_rows", "n_subjects")
 THRESHOLD_PREFIX = "auroc_at_least//"
@@ -86,12 +86,7 @@ def weighted_multiclass_metrics(
     """Every bootstrapped metric for each row of `weights` [n_weightings, n_rows] (NaN where
     undefined); `ordered` adds `threshold_<j>` for j = 1 .. classes - 1."""
     n_classes = p.shape[1]
-    per_class = np.stack(
-        [
-            weighted_metrics(y == c, np.clip(p[:, c], 0, 1), weights)["auroc"]
-            for c in range(n_classes)
-        ]
-    )
+    per_class = np.stack([weighted_auroc(y == c, p[:, c], weights) for c in range(n_classes)])
     defined = ~np.isnan(per_class)
     counts = defined.sum(axis=0)
     macro = np.where(counts > 0, np.nansum(per_class, axis=0) / np.maximum(counts, 1), math.nan)
@@ -116,9 +111,9 @@ def weighted_multiclass_metrics(
         ),
     }
     if ordered:
-        cumulative = np.clip(np.cumsum(p, axis=1), 0, 1)
+        cumulative = np.cumsum(p, axis=1)
         for j in range(1, n_classes):
-            out[f"threshold_{j}"] = weighted_metrics(y < j, cumulative[:, j - 1], weights)["auroc"]
+            out[f"threshold_{j}"] = weighted_auroc(y < j, cumulative[:, j - 1], weights)
     return out
 
 

@@ -69,7 +69,8 @@ class Model(ABC):
     @classmethod
     @abstractmethod
     def param_grid(cls) -> list[dict[str, Any]]:
-        """The hyperparameter settings searched by tuning-set AUROC, in a fixed order."""
+        """The hyperparameter settings searched by the tuning-set score (AUROC for binary
+        labels), in a fixed order."""
 
     def fit(
         self,
