@@ -62,8 +62,8 @@ def _run(label, name, features, labels, indices, seed):
         "model": label,
         "chosen": {k: fit.params[k] for k in fit.grid_scores[0]["params"]},
         "grid_points": len(fit.grid_scores),
-        "tuning_auroc": round(fit.tuning_auroc, 4),
-        "held_out_auroc": round(run.held_out_auroc, 4),
+        "tuning_auroc": round(fit.tuning_score, 4),
+        "held_out_auroc": round(run.held_out_score, 4),
         "search_seconds": round(seconds, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }

@@ -166,7 +166,7 @@ def _head_auroc(tmp_path, informative: bool) -> float:
         held_out=rows[2000:],
         seed=0,
     )
-    return result.held_out_auroc
+    return result.held_out_score
 
 
 def test_a_head_on_a_representation_that_encodes_the_label_scores_near_one(tmp_path):

@@ -221,3 +221,85 @@ def test_a_logistic_regression_never_imports_torch(meds_dir, tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+
+
+def _typed_labels(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The sepsis labels as a value (hours of stay) and as three ordered levels."""
+    sick = frame["boolean_value"].to_numpy()
+    noise = np.random.default_rng(1).normal(0, 1.0, size=sick.size)
+    levels = np.where(sick, np.where(noise > 0, "severe", "moderate"), "normal")
+    key = frame.select("subject_id", "prediction_time")
+    return {
+        "regression": key.with_columns(
+            pl.Series("float_value", 24.0 + 48.0 * sick + 4.0 * noise, dtype=pl.Float32)
+        ),
+        "count": key.with_columns(pl.Series("integer_value", (3 * sick + (noise > 0)).astype(int))),
+        "multiclass": key.with_columns(pl.Series("categorical_value", levels)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "model", "extra", "score"),
+    [
+        ("regression", "ridge", [], "-RMSE"),
+        ("count", "lightgbm", [], "-RMSE"),
+        ("multiclass", "logreg", ["--class-order", "severe,moderate,normal"], "macro OvR AUROC"),
+        ("multiclass", "gru", ["max_epochs=2", "hidden=16"], "macro OvR AUROC"),
+    ],
+)
+def test_train_fits_the_label_kind_of_the_label_column(
+    meds_dir, tmp_path, capsys, kind, model, extra, score
+):
+    meds, frame = meds_dir
+    labels = _labels_file(tmp_path, _typed_labels(frame)[kind])
+    out = tmp_path / "run"
+    code = _train(meds, labels, out, "--model", model, "features.min_count=1", *extra)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"tuning {score}" in captured.out and f"held_out {score}" in captured.out
+    predictions = pl.read_parquet(out / "predictions.parquet")
+    record = json.loads((out / "hyperparameters.json").read_text())
+    saved = json.loads((out / "model" / "model.json").read_text())
+    if kind == "multiclass":
+        assert predictions.columns[3] == "predicted_categorical_value"
+        order = ["severe", "moderate", "normal"] if extra[0] == "--class-order" else None
+        classes = order or ["moderate", "normal", "severe"]
+        assert predictions.columns[4:] == [f"predicted_probability//{c}" for c in classes]
+        assert saved["target"]["classes"] == classes
+        assert saved["target"]["ordered"] == (order is not None)
+        assert "held_out_macro_ovr_auroc" in record
+    else:
+        assert predictions.columns[2:] == [labels_column(kind), "predicted_float_value"]
+        assert record["held_out_neg_rmse"] < 0 and saved["target"]["kind"] == "regression"
+
+
+def labels_column(kind: str) -> str:
+    return "float_value" if kind == "regression" else "integer_value"
+
+
+def test_train_refuses_a_model_that_cannot_fit_the_label_kind(meds_dir, tmp_path, capsys):
+    meds, frame = meds_dir
+    labels = _labels_file(tmp_path, _typed_labels(frame)["regression"])
+    err = _error(capsys, _train(meds, labels, tmp_path / "run", "--model", "logreg"))
+    assert "model `logreg` cannot fit a regression label (`float_value`)" in err
+    assert "fits binary and multiclass labels only" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_a_label_table_with_several_value_columns(meds_dir, tmp_path, capsys):
+    meds, frame = meds_dir
+    both = frame.with_columns(pl.lit(1.5).alias("float_value"))
+    labels = _labels_file(tmp_path, both)
+    err = _error(capsys, _train(meds, labels, tmp_path / "run", "--model", "logreg"))
+    assert "must fill exactly one of the value columns" in err
+    assert "2 of them (['boolean_value', 'float_value'])" in err
+
+
+def test_a_class_order_must_name_every_class(meds_dir, tmp_path, capsys):
+    meds, frame = meds_dir
+    labels = _labels_file(tmp_path, _typed_labels(frame)["multiclass"])
+    code = _train(
+        meds, labels, tmp_path / "run", "--model", "logreg", "--class-order", "severe,normal"
+    )
+    err = _error(capsys, code)
+    assert "holds class(es) ['moderate'] that the class order ['severe', 'normal']" in err

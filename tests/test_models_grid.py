@@ -79,7 +79,7 @@ def test_best_tuning_auroc_wins_and_scores_are_recorded(spy):
     assert result.params == {"column": 0, "sign": 1}
     scores = [s["tuning_auroc"] for s in result.grid_scores]
     assert scores[0] > 0.6 and scores[1] == pytest.approx(1 - scores[0])
-    assert result.tuning_auroc == max(scores)
+    assert result.tuning_score == max(scores)
 
 
 def test_ties_go_to_the_first_setting(spy):
@@ -105,7 +105,7 @@ def test_unknown_model_and_hyperparameter():
 
 
 def test_registry_lists_every_model():
-    expected = ["gru", "lightgbm", "logreg", "lstm", "random_forest", "transformer"]
+    expected = ["gru", "lightgbm", "logreg", "lstm", "random_forest", "ridge", "transformer"]
     assert base.model_names() == expected
 
 
@@ -142,7 +142,7 @@ def test_poisoned_held_out_labels_change_nothing(name):
     p_clean = clean.predictions["predicted_boolean_probability"].to_numpy()
     p_poisoned = poisoned.predictions["predicted_boolean_probability"].to_numpy()
     assert p_clean.tobytes() == p_poisoned.tobytes()
-    assert clean.held_out_auroc == pytest.approx(1 - poisoned.held_out_auroc)
+    assert clean.held_out_score == pytest.approx(1 - poisoned.held_out_score)
 
 
 def test_held_out_rows_never_reach_the_search(spy):

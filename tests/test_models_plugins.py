@@ -23,6 +23,7 @@ from protocol_helpers import COHORT, REPO, tiny_dataset, tiny_suite
 
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
+from ehrbench.meds.label_kinds import LabelTarget
 from ehrbench.models import base, plugins
 from ehrbench.models.base import Model, model_class, model_names, take_rows
 from ehrbench.protocol.runner import GridRunner
@@ -252,3 +253,28 @@ def test_two_packages_registering_one_name_is_an_error_naming_both(tmp_path, mon
     (other / "entry_points.txt").write_text("[ehrbench.models]\nbroken_shape = other:Model\n")
     with pytest.raises(EhrbenchError, match="broken-models 0.2 and other-models 1.0"):
         model_class("broken_shape")
+
+
+def test_a_binary_plugin_is_refused_another_label_kind(example_site, monkeypatch):
+    _use_site(monkeypatch, example_site)
+    features, y = tabular(60, seed=0)
+    train, tuning = take_rows(features, np.arange(30)), take_rows(features, np.arange(30, 60))
+    values = LabelTarget("regression", "float_value")
+    with pytest.raises(EhrbenchError, match=r"`example_centroid` cannot fit a regression label"):
+        model_class("example_centroid")().fit(
+            train, y[:30].astype(float), tuning, y[30:].astype(float), 0, values
+        )
+
+
+def test_plugin_outputs_of_other_label_kinds_are_checked():
+    plugin = plugins.Plugin("mine", "mine:Model", "mine 1.0", None)
+    classes = LabelTarget("multiclass", "categorical_value", ("a", "b", "c"))
+    with pytest.raises(EhrbenchError, match=r"shape \(3, 2\) for 3 rows \(expected \(3, 3\)\)"):
+        plugins.check_output(plugin, np.full((3, 2), 0.5), 3, classes)
+    with pytest.raises(EhrbenchError, match="do not sum to 1 on every row"):
+        plugins.check_output(plugin, np.full((3, 3), 0.2), 3, classes)
+    values = LabelTarget("regression", "float_value")
+    out = np.array([5.0, -2.0, 1.0])  # any real value is a prediction
+    assert plugins.check_output(plugin, out, 3, values) is out
+    with pytest.raises(EhrbenchError, match="float64 predicted values, one per row"):
+        plugins.check_output(plugin, out.astype(np.float32), 3, values)

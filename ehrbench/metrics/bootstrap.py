@@ -22,6 +22,7 @@ computed for a block of resamples at once from a weight matrix W [block, n_rows]
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,15 +112,48 @@ def _rank_metrics(pos_s: np.ndarray, neg_s: np.ndarray) -> tuple[np.ndarray, np.
     """Weighted AUROC and AUPRC from positive/negative weight per distinct score, ascending."""
     n_pos = pos_s.sum(axis=1)
     n_neg = neg_s.sum(axis=1)
-    neg_below = np.cumsum(neg_s, axis=1) - neg_s
     both = (n_pos > 0) & (n_neg > 0)
-    auroc = _safe_ratio((pos_s * (neg_below + 0.5 * neg_s)).sum(axis=1), n_pos * n_neg)
+    auroc = _auroc_sum(pos_s, neg_s, n_pos, n_neg)
     # Precision at each threshold, thresholds descending (as scikit-learn's PR curve).
     tp = np.cumsum(pos_s[:, ::-1], axis=1)
     fp = np.cumsum(neg_s[:, ::-1], axis=1)
     precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
     auprc = _safe_ratio((pos_s[:, ::-1] * precision).sum(axis=1), n_pos)
     return np.where(both, auroc, math.nan), np.where(both, auprc, math.nan)
+
+
+def _auroc_sum(
+    pos_s: np.ndarray, neg_s: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray
+) -> np.ndarray:
+    """The Mann-Whitney AUROC of each weighting (NaN where a class has no weight)."""
+    neg_below = np.cumsum(neg_s, axis=1) - neg_s
+    return _safe_ratio((pos_s * (neg_below + 0.5 * neg_s)).sum(axis=1), n_pos * n_neg)
+
+
+def _score_sums(
+    y: np.ndarray, p: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct scores ascending, positive weight and total weight of each) per weighting."""
+    if not np.all(p[1:] >= p[:-1]):
+        # Callers that score many weightings sort once and so skip this column gather.
+        order = np.argsort(p, kind="stable")
+        p, y, w = p[order], y[order], w[:, order]
+    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+    pos_s = np.add.reduceat(w * y, starts, axis=1)
+    all_s = np.add.reduceat(w, starts, axis=1)
+    return p[starts], pos_s, all_s
+
+
+def weighted_auroc(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUROC of bool `y_true` against any real `y_score` for each row of `weights`
+    [n_weightings, n_rows], as `weighted_metrics` computes it (NaN where one class is missing)."""
+    if y_true.size == 0:
+        return np.full(weights.shape[0], math.nan)
+    _, pos_s, all_s = _score_sums(y_true, y_score, weights)
+    neg_s = all_s - pos_s
+    n_pos, n_neg = pos_s.sum(axis=1), neg_s.sum(axis=1)
+    auroc = _auroc_sum(pos_s, neg_s, n_pos, n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auroc, math.nan)
 
 
 def weighted_metrics(
@@ -136,16 +170,9 @@ def weighted_metrics(
         raise EhrbenchError(f"bootstrap: weights must be [n, {y.size}], got {w.shape}.")
     if y.size == 0:
         return {name: np.full(w.shape[0], math.nan) for name in BOOTSTRAP_METRICS}
-    if not np.all(p[1:] >= p[:-1]):
-        # Callers that score many weightings sort once and so skip this column gather.
-        order = np.argsort(p, kind="stable")
-        p, y, w = p[order], y[order], w[:, order]
     # Everything below works on [n_weightings, n_distinct_scores] sums: all rows sharing a score
     # share its calibration bin and its threshold.
-    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-    score = p[starts]
-    pos_s = np.add.reduceat(w * y, starts, axis=1)
-    all_s = np.add.reduceat(w, starts, axis=1)
+    score, pos_s, all_s = _score_sums(y, p, w)
     neg_s = all_s - pos_s
     total = all_s.sum(axis=1)
     auroc, auprc = _rank_metrics(pos_s, neg_s)
@@ -173,12 +200,23 @@ def bootstrap_distribution(
     y, p = as_arrays(y_true, y_prob)
     order = np.argsort(p, kind="stable")
     y, p, subjects = y[order], p[order], np.asarray(subject_id)[order]
-    block = max(1, _BLOCK_CELLS // max(y.size, 1))
+    return blockwise(lambda weights: weighted_metrics(y, p, weights, n_bins), subjects, resamples)
+
+
+def blockwise(
+    weighted: Callable[[np.ndarray], dict[str, np.ndarray]],
+    subject_id: ArrayLike,
+    resamples: Resamples,
+) -> dict[str, np.ndarray]:
+    """`weighted(W)` over every resample, W [block, n_rows] computed a block at a time (to bound
+    memory): each metric's values on all resamples, in resample order."""
+    subjects = np.asarray(subject_id)
+    block = max(1, _BLOCK_CELLS // max(subjects.size, 1))
     parts = [
-        weighted_metrics(y, p, resamples.row_weights(subjects, slice(s, s + block)), n_bins)
+        weighted(resamples.row_weights(subjects, slice(s, s + block)))
         for s in range(0, resamples.n_resamples, block)
     ]
-    return {name: np.concatenate([part[name] for part in parts]) for name in BOOTSTRAP_METRICS}
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def percentile_interval(
@@ -208,12 +246,26 @@ def bootstrap_metrics(
     """
     point = point_metrics(y_true, y_prob, subject_id, n_bins)
     dist = bootstrap_distribution(y_true, y_prob, subject_id, resamples, n_bins)
+    return metric_rows(METRICS, point, dist, level)
+
+
+def metric_rows(
+    names: Sequence[str],
+    point: Mapping[str, float],
+    distribution: Mapping[str, np.ndarray],
+    level: float = CI_LEVEL,
+) -> pl.DataFrame:
+    """One row per metric of `names` (`METRIC_ROW_SCHEMA`): point value and percentile interval.
+
+    A metric without a distribution (a count) has a null interval; one whose point value is NaN
+    has a NaN interval.
+    """
     rows = []
-    for name in METRICS:
-        if name not in dist:
+    for name in names:
+        if name not in distribution:
             rows.append((name, point[name], None, None, None))
         elif math.isnan(point[name]):
             rows.append((name, point[name], math.nan, math.nan, 0))
         else:
-            rows.append((name, point[name], *percentile_interval(dist[name], level)))
+            rows.append((name, point[name], *percentile_interval(distribution[name], level)))
     return pl.DataFrame(rows, schema=METRIC_ROW_SCHEMA, orient="row")

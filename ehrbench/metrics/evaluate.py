@@ -14,9 +14,11 @@ from collections.abc import Sequence
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.metrics.bootstrap import CI_LEVEL, Resamples, bootstrap_metrics
+from ehrbench.meds.label_kinds import BINARY, BINARY_TARGET, LabelTarget, prediction_target
+from ehrbench.metrics.bootstrap import CI_LEVEL, Resamples
 from ehrbench.metrics.scores import N_BINS
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, subgroup_metrics
+from ehrbench.metrics.tables import required_columns, score_table
 
 PREDICTION_COLUMNS = (
     "subject_id",
@@ -26,15 +28,20 @@ PREDICTION_COLUMNS = (
 )
 
 
-def check_predictions(predictions: pl.DataFrame, source: str = "predictions") -> None:
-    """Raise `EhrbenchError` unless `predictions` has the columns metrics need, without nulls."""
-    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
+def check_predictions(
+    predictions: pl.DataFrame, source: str = "predictions", target: LabelTarget | None = None
+) -> None:
+    """Raise `EhrbenchError` unless `predictions` has the columns the metrics of its label kind
+    need (`target`, or read from the frame's columns), without nulls."""
+    target = prediction_target(predictions, source) if target is None else target
+    needed = list(PREDICTION_COLUMNS) if target.kind == BINARY else required_columns(target)
+    missing = [c for c in needed if c not in predictions.columns]
     if missing:
         raise EhrbenchError(
             f"{source}: missing column(s) {missing}; a prediction frame needs "
-            f"{list(PREDICTION_COLUMNS)} (the meds-evaluation form)."
+            f"{needed} (the meds-evaluation form)."
         )
-    nulls = [c for c in PREDICTION_COLUMNS if predictions[c].null_count()]
+    nulls = [c for c in needed if predictions[c].null_count()]
     if nulls:
         raise EhrbenchError(f"{source}: column(s) {nulls} contain nulls; every row needs a value.")
 
@@ -46,8 +53,13 @@ def evaluate_predictions(
     age_bands: Sequence[int] = DEFAULT_AGE_BANDS,
     n_bins: int = N_BINS,
     level: float = CI_LEVEL,
+    target: LabelTarget | None = None,
 ) -> pl.DataFrame:
     """Overall metrics with intervals, plus sex and age-band subgroups if `demographics` given.
+
+    The metrics are those of the frame's label kind (`ehrbench.metrics.tables`); `target` gives
+    the kind and, for multiclass, the class order (default: read from the frame's columns,
+    classes unordered).
 
     >>> from datetime import datetime
     >>> from ehrbench.metrics.bootstrap import draw_resamples
@@ -63,21 +75,20 @@ def evaluate_predictions(
     >>> metrics.filter(pl.col("metric") == "auroc").select("value", "ci_low", "ci_high").row(0)
     (1.0, 1.0, 1.0)
     """
-    check_predictions(predictions)
-    # Score the probabilities as stored (float32, the meds-evaluation type), so the metrics can
-    # be reproduced exactly from the saved prediction parquet.
-    predictions = predictions.with_columns(
-        pl.col("predicted_boolean_probability").cast(pl.Float32).cast(pl.Float64)
+    target = prediction_target(predictions, "predictions") if target is None else target
+    check_predictions(predictions, target=target)
+    if target == BINARY_TARGET:
+        # Score the probabilities as stored (float32, the meds-evaluation type), so the metrics
+        # can be reproduced exactly from the saved prediction parquet.
+        predictions = predictions.with_columns(
+            pl.col("predicted_boolean_probability").cast(pl.Float32).cast(pl.Float64)
+        )
+    overall = score_table(predictions, resamples, target, n_bins, level).select(
+        pl.lit("all").alias("group"), pl.lit("all").alias("level"), pl.all()
     )
-    overall = bootstrap_metrics(
-        predictions["boolean_value"].to_numpy(),
-        predictions["predicted_boolean_probability"].to_numpy(),
-        predictions["subject_id"].to_numpy(),
-        resamples,
-        n_bins,
-        level,
-    ).select(pl.lit("all").alias("group"), pl.lit("all").alias("level"), pl.all())
     if demographics is None:
         return overall
-    groups = subgroup_metrics(predictions, demographics, resamples, age_bands, n_bins, level)
+    groups = subgroup_metrics(
+        predictions, demographics, resamples, age_bands, n_bins, level, target
+    )
     return pl.concat([overall, groups])

@@ -1,5 +1,8 @@
 """Paired comparisons of two models scored on the same held-out rows.
 
+For a regression or multiclass label the same is done with the kind's primary metric (RMSE, macro
+one-vs-rest AUROC: `paired_primary`); for RMSE a negative difference means A is better.
+
 The AUROC difference (A - B) is computed on every resample of one shared `Resamples`, so the
 subject-level noise common to both models cancels; the interval is the percentile interval of
 that per-resample difference. The p-value-like number is the two-sided bootstrap fraction
@@ -17,6 +20,7 @@ import polars as pl
 from numpy.typing import ArrayLike
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.meds.label_kinds import BINARY, LabelTarget
 from ehrbench.metrics.bootstrap import (
     CI_LEVEL,
     Resamples,
@@ -24,6 +28,7 @@ from ehrbench.metrics.bootstrap import (
     percentile_interval,
 )
 from ehrbench.metrics.scores import as_arrays, auroc
+from ehrbench.metrics.tables import primary_distribution
 
 _KEY = ("subject_id", "prediction_time")
 _PROB = "predicted_boolean_probability"
@@ -31,7 +36,8 @@ _PROB = "predicted_boolean_probability"
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """AUROC(A) - AUROC(B): point value, percentile interval, p-value-like fraction."""
+    """metric(A) - metric(B) (AUROC for binary labels): point value, percentile interval,
+    p-value-like fraction."""
 
     difference: float
     ci_low: float
@@ -56,7 +62,12 @@ def auroc_difference(
         bootstrap_distribution(y, a, subject_id, resamples)["auroc"]
         - bootstrap_distribution(y, b, subject_id, resamples)["auroc"]
     )
-    point = auroc(y, a) - auroc(y, b)
+    return difference_summary(auroc(y, a) - auroc(y, b), diff, level)
+
+
+def difference_summary(point: float, diff: np.ndarray, level: float = CI_LEVEL) -> PairedDifference:
+    """A metric difference's point value, percentile interval and bootstrap p-value from its
+    per-resample distribution `diff` (see the module docstring)."""
     if math.isnan(point):
         return PairedDifference(math.nan, math.nan, math.nan, math.nan, 0, diff)
     low, high, n_valid = percentile_interval(diff, level)
@@ -103,6 +114,36 @@ def align_predictions(pred_a: pl.DataFrame, pred_b: pl.DataFrame) -> pl.DataFram
             "same (subject_id, prediction_time); they come from different label tables."
         )
     return joined.drop("label_b")
+
+
+def paired_primary(
+    pred_a: pl.DataFrame,
+    pred_b: pl.DataFrame,
+    resamples: Resamples,
+    target: LabelTarget,
+    level: float = CI_LEVEL,
+) -> PairedDifference:
+    """The difference (A - B) of the primary metric of `target`'s kind on the same rows and
+    resamples: AUROC (binary, `paired_auroc`), RMSE (regression) or macro one-vs-rest AUROC
+    (multiclass). Both frames must hold the same label rows with the same labels."""
+    if target.kind == BINARY:
+        return paired_auroc(pred_a, pred_b, resamples, level)
+    key = list(_KEY)
+    a, b = pred_a.sort(key), pred_b.sort(key)
+    same_rows = a.height == b.height and a.select(key).equals(b.select(key))
+    if not same_rows:
+        raise EhrbenchError(
+            f"paired comparison: the two prediction frames do not hold the same rows "
+            f"({a.height} and {b.height} rows); compare models scored on the same held-out set."
+        )
+    if not a[target.column].equals(b[target.column]):
+        raise EhrbenchError(
+            f"paired comparison: the two prediction frames disagree on `{target.column}` for "
+            "the same (subject_id, prediction_time); they come from different label tables."
+        )
+    point_a, dist_a = primary_distribution(a, resamples, target)
+    point_b, dist_b = primary_distribution(b, resamples, target)
+    return difference_summary(point_a - point_b, dist_a - dist_b, level)
 
 
 def paired_auroc(

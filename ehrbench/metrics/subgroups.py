@@ -18,13 +18,10 @@ import numpy as np
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.metrics.bootstrap import (
-    CI_LEVEL,
-    METRIC_TABLE_SCHEMA,
-    Resamples,
-    bootstrap_metrics,
-)
+from ehrbench.meds.label_kinds import BINARY_TARGET, LabelTarget
+from ehrbench.metrics.bootstrap import CI_LEVEL, METRIC_TABLE_SCHEMA, Resamples
 from ehrbench.metrics.scores import N_BINS
+from ehrbench.metrics.tables import score_table
 
 DEFAULT_AGE_BANDS = (18, 45, 65, 80)
 UNKNOWN = "unknown"
@@ -128,11 +125,13 @@ def subgroup_metrics(
     age_bands: Sequence[int] = DEFAULT_AGE_BANDS,
     n_bins: int = N_BINS,
     level: float = CI_LEVEL,
+    target: LabelTarget = BINARY_TARGET,
 ) -> pl.DataFrame:
     """Metric rows (group, level, metric, value, ci_low, ci_high, n_boot) per sex and age band.
 
-    `predictions` holds subject_id, prediction_time, boolean_value and
-    predicted_boolean_probability; only the levels present in it are reported.
+    `predictions` is a prediction frame of `target`'s label kind (binary: subject_id,
+    prediction_time, boolean_value and predicted_boolean_probability); only the levels present
+    in it are reported.
     """
     rows = assign_subgroups(predictions, demographics, age_bands)
     order = {"sex": ["F", "M", UNKNOWN], "age_band": [*age_band_labels(age_bands), UNKNOWN]}
@@ -141,14 +140,7 @@ def subgroup_metrics(
         present = set(rows[group].to_list())
         for name in (lv for lv in levels if lv in present):
             part = rows.filter(pl.col(group) == name)
-            table = bootstrap_metrics(
-                part["boolean_value"].to_numpy(),
-                part["predicted_boolean_probability"].to_numpy(),
-                part["subject_id"].to_numpy(),
-                resamples,
-                n_bins,
-                level,
-            )
+            table = score_table(part, resamples, target, n_bins, level)
             tables.append(
                 table.select(pl.lit(group).alias("group"), pl.lit(name).alias("level"), pl.all())
             )

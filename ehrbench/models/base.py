@@ -1,7 +1,10 @@
 """The one interface every model implements, the registry of models by name, and row helpers.
 
-A model is fitted on training rows, may use the tuning rows for early stopping, and predicts a
-probability of the positive class for any rows. It never sees `held_out` rows: callers pass only
+A model is fitted on training rows, may use the tuning rows for early stopping, and predicts its
+label kind's output for any rows: the probability of the positive class (binary), one probability
+per class (multiclass) or the value (regression). A model declares the kinds it can fit in
+`label_kinds` (binary only unless it says more, so a plugin written for binary labels is refused a
+regression label with a clear error). It never sees `held_out` rows: callers pass only
 the train and tuning subsets (see `ehrbench.models.grid.select_and_fit`).
 
 Features are duck-typed so this package does not depend on how they are built: tabular models
@@ -31,28 +34,32 @@ import numpy as np
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import FEATURE_KINDS
 from ehrbench.io import reading_saved, write_text_atomic
+from ehrbench.meds.label_kinds import BINARY, BINARY_TARGET, MULTICLASS, LabelTarget
 from ehrbench.models import plugins
 
 MODEL_FILE = "model.json"
 
 
 class Model(ABC):
-    """A binary classifier with a hyperparameter grid, fitted once and then read-only.
+    """A predictor of one label kind with a hyperparameter grid, fitted once and then read-only.
 
-    Subclasses set `name`, `kind` ("tabular" or "sequence") and `Hyperparameters` (a frozen
+    Subclasses set `name`, `kind` ("tabular" or "sequence"), `Hyperparameters` (a frozen
     dataclass declaring every hyperparameter with its type and default; a model's values are in
-    `self.hyperparameters`), and implement `param_grid`, `_fit`, `predict_proba`, `n_parameters`,
-    `_save_state` and `_load_state`. `fit` checks the inputs, calls `_fit` and marks the model
-    fitted.
+    `self.hyperparameters`) and, when they fit more than binary labels, `label_kinds`; they
+    implement `param_grid`, `_fit`, `predict_proba`, `n_parameters`, `_save_state` and
+    `_load_state`. `fit` checks the inputs, sets `self.target` (the `LabelTarget` being fitted),
+    calls `_fit` and marks the model fitted.
     """
 
     name: ClassVar[str]
     kind: ClassVar[str]
     Hyperparameters: ClassVar[type]
+    label_kinds: ClassVar[tuple[str, ...]] = (BINARY,)
 
     def __init__(self, **params: Any) -> None:
         self.hyperparameters = typed_settings(self.Hyperparameters, params, f"model `{self.name}`")
         self.fitted = False
+        self.target: LabelTarget = BINARY_TARGET
 
     @property
     def params(self) -> dict[str, Any]:
@@ -62,18 +69,29 @@ class Model(ABC):
     @classmethod
     @abstractmethod
     def param_grid(cls) -> list[dict[str, Any]]:
-        """The hyperparameter settings searched by tuning-set AUROC, in a fixed order."""
+        """The hyperparameter settings searched by the tuning-set score (AUROC for binary
+        labels), in a fixed order."""
 
     def fit(
-        self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
+        self,
+        train: Any,
+        y_train: np.ndarray,
+        tuning: Any,
+        y_tuning: np.ndarray,
+        seed: int,
+        target: LabelTarget = BINARY_TARGET,
     ) -> Self:
         """Fit on the training rows, using the tuning rows only for early stopping.
 
-        Both sets must hold both classes and one label per row; the labels reach `_fit` as
-        bool arrays.
+        `target` is the label kind (binary unless given); the model must declare it in
+        `label_kinds`. Both sets need one label per row and, for a classifier, two classes;
+        the labels reach `_fit` as bool (binary), int64 class indices (multiclass) or float64
+        (regression) arrays.
         """
-        y_train = _checked_labels(train, y_train, "training")
-        y_tuning = _checked_labels(tuning, y_tuning, "tuning")
+        check_label_kind(type(self), target)
+        self.target = target
+        y_train = _checked_labels(train, y_train, "training", target)
+        y_tuning = _checked_labels(tuning, y_tuning, "tuning", target)
         with plugins.blamed(plugin_of(self.name), "fitting"):
             self._fit(train, y_train, tuning, y_tuning, seed)
         self.fitted = True
@@ -87,7 +105,9 @@ class Model(ABC):
 
     @abstractmethod
     def predict_proba(self, features: Any) -> np.ndarray:
-        """The probability of the positive class for each row, as float64 of shape [n]."""
+        """The model's output for each row, as float64: the probability of the positive class
+        [n] (binary), the probability of each class of `self.target.classes` [n, classes]
+        (multiclass), or the predicted value [n] (regression)."""
 
     @abstractmethod
     def n_parameters(self) -> int:
@@ -109,6 +129,8 @@ class Model(ABC):
         directory.mkdir(parents=True, exist_ok=True)
         extra = self._save_state(directory)
         record = {"name": self.name, "params": self.params, "state": extra}
+        if self.target != BINARY_TARGET:  # binary records stay as they always were
+            record["target"] = self.target.as_dict()
         write_text_atomic(
             json.dumps(record, indent=2, sort_keys=True) + "\n", directory / MODEL_FILE
         )
@@ -130,6 +152,8 @@ class Model(ABC):
                     f"{path} names model `{name}`, which is not one of {model_names()}."
                 )
             model = model_class(name)(**record["params"])
+            if "target" in record:
+                model.target = LabelTarget.from_dict(record["target"])
             model._load_state(directory, record["state"])
         model.fitted = True
         return model
@@ -192,9 +216,24 @@ def _is_a(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def _checked_labels(features: Any, y: np.ndarray, role: str) -> np.ndarray:
-    """`y` as bool, checked to hold both classes and one label per row of `features`."""
-    y = check_binary_labels(y, role)
+def check_label_kind(model_cls: type[Model], target: LabelTarget) -> None:
+    """Raise `EhrbenchError` unless `model_cls` declares `target`'s label kind."""
+    if target.kind not in model_cls.label_kinds:
+        raise EhrbenchError(
+            f"model `{model_cls.name}` cannot fit a {target.kind} label (`{target.column}`): it "
+            f"fits {' and '.join(model_cls.label_kinds)} labels only. Choose a model that fits "
+            f"{target.kind} labels (`ehrbench models` lists each model's label kinds)."
+        )
+
+
+def _checked_labels(features: Any, y: np.ndarray, role: str, target: LabelTarget) -> np.ndarray:
+    """`y` checked for `target`'s kind (see `fit`) and to hold one label per row of `features`."""
+    if target.kind == BINARY:
+        y = check_binary_labels(y, role)
+    elif target.kind == MULTICLASS:
+        y = _check_class_labels(y, role, target)
+    else:
+        y = _check_values(y, role, target)
     if n_rows(features) != len(y):
         raise ValueError(f"{role} features have {n_rows(features)} rows but {len(y)} labels")
     return y
@@ -206,6 +245,7 @@ BUILTIN_MODELS = {
     "logreg": "ehrbench.models.tabular",
     "lightgbm": "ehrbench.models.tabular",
     "random_forest": "ehrbench.models.tabular",
+    "ridge": "ehrbench.models.tabular",
     "gru": "ehrbench.models.sequence",
     "lstm": "ehrbench.models.sequence",
     "transformer": "ehrbench.models.sequence",
@@ -230,7 +270,7 @@ def model_names() -> list[str]:
     """Every model name, built-in and plugin, sorted (without importing any model module).
 
     >>> model_names()
-    ['gru', 'lightgbm', 'logreg', 'lstm', 'random_forest', 'transformer']
+    ['gru', 'lightgbm', 'logreg', 'lstm', 'random_forest', 'ridge', 'transformer']
     """
     return sorted(set(BUILTIN_MODELS) | set(MODELS) | {p.name for p in plugins.discovered()})
 
@@ -265,7 +305,8 @@ def plugin_of(name: str) -> plugins.Plugin | None:
 
 
 def predict(model: Model, features: Any) -> np.ndarray:
-    """`model.predict_proba(features)`; a plugin's output is checked against the contract.
+    """`model.predict_proba(features)` (the output of the model's label kind); a plugin's
+    output is checked against the contract.
 
     Built-in models are held to the same contract by the test suite.
     """
@@ -274,7 +315,7 @@ def predict(model: Model, features: Any) -> np.ndarray:
         probabilities = model.predict_proba(features)
     if plugin is None:
         return probabilities
-    return plugins.check_probabilities(plugin, probabilities, n_rows(features))
+    return plugins.check_output(plugin, probabilities, n_rows(features), model.target)
 
 
 def n_rows(features: Any) -> int:
@@ -290,6 +331,32 @@ def take_rows(features: Any, indices: np.ndarray) -> Any:
     return dataclasses.replace(
         features, matrix=features.matrix[indices], rows=features.rows[indices]
     )
+
+
+def _check_class_labels(y: np.ndarray, role: str, target: LabelTarget) -> np.ndarray:
+    """`y` as int64 class indices; raise unless it holds at least two of the classes."""
+    y = np.asarray(y).astype(np.int64)
+    present = np.unique(y)
+    if present.size < 2:
+        names = [target.classes[i] for i in present]
+        raise EhrbenchError(
+            f"the {role} rows hold {y.size} row(s) of class(es) {names} only "
+            f"(`{target.column}`): fitting and choosing a model needs at least two of the "
+            f"classes {list(target.classes)} in the {role} rows."
+        )
+    return y
+
+
+def _check_values(y: np.ndarray, role: str, target: LabelTarget) -> np.ndarray:
+    """`y` as float64; raise when it is empty or holds a non-finite value."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.size == 0 or not np.all(np.isfinite(y)):
+        raise EhrbenchError(
+            f"the {role} rows hold {y.size} value(s) of `{target.column}`, "
+            f"{int((~np.isfinite(y)).sum())} of them not finite: fitting a regression model "
+            f"needs at least one finite value in the {role} rows."
+        )
+    return y
 
 
 def check_binary_labels(y: np.ndarray, role: str) -> np.ndarray:

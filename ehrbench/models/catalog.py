@@ -1,4 +1,5 @@
-"""`ehrbench models`: every model, built-in and plugin, with its source, feature kind and grid.
+"""`ehrbench models`: every model, built-in and plugin, with its source, feature kind, the label
+kinds it fits and its grid.
 
 Listing loads each model's class (torch for the sequence models, a plugin's own module), so a
 plugin that fails to load shows here with its error, beside the models that work.
@@ -32,6 +33,7 @@ class CatalogEntry:
     kind: str = ""
     grid: str = ""
     error: str | None = None
+    labels: str = ""
 
 
 def compact_grid(grid: list[dict[str, Any]]) -> str:
@@ -62,17 +64,22 @@ def catalog_entry(name: str) -> CatalogEntry:
             grid = model_cls.param_grid()
     except EhrbenchError as exc:
         return CatalogEntry(name, source, error=str(exc))
-    return CatalogEntry(name, source, model_cls.kind, compact_grid(grid))
+    labels = ",".join(model_cls.label_kinds)
+    return CatalogEntry(name, source, model_cls.kind, compact_grid(grid), labels=labels)
 
 
 def _list(args: argparse.Namespace) -> int:
     entries = [catalog_entry(name) for name in model_names()]
-    header = CatalogEntry("model", "source", "kind", "default grid")
+    header = CatalogEntry("model", "source", "kind", "default grid", labels="labels")
     width_name = max(len(e.name) for e in [header, *entries])
     width_source = max(len(e.source) for e in [header, *entries])
+    width_labels = max(len(e.labels) for e in [header, *entries])
     for entry in [header, *entries]:
         kind, grid = (entry.kind, entry.grid) if entry.error is None else ("-", "unusable (below)")
-        print(f"{entry.name:<{width_name}}  {entry.source:<{width_source}}  {kind:<8}  {grid}")
+        print(
+            f"{entry.name:<{width_name}}  {entry.source:<{width_source}}  {kind:<8}  "
+            f"{entry.labels:<{width_labels}}  {grid}"
+        )
     broken = [e for e in entries if e.error is not None]
     if broken:
         print()
@@ -88,8 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list every model (built-in and plugin) with its feature kind and grid",
         description=(
             "List every model ehrbench can train: the built-in ones and those other packages\n"
-            "register as plugins, with where each comes from, the kind of features it reads\n"
-            "and its default hyperparameter grid (searched by tuning AUROC)."
+            "register as plugins, with where each comes from, the kind of features it reads,\n"
+            "the label kinds it fits (binary, multiclass, regression) and its default\n"
+            "hyperparameter grid (searched by the label kind's tuning score)."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,

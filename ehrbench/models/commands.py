@@ -14,8 +14,16 @@ import polars as pl
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import feature_kind
 from ehrbench.features.representation import check_head, read_representation
-from ehrbench.meds import check_split_sizes, label_values, open_dataset, read_labels, split_indices
-from ehrbench.models.base import model_class
+from ehrbench.meds import check_split_sizes, open_dataset, read_labels, split_indices
+from ehrbench.meds.label_kinds import (
+    BINARY,
+    MULTICLASS,
+    LabelTarget,
+    label_target,
+    parse_class_order,
+    target_values,
+)
+from ehrbench.models.base import check_label_kind, model_class
 from ehrbench.models.training import fit_and_predict, write_run
 from ehrbench.output_paths import (
     check_not_inputs,
@@ -35,6 +43,12 @@ example:
       max_epochs=10 max_len=256 features.max_events=256
   ehrbench train --data synth_meds --labels labels.parquet --model logreg \
       --representation clmbr_embeddings.parquet --out runs/logreg_clmbr
+  ehrbench train --data synth_meds --labels lab_levels.parquet --model lightgbm \
+      --class-order severe,moderate,mild,normal --out runs/lab_levels
+
+The label kind follows the value column the label table fills: `boolean_value` (binary,
+scored by AUROC), `integer_value` / `float_value` (regression, -RMSE), `categorical_value`
+(multiclass, macro one-vs-rest AUROC).
 
 overrides: `name=value` fixes a model hyperparameter in every grid setting (the grid then
 searches the others); `features.name=value` sets a feature-builder setting.
@@ -78,8 +92,23 @@ def check_subjects_in_data(labels: pl.DataFrame, dataset: Any, source: Path) -> 
         )
 
 
-def check_classes(y: np.ndarray, indices: dict[str, np.ndarray], source: Path) -> None:
-    """Raise when the train or tuning rows hold one class only."""
+def check_classes(
+    y: np.ndarray, indices: dict[str, np.ndarray], source: Path, target: LabelTarget
+) -> None:
+    """Raise when the train or tuning rows of a binary label hold one class only, or those of a
+    multiclass label fewer than two classes."""
+    if target.kind == MULTICLASS:
+        for name in ("train", "tuning"):
+            present = [target.classes[i] for i in np.unique(y[indices[name]])]
+            if len(present) < 2:
+                raise EhrbenchError(
+                    f"label table {source}: the `{name}` split holds class(es) {present} only "
+                    f"of {list(target.classes)} in `{target.column}`; fitting and choosing a "
+                    "model needs at least two classes there."
+                )
+        return
+    if target.kind != BINARY:
+        return
     for name in ("train", "tuning"):
         part = y[indices[name]]
         n_pos = int(part.sum())
@@ -135,11 +164,13 @@ def _train(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.data, deep=False)
     labels = read_labels(args.labels)
     source = Path(args.labels)
-    y = label_values(labels, str(source))
+    target = label_target(labels, str(source), args.class_order)
+    check_label_kind(model_cls, target)
+    y = target_values(labels, target)
     check_subjects_in_data(labels, dataset, source)
     indices = split_indices(labels, dataset.subject_splits(), str(source))
     check_split_sizes(indices, str(source))
-    check_classes(y, indices, source)
+    check_classes(y, indices, source, target)
     features = _features(args, model_cls.kind, dataset, labels, settings)
     result = fit_and_predict(
         args.model,
@@ -150,14 +181,18 @@ def _train(args: argparse.Namespace) -> int:
         held_out=indices["held_out"],
         seed=args.seed,
         overrides=params,
+        class_order=args.class_order,
     )
     write_run(result, out, args.seed)
-    held_out = (
-        "undefined (one class)" if result.held_out_auroc is None else f"{result.held_out_auroc:.4f}"
-    )
+    held_out = "undefined" if result.held_out_score is None else f"{result.held_out_score:.4f}"
+    if target.kind == BINARY and result.held_out_score is None:
+        held_out = "undefined (one class)"
+    score = _SCORE_TEXT[result.fit.score_name]
     sizes = ", ".join(f"{k} {v.size:,}" for k, v in indices.items())
+    if target.kind != BINARY:
+        print(f"{target.kind} label `{target.column}` {list(target.classes) or ''}".rstrip())
     print(f"{args.model}: rows {sizes}; chosen {result.fit.params}")
-    print(f"tuning AUROC {result.fit.tuning_auroc:.4f}; held_out AUROC {held_out}")
+    print(f"tuning {score} {result.fit.tuning_score:.4f}; held_out {score} {held_out}")
     cost = result.cost.as_dict()
     print(
         f"cost: fit {cost['fit_seconds']} s, predict {cost['predict_seconds']} s, peak memory "
@@ -167,15 +202,18 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+_SCORE_TEXT = {"auroc": "AUROC", "macro_ovr_auroc": "macro OvR AUROC", "neg_rmse": "-RMSE"}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `train` verb."""
     parser = subparsers.add_parser(
         "train",
         help="fit a model on train/tuning and predict held_out",
         description=(
-            "Build features for a label table, choose the model's hyperparameters by tuning\n"
-            "AUROC (train rows fit, tuning rows choose and early-stop), predict the held_out\n"
-            "rows, and write the run folder. Splits are the dataset's own."
+            "Build features for a label table, choose the model's hyperparameters by the tuning\n"
+            "score of the label's kind (train rows fit, tuning rows choose and early-stop),\n"
+            "predict the held_out rows, and write the run folder. Splits are the dataset's own."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -188,8 +226,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         required=True,
         metavar="NAME",
-        help="a model: logreg, lightgbm, random_forest, gru, lstm, transformer or a plugin's "
-        "(`ehrbench models` lists them)",
+        help="a model: logreg, lightgbm, random_forest, ridge, gru, lstm, transformer or a "
+        "plugin's (`ehrbench models` lists them and the label kinds each fits)",
     )
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="new run folder")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -199,6 +237,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a head (logreg, lightgbm, random_forest) on these frozen embeddings "
         "(subject_id, prediction_time, embedding; one row per label row) instead of "
         "ehrbench's own features",
+    )
+    parser.add_argument(
+        "--class-order",
+        type=parse_class_order,
+        metavar="A,B,...",
+        help="the classes of a multiclass (`categorical_value`) label in order, most severe "
+        "first (as the cohort's `classes:` then `otherwise`); default: alphabetical, unordered",
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides (see below)")
     parser.set_defaults(handler=_train)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.meds.label_kinds import BINARY, MULTICLASS, REGRESSION, LabelTarget
 
 GROUP = "ehrbench.models"
 
@@ -115,6 +116,16 @@ def contract_problems(cls: Any, name: str, kinds: tuple[str, ...]) -> list[str]:
     declared = getattr(cls, "Hyperparameters", None)
     if not (dataclasses.is_dataclass(declared) and declared.__dataclass_params__.frozen):
         problems.append("its `Hyperparameters` is not a frozen dataclass")
+    kinds_fitted = getattr(cls, "label_kinds", None)
+    if (
+        not isinstance(kinds_fitted, tuple)
+        or not kinds_fitted
+        or not set(kinds_fitted) <= {BINARY, MULTICLASS, REGRESSION}
+    ):
+        problems.append(
+            f"its `label_kinds` is {kinds_fitted!r}, not a non-empty tuple of "
+            f"{[BINARY, MULTICLASS, REGRESSION]}"
+        )
     if inspect.isabstract(cls):
         problems.append(f"it does not implement {sorted(cls.__abstractmethods__)}")
     return problems
@@ -136,21 +147,36 @@ def blamed(plugin: Plugin | None, action: str) -> Iterator[None]:
         ) from exc
 
 
-def check_probabilities(plugin: Plugin, probabilities: Any, n_rows: int) -> np.ndarray:
-    """`probabilities` if they keep the contract (float64, shape [n], finite, in [0, 1])."""
-    if not isinstance(probabilities, np.ndarray):
-        problem = f"a {type(probabilities).__name__}, not a numpy array"
-    elif probabilities.shape != (n_rows,):
-        problem = f"shape {probabilities.shape} for {n_rows} rows (expected ({n_rows},))"
-    elif probabilities.dtype != np.float64:
-        problem = f"dtype {probabilities.dtype} (expected float64)"
-    elif not np.all(np.isfinite(probabilities)):
-        problem = f"{int((~np.isfinite(probabilities)).sum())} non-finite value(s)"
-    elif probabilities.size and not (probabilities.min() >= 0 and probabilities.max() <= 1):
-        problem = f"values outside [0, 1] (from {probabilities.min()} to {probabilities.max()})"
+def check_output(plugin: Plugin, output: Any, n_rows: int, target: LabelTarget) -> np.ndarray:
+    """`output` if it keeps the contract for `target`'s kind: float64, finite, one row per
+    label row; probabilities of the positive class in [0, 1] (binary, shape [n]), one
+    probability per class summing to 1 (multiclass, [n, classes]), or values (regression, [n])."""
+    shape = (n_rows, len(target.classes)) if target.kind == MULTICLASS else (n_rows,)
+    if not isinstance(output, np.ndarray):
+        problem = f"a {type(output).__name__}, not a numpy array"
+    elif output.shape != shape:
+        problem = f"shape {output.shape} for {n_rows} rows (expected {shape})"
+    elif output.dtype != np.float64:
+        problem = f"dtype {output.dtype} (expected float64)"
+    elif not np.all(np.isfinite(output)):
+        problem = f"{int((~np.isfinite(output)).sum())} non-finite value(s)"
+    elif (
+        target.kind != REGRESSION and output.size and not (output.min() >= 0 and output.max() <= 1)
+    ):
+        problem = f"values outside [0, 1] (from {output.min()} to {output.max()})"
+    elif target.kind == MULTICLASS and not np.allclose(output.sum(axis=1), 1.0, atol=1e-4):
+        problem = "class probabilities that do not sum to 1 on every row"
     else:
-        return probabilities
+        return output
     raise EhrbenchError(
         f"{plugin.label} breaks the model contract: predict_proba returned {problem}; it must "
-        "return float64 probabilities of the positive class, one per row, in [0, 1]."
+        f"return {_EXPECTED[target.kind]}."
     )
+
+
+_EXPECTED = {
+    BINARY: "float64 probabilities of the positive class, one per row, in [0, 1]",
+    MULTICLASS: "float64 probabilities, one row per label row and one column per class, "
+    "each row summing to 1",
+    REGRESSION: "float64 predicted values, one per row",
+}

@@ -4,12 +4,15 @@ Each event is embedded as code embedding + value projection (where the event has
 time encoding of log1p(hours before prediction_time). A learned start token is put before the
 events so that a row without events still has one position. The encoder's summary (the last
 state for the recurrent models, the masked mean for the Transformer) is concatenated with the
-static codes and age/100 and mapped to one logit.
+static codes and age/100 and mapped to the head's outputs: one logit (binary), one logit per
+class (multiclass, softmax) or one value (regression, fitted on the training values standardised
+by their mean and standard deviation, which are saved with the model).
 
 Events are re-ordered oldest first from `hours_before`, whatever order the features hold, and
 only the most recent `max_len` events of a row are used (a hyperparameter, for speed).
-Training: binary cross-entropy, AdamW, shuffled mini-batches from a seeded generator, early
-stopping on the tuning loss with `patience`; the weights of the best tuning epoch are kept.
+Training: binary cross-entropy (multiclass: cross-entropy; regression: mean squared error),
+AdamW, shuffled mini-batches from a seeded generator, early stopping on the tuning loss with
+`patience`; the weights of the best tuning epoch are kept.
 On CPU a seed gives the same model: RNGs are seeded in a forked RNG state, deterministic
 algorithms are requested and the thread count is fixed while fitting.
 """
@@ -31,6 +34,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import atomic_path
+from ehrbench.meds.label_kinds import BINARY, MULTICLASS, REGRESSION
 from ehrbench.models.base import Model, above, at_least, register
 
 WEIGHTS_FILE = "weights.pt"
@@ -48,7 +52,8 @@ def time_encoding(hours: torch.Tensor) -> torch.Tensor:
 
 
 class SequenceNet(nn.Module):
-    """Event embedding -> GRU / LSTM / Transformer encoder -> pooled -> [static, age] -> logit."""
+    """Event embedding -> GRU / LSTM / Transformer encoder -> pooled -> [static, age] -> head
+    (`n_outputs` logits or values)."""
 
     def __init__(
         self,
@@ -59,6 +64,7 @@ class SequenceNet(nn.Module):
         n_layers: int,
         dropout: float,
         n_heads: int,
+        n_outputs: int = 1,
     ) -> None:
         super().__init__()
         self.arch = arch
@@ -80,10 +86,11 @@ class SequenceNet(nn.Module):
                 hidden, n_heads, 2 * hidden, dropout, batch_first=True, norm_first=True
             )
             self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden + n_static + 1, 1))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden + n_static + 1, n_outputs))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One logit per row of `batch` (keys as made by `_prepare`)."""
+        """The head's outputs per row of `batch` (keys as made by `_prepare`): [rows] for one
+        output, [rows, n_outputs] for several."""
         valid = batch["valid"]
         x = (
             self.code(batch["codes"])
@@ -103,7 +110,8 @@ class SequenceNet(nn.Module):
             weights = valid.unsqueeze(-1)
             pooled = (out * weights).sum(dim=1) / weights.sum(dim=1)
         extra = torch.cat([batch["static"], batch["age"].unsqueeze(-1) / 100.0], dim=1)
-        return self.head(torch.cat([pooled, extra], dim=1)).squeeze(-1)
+        out = self.head(torch.cat([pooled, extra], dim=1))
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
 
 
 def _prepare(features: Any, max_len: int, vocab_size: int) -> dict[str, torch.Tensor]:
@@ -194,6 +202,7 @@ class SequenceModel(Model):
     kind = "sequence"
     arch: str
     Hyperparameters = SequenceParams
+    label_kinds = (BINARY, MULTICLASS, REGRESSION)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -204,6 +213,7 @@ class SequenceModel(Model):
             )
         self.net: SequenceNet | None = None
         self.shape: dict[str, int] = {}
+        self.scale: dict[str, float] = {}
         self.tuning_losses: list[float] = []
 
     @classmethod
@@ -230,6 +240,7 @@ class SequenceModel(Model):
             hp.n_layers,
             float(hp.dropout),
             hp.n_heads,
+            len(self.target.classes) if self.target.kind == MULTICLASS else 1,
         )
 
     def _fit(
@@ -242,14 +253,32 @@ class SequenceModel(Model):
         device = self._device()
         train_x = _prepare(train, self.hyperparameters.max_len, vocab_size)
         tuning_x = _prepare(tuning, self.hyperparameters.max_len, vocab_size)
-        y_fit = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
-        y_tune = torch.from_numpy(np.asarray(y_tuning, dtype=np.float32))
+        if self.target.kind == REGRESSION:
+            # Standardised targets keep the loss scale independent of the label's unit.
+            spread = float(np.std(y_train))
+            self.scale = {"mean": float(np.mean(y_train)), "std": spread if spread > 0 else 1.0}
+        y_fit = self._tensor(y_train)
+        y_tune = self._tensor(y_tuning)
         with reproducible(seed, self.hyperparameters.num_threads, device):
             self.net = self._build().to(device)
             self._train(train_x, y_fit, tuning_x, y_tune, seed, device)
         self.net = self.net.cpu().eval()
 
-    def _loss(self, y: torch.Tensor) -> nn.BCEWithLogitsLoss:
+    def _tensor(self, y: np.ndarray) -> torch.Tensor:
+        """Labels as the loss takes them: class indices, standardised values or 0/1 floats."""
+        if self.target.kind == MULTICLASS:
+            return torch.from_numpy(np.asarray(y, dtype=np.int64))
+        if self.target.kind == REGRESSION:
+            standard = (np.asarray(y, dtype=np.float64) - self.scale["mean"]) / self.scale["std"]
+            return torch.from_numpy(standard.astype(np.float32))
+        return torch.from_numpy(np.asarray(y, dtype=np.float32))
+
+    def _loss(self, y: torch.Tensor) -> nn.Module:
+        """The training loss of the label kind (`pos_weight` applies to binary labels only)."""
+        if self.target.kind == MULTICLASS:
+            return nn.CrossEntropyLoss()
+        if self.target.kind == REGRESSION:
+            return nn.MSELoss()
         if self.hyperparameters.pos_weight == "balanced":
             n_pos = float(y.sum())
             return nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y) - n_pos) / n_pos))
@@ -275,9 +304,7 @@ class SequenceModel(Model):
         self.tuning_losses = []
         for _ in range(self.hyperparameters.max_epochs):
             self._epoch(train_x, y_fit, optimizer, loss_fn, generator, device)
-            tuning_loss = nn.functional.binary_cross_entropy_with_logits(
-                self._logits(tuning_x, device), y_tune
-            ).item()
+            tuning_loss = self._tuning_loss(self._logits(tuning_x, device), y_tune)
             self.tuning_losses.append(tuning_loss)
             if tuning_loss < best_loss - 1e-6:
                 best_loss, best_state, stale = tuning_loss, copy.deepcopy(self.net.state_dict()), 0
@@ -286,6 +313,14 @@ class SequenceModel(Model):
                 if stale >= self.hyperparameters.patience:
                     break
         self.net.load_state_dict(best_state)
+
+    def _tuning_loss(self, outputs: torch.Tensor, y: torch.Tensor) -> float:
+        """The unweighted loss of the label kind on the tuning rows (early stopping)."""
+        if self.target.kind == MULTICLASS:
+            return nn.functional.cross_entropy(outputs, y).item()
+        if self.target.kind == REGRESSION:
+            return nn.functional.mse_loss(outputs, y).item()
+        return nn.functional.binary_cross_entropy_with_logits(outputs, y).item()
 
     def _epoch(
         self,
@@ -314,10 +349,13 @@ class SequenceModel(Model):
             self.net(_batch(tensors, index, device)).cpu()
             for index in torch.arange(n).split(PREDICT_BATCH)
         ]
-        return torch.cat(chunks) if chunks else torch.zeros(0)
+        if chunks:
+            return torch.cat(chunks)
+        return torch.zeros((0, len(self.target.classes)) if self.target.kind == MULTICLASS else 0)
 
     def predict_proba(self, features: Any) -> np.ndarray:
-        """The probability of the positive class for each row (computed on the CPU)."""
+        """The probability of the positive class (binary) or of each class (multiclass), or the
+        predicted value (regression), for each row (computed on the CPU)."""
         n_static = int(np.asarray(features.static).shape[1])
         if n_static != self.shape["n_static"]:
             raise EhrbenchError(
@@ -326,8 +364,12 @@ class SequenceModel(Model):
             )
         tensors = _prepare(features, self.hyperparameters.max_len, self.shape["vocab_size"])
         with reproducible(0, self.hyperparameters.num_threads, torch.device("cpu")):
-            logits = self._logits(tensors, torch.device("cpu"))
-        return torch.sigmoid(logits.double()).numpy()
+            logits = self._logits(tensors, torch.device("cpu")).double()
+        if self.target.kind == MULTICLASS:
+            return torch.softmax(logits, dim=-1).numpy()
+        if self.target.kind == REGRESSION:
+            return (logits * self.scale["std"] + self.scale["mean"]).numpy()
+        return torch.sigmoid(logits).numpy()
 
     def n_parameters(self) -> int:
         """Every weight of the network."""
@@ -336,11 +378,13 @@ class SequenceModel(Model):
     def _save_state(self, directory: Path) -> dict[str, Any]:
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             torch.save(self.net.state_dict(), tmp)
-        return {**self.shape, "tuning_losses": self.tuning_losses}
+        scale = {"target_scale": self.scale} if self.scale else {}
+        return {**self.shape, "tuning_losses": self.tuning_losses, **scale}
 
     def _load_state(self, directory: Path, extra: dict[str, Any]) -> None:
         self.shape = {"vocab_size": int(extra["vocab_size"]), "n_static": int(extra["n_static"])}
         self.tuning_losses = list(extra.get("tuning_losses", []))
+        self.scale = dict(extra.get("target_scale", {}))
         self.net = self._build()
         state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         self.net.load_state_dict(state)

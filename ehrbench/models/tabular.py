@@ -1,6 +1,9 @@
-"""Tabular models on the sparse feature matrix: logistic regression, LightGBM, random forest.
+"""Tabular models on the sparse feature matrix: logistic regression, ridge, LightGBM, random
+forest.
 
 Each reads `features.matrix` (scipy CSR, float32, one row per label) and never densifies it.
+Label kinds: logistic regression (multinomial for multiclass) and the random forest classify;
+ridge regresses; LightGBM does all three (binary, multiclass or regression objective).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import numpy as np
 import sklearn
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
 from ehrbench.io import atomic_path, write_text_atomic
+from ehrbench.meds.label_kinds import BINARY, MULTICLASS, REGRESSION
 from ehrbench.models.base import Model, above, at_least, register
 
 PICKLE_FILE = "model.pkl"
@@ -33,6 +37,13 @@ class LogisticRegressionParams:
 
     C: float = above(1.0, 0)
     max_iter: int = at_least(1000, 1)
+
+
+@dataclass(frozen=True)
+class RidgeParams:
+    """The L2 strength of ridge regression."""
+
+    alpha: float = above(1.0, 0)
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,14 @@ class _SklearnModel(Model):
         self.estimator: Any = None
 
     def predict_proba(self, features: Any) -> np.ndarray:
-        """The probability of the positive class for each row."""
-        return self.estimator.predict_proba(features.matrix)[:, 1].astype(np.float64)
+        """The probability of the positive class for each row (binary), or of each class of
+        the target (multiclass; a class absent from the training rows gets 0)."""
+        fitted = self.estimator.predict_proba(features.matrix).astype(np.float64)
+        if self.target.kind == BINARY:
+            return fitted[:, 1]
+        probabilities = np.zeros((fitted.shape[0], len(self.target.classes)))
+        probabilities[:, self.estimator.classes_] = fitted
+        return probabilities
 
     def _save_state(self, directory: Path) -> dict[str, Any]:
         with atomic_path(directory / PICKLE_FILE) as tmp:
@@ -95,6 +112,7 @@ class LogisticRegressionModel(_SklearnModel):
 
     name = "logreg"
     Hyperparameters = LogisticRegressionParams
+    label_kinds = (BINARY, MULTICLASS)
 
     @classmethod
     def param_grid(cls) -> list[dict[str, Any]]:
@@ -125,11 +143,45 @@ class LogisticRegressionModel(_SklearnModel):
 
 
 @register
+class RidgeModel(_SklearnModel):
+    """Ridge regression on max-abs scaled features: the regression twin of `logreg`.
+
+    The scaler is fitted on the training rows only. The grid spans alpha from 1e-2 to 1e4.
+    """
+
+    name = "ridge"
+    Hyperparameters = RidgeParams
+    label_kinds = (REGRESSION,)
+
+    @classmethod
+    def param_grid(cls) -> list[dict[str, Any]]:
+        """alpha over seven decades."""
+        return [{"alpha": alpha} for alpha in (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)]
+
+    def n_parameters(self) -> int:
+        """The coefficients and the intercept."""
+        return int(self.estimator[-1].coef_.size + 1)
+
+    def _fit(
+        self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
+    ) -> None:
+        """Fit on the training rows; the solver is deterministic, so `seed` is only recorded."""
+        regressor = Ridge(alpha=float(self.hyperparameters.alpha), solver="sparse_cg")
+        self.estimator = make_pipeline(MaxAbsScaler(), regressor)
+        self.estimator.fit(train.matrix, y_train)
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        """The predicted value of each row."""
+        return self.estimator.predict(features.matrix).astype(np.float64)
+
+
+@register
 class RandomForestModel(_SklearnModel):
     """A scikit-learn random forest; it has no early stopping, so tuning rows only choose it."""
 
     name = "random_forest"
     Hyperparameters = RandomForestParams
+    label_kinds = (BINARY, MULTICLASS)
 
     @classmethod
     def param_grid(cls) -> list[dict[str, Any]]:
@@ -159,7 +211,8 @@ class RandomForestModel(_SklearnModel):
 
 @register
 class LightGBMModel(Model):
-    """Gradient-boosted trees (LightGBM), early-stopped on the tuning rows' log loss.
+    """Gradient-boosted trees (LightGBM), early-stopped on the tuning rows' loss (log loss,
+    multiclass log loss or RMSE, by label kind).
 
     `min_data_in_leaf` is capped at a quarter of the training rows (at least 1) so that tiny
     k-shot sets can still split; deterministic mode with a fixed thread count makes the same
@@ -169,6 +222,7 @@ class LightGBMModel(Model):
     name = "lightgbm"
     kind = "tabular"
     Hyperparameters = LightGBMParams
+    label_kinds = (BINARY, MULTICLASS, REGRESSION)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -187,8 +241,7 @@ class LightGBMModel(Model):
     def _train_params(self, n_train: int, seed: int) -> dict[str, Any]:
         hp = self.hyperparameters
         return {
-            "objective": "binary",
-            "metric": "binary_logloss",
+            **self._objective(),
             "learning_rate": float(hp.learning_rate),
             "num_leaves": hp.num_leaves,
             "max_depth": hp.max_depth,
@@ -202,10 +255,22 @@ class LightGBMModel(Model):
             "verbose": -1,
         }
 
+    def _objective(self) -> dict[str, Any]:
+        """The objective and early-stopping metric of the target's label kind."""
+        if self.target.kind == MULTICLASS:
+            return {
+                "objective": "multiclass",
+                "metric": "multi_logloss",
+                "num_class": len(self.target.classes),
+            }
+        if self.target.kind == REGRESSION:
+            return {"objective": "regression", "metric": "rmse"}
+        return {"objective": "binary", "metric": "binary_logloss"}
+
     def _fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
     ) -> None:
-        """Boost on the training rows; stop when the tuning log loss stops improving (or run
+        """Boost on the training rows; stop when the tuning loss stops improving (or run
         every round, tuning rows unused, without early stopping)."""
         params = self._train_params(train.matrix.shape[0], seed)
         train_set = lgb.Dataset(
@@ -235,7 +300,8 @@ class LightGBMModel(Model):
         )
 
     def predict_proba(self, features: Any) -> np.ndarray:
-        """The probability of the positive class for each row."""
+        """The probability of the positive class (binary) or of each class (multiclass), or the
+        predicted value (regression), for each row."""
         return np.asarray(self.booster.predict(features.matrix), dtype=np.float64)
 
     def n_parameters(self) -> int:

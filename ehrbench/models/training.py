@@ -9,6 +9,7 @@ to predict.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,10 @@ import polars as pl
 from sklearn.metrics import roc_auc_score
 
 from ehrbench.io import write_text_atomic
-from ehrbench.meds import label_values
+from ehrbench.meds.label_kinds import BINARY, LabelTarget, label_target, target_values
 from ehrbench.models.base import predict, take_rows
 from ehrbench.models.cost import PeakMemory, RunCost
-from ehrbench.models.grid import FitResult, select_and_fit
+from ehrbench.models.grid import FitResult, select_and_fit, tuning_score
 from ehrbench.models.predictions import make_predictions, write_predictions
 
 
@@ -31,13 +32,22 @@ def safe_auroc(y: np.ndarray, probabilities: np.ndarray) -> float | None:
     return float(roc_auc_score(y, probabilities)) if 0 < y.sum() < y.size else None
 
 
+def held_out_score(target: LabelTarget, y: np.ndarray, output: np.ndarray) -> float | None:
+    """The held_out rows' score of the tuning kind (`TUNING_SCORES`), or None where undefined."""
+    if target.kind == BINARY:
+        return safe_auroc(y, output)
+    score = tuning_score(target, y, output) if y.size else -math.inf
+    return score if math.isfinite(score) else None
+
+
 @dataclass(frozen=True)
 class RunResult:
-    """What fitting and predicting produced, and what it cost."""
+    """What fitting and predicting produced, and what it cost (`held_out_score`: the score named
+    `fit.score_name` on the held_out rows)."""
 
     fit: FitResult
     predictions: pl.DataFrame
-    held_out_auroc: float | None
+    held_out_score: float | None
     cost: RunCost
 
 
@@ -53,15 +63,17 @@ def fit_and_predict(
     grid: list[dict[str, Any]] | None = None,
     overrides: dict[str, Any] | None = None,
     refit: dict[str, Any] | None = None,
+    class_order: list[str] | None = None,
 ) -> RunResult:
     """Choose and fit model `name` on the `train`/`tuning` rows, then predict the `held_out` rows.
 
     `features` and `labels` hold every row (label order); `train`, `tuning` and `held_out` are
-    row indices into them. The grid (default: the model's own, with `overrides` fixed in each
-    setting) is searched by tuning AUROC; `refit` settings, when given, replace the chosen
-    setting's in a final fit on the train rows. The predictions are in meds-evaluation form. The
-    cost times the whole search (and any refit) as fitting and the held_out prediction as
-    predicting.
+    row indices into them. The label kind comes from the value column `labels` fills
+    (`label_target`; `class_order` orders a multiclass label's classes, most severe first). The
+    grid (default: the model's own, with `overrides` fixed in each setting) is searched by the
+    kind's tuning score; `refit` settings, when given, replace the chosen setting's in a final
+    fit on the train rows. The predictions are in meds-evaluation form. The cost times the whole
+    search (and any refit) as fitting and the held_out prediction as predicting.
 
     >>> from datetime import datetime
     >>> import numpy as np, polars as pl, scipy.sparse as sp
@@ -78,12 +90,13 @@ def fit_and_predict(
     ...     "logreg", features, labels, train=rows[:4], tuning=rows[4:8], held_out=rows[8:],
     ...     seed=0, grid=[{"C": 0.1}, {"C": 10.0}],
     ... )
-    >>> result.fit.params, result.held_out_auroc
+    >>> result.fit.params, result.held_out_score
     ({'C': 0.1, 'max_iter': 1000}, 1.0)
     >>> result.predictions["predicted_boolean_value"].to_list()
     [True, False, True, False]
     """
-    y = label_values(labels, "given")
+    target = label_target(labels, "given", class_order)
+    y = target_values(labels, target)
     with PeakMemory() as memory:
         started = time.perf_counter()
         fit = select_and_fit(
@@ -96,13 +109,14 @@ def fit_and_predict(
             grid=grid,
             overrides=overrides,
             refit=refit,
+            target=target,
         )
         fitted = time.perf_counter()
         probabilities = predict(fit.model, take_rows(features, held_out))
         predicted = time.perf_counter()
     cost = RunCost(fitted - started, predicted - fitted, memory.peak_mb, fit.model.n_parameters())
-    predictions = make_predictions(labels[held_out], probabilities)
-    return RunResult(fit, predictions, safe_auroc(y[held_out], probabilities), cost)
+    predictions = make_predictions(labels[held_out], probabilities, target)
+    return RunResult(fit, predictions, held_out_score(target, y[held_out], probabilities), cost)
 
 
 def write_run(result: RunResult, out: Path, seed: int) -> None:
@@ -112,7 +126,7 @@ def write_run(result: RunResult, out: Path, seed: int) -> None:
     record = {
         **result.fit.summary(),
         "seed": seed,
-        "held_out_auroc": result.held_out_auroc,
+        f"held_out_{result.fit.score_name}": result.held_out_score,
         "cost": result.cost.as_dict(),
         "refit": "chosen setting fitted on train, tuning for early stopping (same seed)",
     }

@@ -18,6 +18,11 @@ rows. `k = "all"` is every row, and runs once (its result stands for every repli
 once per seed with `all_per_seed` (EHRSHOT's protocol: the seed then changes only the shuffle and
 the models' random state).
 
+Other label kinds (`ehrbench.meds.label_kinds`): a multiclass label draws k rows per class, each
+class's list made as above, the classes in their order (class index ascending); a regression
+label has no classes, so its k is the total number of examples: one list over all rows, made as
+above, of which the first k are taken.
+
 The sampler only ever sees the train or tuning labels it is given: held_out rows cannot enter.
 """
 
@@ -31,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.meds.label_kinds import BINARY, MULTICLASS, REGRESSION
 
 MAX_K = 128
 ALL: Literal["all"] = "all"
@@ -75,7 +81,11 @@ def _as_labels(labels: ArrayLike) -> np.ndarray:
 def class_order(labels: ArrayLike, seed: int, positive: bool) -> np.ndarray:
     """The seeded list of `MAX_K` row indices of one class (step 1 and 2 of the protocol)."""
     y = _as_labels(labels)
-    rows = np.flatnonzero(y == positive)
+    return _seeded_list(np.flatnonzero(y == positive), seed)
+
+
+def _seeded_list(rows: np.ndarray, seed: int) -> np.ndarray:
+    """The seeded list of `MAX_K` entries of `rows` (step 1 and 2), empty for no rows."""
     if not rows.size:
         return rows
     rng = np.random.RandomState(_check_seed(seed))
@@ -85,17 +95,32 @@ def class_order(labels: ArrayLike, seed: int, positive: bool) -> np.ndarray:
     return order.astype(np.int64)
 
 
-def fewshot_indices(labels: ArrayLike, seed: int, k: K) -> np.ndarray:
-    """Row indices (into `labels`) of the k-shot sample: k negatives then k positives.
+def fewshot_indices(labels: ArrayLike, seed: int, k: K, kind: str = BINARY) -> np.ndarray:
+    """Row indices (into `labels`) of the k-shot sample: k negatives then k positives (binary),
+    k rows of each class in class order (multiclass, `labels` class indices), or k rows in all
+    (regression).
 
-    `labels` are the train (or tuning) labels only. Indices may repeat when a class has fewer
-    than k rows. `k = "all"` returns every row in order.
+    `labels` are the train (or tuning) labels only. Indices may repeat when a class (or, for
+    regression, the set) has fewer than k rows. `k = "all"` returns every row in order.
+
+    >>> fewshot_indices([0, 1, 2, 2, 1, 0], seed=0, k=1, kind="multiclass")
+    array([5, 4, 3])
     """
-    y = _as_labels(labels)
     k = parse_k(k)
+    if kind == BINARY:
+        y = _as_labels(labels)
+        if k == ALL:
+            return np.arange(y.size, dtype=np.int64)
+        return np.concatenate([class_order(y, seed, cls)[:k] for cls in (False, True)])
+    y = np.asarray(labels)
     if k == ALL:
         return np.arange(y.size, dtype=np.int64)
-    return np.concatenate([class_order(y, seed, cls)[:k] for cls in (False, True)])
+    if kind == REGRESSION:
+        return _seeded_list(np.arange(y.size, dtype=np.int64), seed)[:k]
+    if kind != MULTICLASS:
+        raise EhrbenchError(f"few-shot: unknown label kind {kind!r}.")
+    parts = [_seeded_list(np.flatnonzero(y == c), seed)[:k] for c in np.unique(y)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -152,10 +177,15 @@ class FewShotPlan:
         return k == ALL and not self.all_per_seed
 
     def indices(
-        self, run: FewShotRun, labels_train: ArrayLike, labels_tuning: ArrayLike
+        self,
+        run: FewShotRun,
+        labels_train: ArrayLike,
+        labels_tuning: ArrayLike,
+        kind: str = BINARY,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(train indices, tuning indices) of `run`, each drawn from its own split's labels."""
+        """(train indices, tuning indices) of `run`, each drawn from its own split's labels of
+        label kind `kind`."""
         return (
-            fewshot_indices(labels_train, run.seed, run.k),
-            fewshot_indices(labels_tuning, run.seed, run.k),
+            fewshot_indices(labels_train, run.seed, run.k, kind),
+            fewshot_indices(labels_tuning, run.seed, run.k, kind),
         )

@@ -14,6 +14,7 @@ from typing import Any, Self
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import write_text_atomic
+from ehrbench.meds.label_kinds import BINARY_TARGET, LabelTarget
 
 MANIFEST_FILE = "manifest.json"
 
@@ -47,10 +48,19 @@ class BootstrapInfo:
 
 @dataclass(frozen=True)
 class CohortInfo:
-    """A cohort's rows, subjects, positives and prevalence per split, and its attrition."""
+    """A cohort's rows, subjects and label counts per split, its attrition and, for a label
+    other than binary, its `LabelTarget` as a dict (None: binary)."""
 
     counts: dict[str, Any]
     attrition: dict[str, Any]
+    label_target: dict[str, Any] | None = None
+
+    @property
+    def target(self) -> LabelTarget:
+        """The cohort's label kind and classes."""
+        return (
+            BINARY_TARGET if self.label_target is None else LabelTarget.from_dict(self.label_target)
+        )
 
 
 @dataclass(frozen=True)

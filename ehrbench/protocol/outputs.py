@@ -7,8 +7,10 @@
   and its cost (`COST_COLUMNS`: fit and predict seconds, peak memory MB, trained parameters);
   costs vary between runs of the same grid, so they stay out of the metrics tables;
 - `paired.parquet` / `.csv`: per (cohort, k, seed), each model's AUROC minus the baseline's on the
-  same subject resamples, with its interval and bootstrap p-value;
-- `calibration.parquet` / `.csv`: the 10-bin calibration curve of every ok run;
+  same subject resamples, with its interval and bootstrap p-value (for a regression cohort its
+  RMSE minus the baseline's, for a multiclass one its macro one-vs-rest AUROC; `metric` names it);
+- `calibration.parquet` / `.csv`: the 10-bin calibration curve of every ok run of a binary
+  cohort;
 - `manifest.json`: what the report's header and cohort sections need.
 
 Everything here is recomputed from the stored runs, so it is the same whether the grid ran in
@@ -26,9 +28,11 @@ import polars as pl
 from ehrbench import __version__
 from ehrbench.features.config import config_record
 from ehrbench.io import write_parquet_atomic, write_text_atomic
+from ehrbench.meds.label_kinds import BINARY, BINARY_TARGET, LabelTarget
 from ehrbench.metrics.bootstrap import draw_resamples
 from ehrbench.metrics.calibration import calibration_curve
-from ehrbench.metrics.paired import paired_auroc
+from ehrbench.metrics.paired import paired_primary
+from ehrbench.metrics.tables import PRIMARY_METRICS
 from ehrbench.models.cost import COST_COLUMNS
 from ehrbench.protocol.manifest import (
     BootstrapInfo,
@@ -47,6 +51,7 @@ PAIRED_SCHEMA: dict[str, pl.DataType] = {
     "baseline": pl.String(),
     "k": pl.String(),
     "seed": pl.Int64(),
+    "metric": pl.String(),
     "difference": pl.Float64(),
     "ci_low": pl.Float64(),
     "ci_high": pl.Float64(),
@@ -81,9 +86,13 @@ def write_outputs(result: GridResult) -> dict[str, Path]:
     write_text_atomic(runs.write_csv(), folder / "runs.csv")
     ok = _ok(result)
     predictions = {p.key.run_id: store.predictions(p.key) for p in ok}
-    paired = paired_table(ok, predictions, suite.baseline, suite.resamples, suite.bootstrap_seed)
+    targets = {name: info.target for name, info in result.cohorts.items()}
+    paired = paired_table(
+        ok, predictions, suite.baseline, suite.resamples, suite.bootstrap_seed, targets
+    )
     write_table(paired, folder, "paired")
-    write_table(calibration_table(ok, predictions), folder, "calibration")
+    binary = [p for p in ok if targets[p.cohort].kind == BINARY]
+    write_table(calibration_table(binary, predictions), folder, "calibration")
     manifest(result).write(folder)
     return {name: folder / f"{name}.parquet" for name in ("results", "paired", "calibration")}
 
@@ -94,8 +103,10 @@ def paired_table(
     baseline: str | None,
     n_resamples: int,
     bootstrap_seed: int,
+    targets: dict[str, LabelTarget] | None = None,
 ) -> pl.DataFrame:
-    """AUROC(model) - AUROC(baseline) per (cohort, k, seed), on shared subject resamples.
+    """metric(model) - metric(baseline) per (cohort, k, seed), on shared subject resamples; the
+    metric is the primary one of the cohort's label kind (`targets`, default binary: AUROC).
 
     `ok` are the finished runs and `predictions` their frames by run id; the resamples are
     drawn as for the runs' own intervals (`n_resamples`, `bootstrap_seed`).
@@ -111,7 +122,8 @@ def paired_table(
         mine, theirs = predictions[planned.key.run_id], predictions[base.key.run_id]
         # The same draw as the runs' own intervals: it depends only on the held-out subjects.
         resamples = draw_resamples(mine["subject_id"].to_numpy(), n_resamples, bootstrap_seed)
-        diff = paired_auroc(mine, theirs, resamples)
+        target = (targets or {}).get(cohort, BINARY_TARGET)
+        diff = paired_primary(mine, theirs, resamples, target)
         rows.append(
             (
                 cohort,
@@ -119,6 +131,7 @@ def paired_table(
                 baseline,
                 k,
                 seed,
+                PRIMARY_METRICS[target.kind][0],
                 diff.difference,
                 diff.ci_low,
                 diff.ci_high,

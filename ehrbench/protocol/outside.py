@@ -1,12 +1,14 @@
 """Scoring predictions written by another framework (`ehrbench evaluate`).
 
 A prediction file in the meds-evaluation form (`subject_id`, `prediction_time`,
-`predicted_boolean_probability`; `boolean_value` and `predicted_boolean_value` optional) is
-matched one to one to the rows of a label table (`ehrbench.alignment`: a missing, extra or
-repeated row is an error, never a silent inner join), then scored exactly as a run of the
-few-shot grid is: `evaluate_predictions` on the subject resamples that `draw_resamples` draws
-from the label rows' subjects, with the same `resamples` and `seed`. So a suite run's
-predictions, evaluated against its held-out label rows, give the run's own numbers.
+`predicted_boolean_probability`; `boolean_value` and `predicted_boolean_value` optional; for a
+regression label table `predicted_float_value`, for a multiclass one a
+`predicted_probability//<CLASS>` column per class) is matched one to one to the rows of a label
+table (`ehrbench.alignment`: a missing, extra or repeated row is an error, never a silent inner
+join), then scored exactly as a run of the few-shot grid is: `evaluate_predictions` on the
+subject resamples that `draw_resamples` draws from the label rows' subjects, with the same
+`resamples` and `seed`. So a suite run's predictions, evaluated against its held-out label rows,
+give the run's own numbers.
 
 The output folder is a results folder like the one `ehrbench run` writes (results, runs.csv,
 paired, calibration, manifest.json): one model per prediction file, each a single `k = all`
@@ -28,10 +30,22 @@ from ehrbench.alignment import match_label_rows
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import write_text_atomic
-from ehrbench.meds import label_values, open_dataset, read_labels
+from ehrbench.meds import open_dataset, read_labels
+from ehrbench.meds.label_kinds import (
+    BINARY,
+    BINARY_TARGET,
+    MULTICLASS,
+    PREDICTED_COLUMNS,
+    PROBABILITY_PREFIX,
+    REGRESSION,
+    LabelTarget,
+    label_target,
+    probability_columns,
+)
 from ehrbench.metrics.bootstrap import N_RESAMPLES, Resamples, draw_resamples
 from ehrbench.metrics.evaluate import evaluate_predictions
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS
+from ehrbench.metrics.tables import PRIMARY_METRICS
 from ehrbench.models.predictions import make_predictions
 from ehrbench.output_paths import check_writable, refuse_existing
 from ehrbench.protocol.fewshot import ALL, FewShotRun
@@ -67,18 +81,22 @@ class Evaluation:
     resamples: int = N_RESAMPLES
     seed: int = 0
     age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS
+    class_order: tuple[str, ...] | None = None
 
 
 def _first(mask: pl.Series) -> int:
     return int(mask.arg_true()[0])
 
 
-def read_outside_predictions(path: Path, labels: pl.DataFrame, name: str) -> pl.DataFrame:
-    """The predictions of `path` for every label row, in label order, in meds-evaluation form.
+def read_outside_predictions(
+    path: Path, labels: pl.DataFrame, name: str, target: LabelTarget = BINARY_TARGET
+) -> pl.DataFrame:
+    """The predictions of `path` for every label row, in label order, in meds-evaluation form
+    of `target`'s label kind.
 
     Raises `EhrbenchError` naming the file, the count and the first offending row for rows that
-    do not match the label rows one to one, null/NaN probabilities or probabilities outside
-    [0, 1], and a `boolean_value` that disagrees with the label table.
+    do not match the label rows one to one, null/NaN outputs, probabilities outside [0, 1], and
+    a label column that disagrees with the label table.
     """
     source = f"prediction file {path} (model {name})"
     if not path.is_file():
@@ -87,39 +105,66 @@ def read_outside_predictions(path: Path, labels: pl.DataFrame, name: str) -> pl.
         frame = pl.read_parquet(path)
     except Exception as exc:  # polars raises several kinds for a file that is not parquet
         raise EhrbenchError(f"{source} is not a readable parquet file ({exc}).") from exc
-    if PROBABILITY not in frame.columns or not frame.schema[PROBABILITY].is_numeric():
-        raise EhrbenchError(
-            f"{source}: needs a numeric `{PROBABILITY}` column (meds-evaluation form); its "
-            f"columns are {dict(frame.schema)}."
-        )
+    columns = _output_columns(frame, target, source)
     order = match_label_rows(frame, labels, source, "prediction")
-    probabilities = frame[PROBABILITY].cast(pl.Float64)
-    bad = probabilities.is_null() | probabilities.is_nan()
+    outputs = [_checked_output(frame[c].cast(pl.Float64), c, target, source) for c in columns]
+    if target.column in frame.columns:
+        _check_labels_agree(frame[target.column].gather(order), labels, target.column, source)
+    output = np.column_stack([o.gather(order).to_numpy() for o in outputs])
+    return make_predictions(labels, output if target.kind == MULTICLASS else output[:, 0], target)
+
+
+def _output_columns(frame: pl.DataFrame, target: LabelTarget, source: str) -> list[str]:
+    """The numeric columns holding the model's output for `target`'s kind, checked present."""
+    if target.kind == BINARY:
+        columns = [PROBABILITY]
+    elif target.kind == REGRESSION:
+        columns = [PREDICTED_COLUMNS[REGRESSION]]
+    else:
+        columns = probability_columns(target.classes)
+        extra = [c for c in frame.columns if c.startswith(PROBABILITY_PREFIX) and c not in columns]
+        if extra:
+            raise EhrbenchError(
+                f"{source}: column(s) {extra} name classes the label table does not hold "
+                f"(classes: {list(target.classes)}); give every class with --class-order."
+            )
+    bad = [c for c in columns if c not in frame.columns or not frame.schema[c].is_numeric()]
+    if bad:
+        needed = f"a numeric `{bad[0]}` column" if len(bad) == 1 else f"numeric columns {bad}"
+        form = "" if target.kind == BINARY else f" of a {target.kind} label"
+        raise EhrbenchError(
+            f"{source}: needs {needed} (meds-evaluation form{form}); its columns are "
+            f"{dict(frame.schema)}."
+        )
+    return columns
+
+
+def _checked_output(values: pl.Series, column: str, target: LabelTarget, source: str) -> pl.Series:
+    """`values` unless one is null or NaN, or, for a probability, outside [0, 1]."""
+    bad = values.is_null() | values.is_nan()
     if bad.any():
         raise EhrbenchError(
-            f"{source}: {int(bad.sum())} row(s) have a null or NaN `{PROBABILITY}`; the first is "
+            f"{source}: {int(bad.sum())} row(s) have a null or NaN `{column}`; the first is "
             f"row {_first(bad)} (rows count from 0)."
         )
-    outside = (probabilities < 0) | (probabilities > 1)
-    if outside.any():
+    outside = (values < 0) | (values > 1)
+    if target.kind != REGRESSION and outside.any():
         row = _first(outside)
         raise EhrbenchError(
-            f"{source}: {int(outside.sum())} `{PROBABILITY}` value(s) lie outside [0, 1]; the "
-            f"first is row {row} ({probabilities[row]}; rows count from 0). Expected "
+            f"{source}: {int(outside.sum())} `{column}` value(s) lie outside [0, 1]; the "
+            f"first is row {row} ({values[row]}; rows count from 0). Expected "
             "probabilities, not scores or logits."
         )
-    if "boolean_value" in frame.columns:
-        _check_labels_agree(frame["boolean_value"].gather(order), labels, source)
-    return make_predictions(labels, probabilities.gather(order).to_numpy())
+    return values
 
 
-def _check_labels_agree(given: pl.Series, labels: pl.DataFrame, source: str) -> None:
-    """Refuse a prediction file whose `boolean_value` is not the label table's."""
-    differs = given.cast(pl.Boolean).ne_missing(labels["boolean_value"].cast(pl.Boolean))
+def _check_labels_agree(given: pl.Series, labels: pl.DataFrame, column: str, source: str) -> None:
+    """Refuse a prediction file whose label column is not the label table's."""
+    differs = given.cast(labels[column].dtype).ne_missing(labels[column])
     if differs.any():
         row = _first(differs)
         raise EhrbenchError(
-            f"{source}: `boolean_value` disagrees with the label table on {int(differs.sum())} "
+            f"{source}: `{column}` disagrees with the label table on {int(differs.sum())} "
             f"row(s); the first is label row {row} (subject_id {labels['subject_id'][row]}). "
             "Were the predictions made for another label table?"
         )
@@ -139,11 +184,14 @@ def _results(
     resamples: Resamples,
     demo: pl.DataFrame | None,
     age_bands: tuple[int, ...],
+    target: LabelTarget = BINARY_TARGET,
 ) -> pl.DataFrame:
     """Every model's metrics table with its run's key columns (`RESULTS_SCHEMA`)."""
     tables = []
     for run in planned:
-        metrics = evaluate_predictions(frames[run.key.run_id], resamples, demo, age_bands)
+        metrics = evaluate_predictions(
+            frames[run.key.run_id], resamples, demo, age_bands, target=target
+        )
         key = pl.DataFrame([{"run_id": run.key.run_id, **run.key.as_dict()}])
         tables.append(key.join(metrics, how="cross"))
     return pl.concat(tables).select(pl.col(c).cast(t) for c, t in RESULTS_SCHEMA.items())
@@ -165,6 +213,7 @@ def _manifest(
     config_hash: str,
     names: list[str],
     baseline: str,
+    target: LabelTarget = BINARY_TARGET,
 ) -> Manifest:
     # Every label row is scored, so the report shows them all as held_out.
     splits = {"train": np.arange(0), "tuning": np.arange(0), "held_out": np.arange(labels.height)}
@@ -200,7 +249,11 @@ def _manifest(
         age_bands=evaluation.age_bands,
         features={},
         cohorts={
-            cohort: CohortInfo(counts=cohort_summary(labels, splits), attrition={"steps": []})
+            cohort: CohortInfo(
+                counts=cohort_summary(labels, splits, target),
+                attrition={"steps": []},
+                label_target=None if target.kind == BINARY else target.as_dict(),
+            )
         },
         cohort_order=(cohort,),
         skipped_cohorts={},
@@ -246,9 +299,10 @@ def evaluate_outside(evaluation: Evaluation) -> Path:
     refuse_existing([out], "choose a new --out folder (earlier results are never overwritten)")
     names, baseline = _models(evaluation)
     labels = read_labels(evaluation.labels)
-    label_values(labels, str(evaluation.labels))  # every label row needs its boolean_value
+    # Every label row needs a value in the one value column the table fills.
+    target = label_target(labels, str(evaluation.labels), evaluation.class_order)
     frames_by_name = {
-        name: read_outside_predictions(path, labels, name)
+        name: read_outside_predictions(path, labels, name, target)
         for name, path in evaluation.predictions.items()
     }
     demo, fingerprint = None, file_digest(evaluation.labels)
@@ -267,18 +321,31 @@ def evaluate_outside(evaluation: Evaluation) -> Path:
     }
     planned = [_planned_run(evaluation, cohort, name, settings) for name in names]
     frames = {run.key.run_id: frames_by_name[run.model] for run in planned}
-    results = _results(planned, frames, resamples, demo, evaluation.age_bands)
+    results = _results(planned, frames, resamples, demo, evaluation.age_bands, target)
     out.mkdir(parents=True, exist_ok=True)
     write_table(results, out, "results")
     write_text_atomic(_runs(planned).write_csv(), out / "runs.csv")
-    paired = paired_table(planned, frames, baseline, evaluation.resamples, evaluation.seed)
+    paired = paired_table(
+        planned, frames, baseline, evaluation.resamples, evaluation.seed, {cohort: target}
+    )
     write_table(paired, out, "paired")
-    write_table(calibration_table(planned, frames), out, "calibration")
+    binary = planned if target.kind == BINARY else []
+    write_table(calibration_table(binary, frames), out, "calibration")
     config_hash = json_digest({**settings, "runs": [p.key.run_id for p in planned]})
-    _manifest(evaluation, cohort, labels, fingerprint, config_hash, names, baseline).write(out)
-    overall = results.filter((pl.col("group") == "all") & (pl.col("metric") == "auroc"))
+    manifest = _manifest(
+        evaluation, cohort, labels, fingerprint, config_hash, names, baseline, target
+    )
+    manifest.write(out)
+    metric = PRIMARY_METRICS[target.kind][0]
+    name = "AUROC" if target.kind == BINARY else metric
+    overall = results.filter((pl.col("group") == "all") & (pl.col("metric") == metric))
     for row in overall.iter_rows(named=True):
         logger.info(
-            "%s: AUROC %.4f [%.4f, %.4f]", row["model"], row["value"], row["ci_low"], row["ci_high"]
+            "%s: %s %.4f [%.4f, %.4f]",
+            row["model"],
+            name,
+            row["value"],
+            row["ci_low"],
+            row["ci_high"],
         )
     return out

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.meds.label_kinds import parse_class_order
 from ehrbench.protocol.suite import DEFAULT_RESAMPLES
 
 EVALUATE_EPILOG = """\
@@ -18,12 +19,16 @@ examples:
 Prediction files are in the meds-evaluation form: subject_id, prediction_time,
 predicted_boolean_probability (boolean_value and predicted_boolean_value optional), one row per
 label row; a missing, extra or repeated row, a null/NaN probability or one outside [0, 1] is an
-error. Every label row is scored: each metric with its subject-bootstrap 95% interval (the
-resamples a suite draws for the same subjects, --resamples and --seed), paired AUROC
-differences against the baseline (first named, or --baseline), calibration, and, with --data
-(the MEDS dataset, for sex and birth date), subgroups by sex and age band. --out gets the
-tables `ehrbench run` writes (results, paired, calibration, runs.csv, manifest.json) and
-report/report.html and report.md.
+error. For a regression label table (integer_value or float_value) the files hold
+predicted_float_value instead; for a multiclass one (categorical_value) one
+predicted_probability//<CLASS> column per class (--class-order A,B,... orders the classes, most
+severe first, and adds the per-threshold AUROCs). Every label row is scored: each metric with
+its subject-bootstrap 95% interval (the resamples a suite draws for the same subjects,
+--resamples and --seed), paired differences of the label kind's primary metric (AUROC, RMSE,
+macro one-vs-rest AUROC) against the baseline (first named, or --baseline), calibration
+(binary), and, with --data (the MEDS dataset, for sex and birth date), subgroups by sex and age
+band. --out gets the tables `ehrbench run` writes (results, paired, calibration, runs.csv,
+manifest.json) and report/report.html and report.md.
 """
 
 
@@ -79,6 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"bootstrap resamples (default {DEFAULT_RESAMPLES}, as a suite)",
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--class-order",
+        type=parse_class_order,
+        metavar="A,B,...",
+        help="a multiclass label's classes in order, most severe first (default: alphabetical)",
+    )
     parser.set_defaults(handler=_evaluate)
 
 
@@ -95,6 +106,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             baseline=args.baseline,
             resamples=args.resamples,
             seed=args.seed,
+            class_order=tuple(args.class_order) if args.class_order else None,
         )
     )
     html, markdown = build_report(out)

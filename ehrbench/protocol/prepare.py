@@ -35,9 +35,16 @@ from ehrbench.io import write_text_atomic
 from ehrbench.meds import (
     SPLIT_NAMES,
     MedsDataset,
-    label_values,
     open_dataset,
     split_indices,
+)
+from ehrbench.meds.label_kinds import (
+    BINARY,
+    BINARY_TARGET,
+    MULTICLASS,
+    LabelTarget,
+    label_target,
+    target_values,
 )
 from ehrbench.metrics.bootstrap import Resamples, draw_resamples
 from ehrbench.metrics.subgroups import demographics_from_events
@@ -94,7 +101,8 @@ def demographics(dataset: MedsDataset) -> pl.DataFrame:
 
 @dataclass
 class CohortData:
-    """One cohort's labels and attrition, split row indices, shared resamples and features."""
+    """One cohort's labels and attrition, its label kind (`target`) and labels as the models
+    take them (`y`), split row indices, shared resamples and features."""
 
     name: str
     labels: pl.DataFrame
@@ -104,22 +112,25 @@ class CohortData:
     resamples: Resamples
     summary: dict[str, Any]
     features: dict[str, Any] = field(default_factory=dict)
+    target: LabelTarget = BINARY_TARGET
+
+    @property
+    def class_order(self) -> list[str] | None:
+        """The class order to fit with: the classes of an ordered multiclass label, else None."""
+        return list(self.target.classes) if self.target.ordered else None
 
 
-def cohort_summary(labels: pl.DataFrame, indices: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Rows, subjects, positives and prevalence, overall and per split."""
-    y = label_values(labels, "cohort labels")
+def cohort_summary(
+    labels: pl.DataFrame, indices: dict[str, np.ndarray], target: LabelTarget | None = None
+) -> dict[str, Any]:
+    """Rows and subjects, overall and per split, with positives and prevalence (binary), the
+    rows per class (multiclass) or the mean and standard deviation (regression)."""
+    target = label_target(labels, "cohort labels") if target is None else target
+    y = target_values(labels, target)
 
     def counts(rows: np.ndarray) -> dict[str, Any]:
         subjects = labels["subject_id"].gather(rows).n_unique() if rows.size else 0
-        positives = int(y[rows].sum())
-        prevalence = positives / rows.size if rows.size else None
-        return {
-            "rows": int(rows.size),
-            "subjects": subjects,
-            "positives": positives,
-            "prevalence": prevalence,
-        }
+        return {"rows": int(rows.size), "subjects": subjects, **_label_counts(y[rows], target)}
 
     return {
         "all": counts(np.arange(labels.height)),
@@ -127,10 +138,31 @@ def cohort_summary(labels: pl.DataFrame, indices: dict[str, np.ndarray]) -> dict
     }
 
 
+def _label_counts(y: np.ndarray, target: LabelTarget) -> dict[str, Any]:
+    """The label part of a split's summary (see `cohort_summary`)."""
+    if target.kind == BINARY:
+        positives = int(y.sum())
+        return {"positives": positives, "prevalence": positives / y.size if y.size else None}
+    if target.kind == MULTICLASS:
+        counts = np.bincount(y, minlength=len(target.classes))
+        return {"classes": dict(zip(target.classes, counts.tolist(), strict=True))}
+    return {
+        "mean": float(np.mean(y)) if y.size else None,
+        "std": float(np.std(y)) if y.size else None,
+    }
+
+
 def load_cohorts(
-    suite: Suite, dataset: MedsDataset, splits: pl.DataFrame
+    suite: Suite,
+    dataset: MedsDataset,
+    splits: pl.DataFrame,
+    class_orders: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, CohortData], dict[str, Exception]]:
     """Extract (or reuse) every cohort of the suite into `<output>/cohorts/<name>/`.
+
+    Each cohort's label kind is read from its labels; `class_orders` gives, by cohort name, the
+    class order of a multiclass cohort (most severe first, then `otherwise`); a multiclass
+    cohort without one has alphabetical, unordered classes.
 
     The cohorts that cannot be reused are extracted together, in one read of the dataset
     (`extract_many`), each written as its own extraction would be. Returns the loaded cohorts
@@ -179,8 +211,9 @@ def load_cohorts(
         if extraction is None:
             continue
         try:
+            order = (class_orders or {}).get(name)
             cohorts[name] = _cohort_data(
-                suite, splits, name, extraction, folders[name], name in reused, dataset.root
+                suite, splits, name, extraction, folders[name], name in reused, dataset.root, order
             )
         except Exception as exc:  # this cohort is skipped; the report lists it
             errors[name] = exc
@@ -219,8 +252,10 @@ def _cohort_data(
     folder: _CohortFolder,
     reused: bool,
     root: Path,
+    class_order: list[str] | None = None,
 ) -> CohortData:
-    """The cohort's split rows, summary and resamples; its record is written when new."""
+    """The cohort's label kind, split rows, summary and resamples; its record is written when
+    new."""
     files = folder.files
     labels = extraction.labels
     if labels.height == 0:
@@ -229,8 +264,9 @@ def _cohort_data(
             f"see {files.attrition_text} for where the rows were dropped."
         )
     labels = labels.sort("subject_id", "prediction_time", maintain_order=True)
+    target = label_target(labels, str(files.labels), class_order)
     indices = split_indices(labels, splits, str(files.labels))
-    summary = cohort_summary(labels, indices)
+    summary = cohort_summary(labels, indices, target)
     if not reused:
         record = {
             "key": folder.key,
@@ -241,25 +277,32 @@ def _cohort_data(
         write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n", folder.record)
     held_out = labels["subject_id"].gather(indices["held_out"]).to_numpy()
     logger.info(
-        "cohort %s: %s rows, prevalence %s (held_out %s rows)",
+        "cohort %s: %s rows, %s (held_out %s rows)",
         name,
         summary["all"]["rows"],
-        _percent(summary["all"]["prevalence"]),
+        _label_text(summary["all"], target),
         summary["held_out"]["rows"],
     )
     return CohortData(
         name=name,
         labels=labels,
         attrition=extraction.attrition,
-        y=label_values(labels, str(files.labels)),
+        y=target_values(labels, target),
         indices=indices,
         resamples=draw_resamples(held_out, suite.resamples, suite.bootstrap_seed),
         summary=summary,
+        target=target,
     )
 
 
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+def _label_text(counts: dict[str, Any], target: LabelTarget) -> str:
+    """How a cohort's log line describes its labels."""
+    if target.kind == BINARY:
+        value = counts["prevalence"]
+        return "prevalence " + ("n/a" if value is None else f"{100 * value:.1f}%")
+    if target.kind == MULTICLASS:
+        return "classes " + ", ".join(f"{k} {v}" for k, v in counts["classes"].items())
+    return f"{target.column} mean {counts['mean']:.3g}"
 
 
 def _reuse(folder: _CohortFolder) -> Extraction | None:

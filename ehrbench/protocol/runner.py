@@ -5,9 +5,11 @@ and embeds them (`ehrbench.protocol.pretrained`, cached in the output folder). T
 cohort and each run of the suite's `FewShotPlan`:
 
 1. EHRSHOT sampling: k positives and k negatives drawn from the train rows and, separately, from
-   the tuning rows (`FewShotPlan.indices`); `k = all` takes every train and tuning row.
-2. `fit_and_predict` chooses the hyperparameters by AUROC on the k-shot tuning rows, fits the
-   model on the k-shot train rows and predicts every held_out row (meds-evaluation form).
+   the tuning rows (`FewShotPlan.indices`); `k = all` takes every train and tuning row. A
+   multiclass cohort draws k rows per class, a regression cohort k rows in all.
+2. `fit_and_predict` chooses the hyperparameters by the label kind's tuning score (AUROC for
+   binary labels) on the k-shot tuning rows, fits the model on the k-shot train rows and
+   predicts every held_out row (meds-evaluation form).
 3. Metrics with 95% intervals come from the cohort's shared subject resamples, overall and by
    sex and age band.
 4. The run is saved in the `ResultsStore` under its key (dataset fingerprint, cohort, model, k,
@@ -38,8 +40,10 @@ from ehrbench.features.kinds import REPRESENTATION
 from ehrbench.features.representation import read_representation
 from ehrbench.logs import ROOT, progress
 from ehrbench.meds import MedsDataset
+from ehrbench.meds.label_kinds import BINARY
 from ehrbench.metrics.evaluate import evaluate_predictions
-from ehrbench.models.base import Model
+from ehrbench.metrics.tables import PRIMARY_METRICS
+from ehrbench.models.base import Model, model_class
 from ehrbench.models.training import fit_and_predict
 from ehrbench.protocol.external import ExternalSite
 from ehrbench.protocol.external_runs import needs_scores, prepare_sites, score_run
@@ -83,11 +87,36 @@ class GridResult:
     statuses: dict[str, str] = field(default_factory=dict)
 
 
-def plan_runs(suite: Suite, cohorts: list[str], fingerprint: str) -> list[PlannedRun]:
-    """Every run of the grid, by cohort, model, ascending k, then seed."""
+def fits(model: str, kind: str) -> bool:
+    """Whether the suite's `model` fits labels of `kind`. A model that cannot be loaded is
+    planned, as always: its runs fail with its error."""
+    try:
+        return kind in model_class(head_model(model)).label_kinds
+    except EhrbenchError:
+        return True
+
+
+def plan_runs(
+    suite: Suite, cohorts: list[str], fingerprint: str, kinds: dict[str, str] | None = None
+) -> list[PlannedRun]:
+    """Every run of the grid, by cohort, model, ascending k, then seed.
+
+    `kinds` gives each cohort's label kind (default binary); a model is not run on a cohort
+    whose label kind it does not fit (a suite may mix binary, regression and multiclass
+    cohorts, and list models for each), which is logged.
+    """
     planned = []
     for cohort in cohorts:
+        kind = (kinds or {}).get(cohort, BINARY)
         for model in suite.models:
+            if not fits(model, kind):
+                logger.warning(
+                    "model %s does not fit %s labels: it is not run on cohort %s",
+                    model,
+                    kind,
+                    cohort,
+                )
+                continue
             config_hash = suite.run_config_hash(cohort, model)
             for run in suite.plan.runs:
                 key = RunKey(fingerprint, cohort, model, run.k, run.seed, config_hash)
@@ -100,7 +129,7 @@ def fewshot_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (into the cohort's labels) of the run's k-shot train and tuning sets."""
     train, tuning = data.indices["train"], data.indices["tuning"]
-    pick_train, pick_tuning = plan.indices(run, data.y[train], data.y[tuning])
+    pick_train, pick_tuning = plan.indices(run, data.y[train], data.y[tuning], data.target.kind)
     return train[pick_train], tuning[pick_tuning]
 
 
@@ -126,20 +155,24 @@ def execute_run(
         grid=suite.grids.get(planned.model),
         overrides=suite.model_params.get(planned.model),
         refit=suite.refit_settings(planned.model),
+        class_order=data.class_order,
     )
     fit, predictions = result.fit, result.predictions
-    metrics = evaluate_predictions(predictions, data.resamples, demo, suite.age_bands)
+    metrics = evaluate_predictions(
+        predictions, data.resamples, demo, suite.age_bands, target=data.target
+    )
     info = {
         "params": _finite(fit.params),
-        "tuning_auroc": _finite(fit.tuning_auroc),
+        fit.score_key: _finite(fit.tuning_score),
         "grid": _finite(fit.grid_scores),
         "train_rows": int(train.size),
-        "train_positives": int(data.y[train].sum()),
         "tuning_rows": int(tuning.size),
-        "tuning_positives": int(data.y[tuning].sum()),
         "replicate_seeds": list(suite.plan.replicates(planned.run)),
         "cost": result.cost.as_dict(),
     }
+    if data.target.kind == BINARY:
+        info["train_positives"] = int(data.y[train].sum())
+        info["tuning_positives"] = int(data.y[tuning].sum())
     return metrics, predictions, info, fit.model
 
 
@@ -158,13 +191,22 @@ def _error_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, EhrbenchError) else f"{type(exc).__name__}: {exc}"
 
 
-def _auroc_text(metrics: pl.DataFrame) -> str:
-    row = metrics.filter((pl.col("group") == "all") & (pl.col("metric") == "auroc")).row(
+def _primary_text(metrics: pl.DataFrame, kind: str) -> str:
+    """The run's headline metric with its interval, for the log line."""
+    metric = PRIMARY_METRICS[kind][0]
+    name = "AUROC" if kind == BINARY else metric
+    row = metrics.filter((pl.col("group") == "all") & (pl.col("metric") == metric)).row(
         0, named=True
     )
     if row["value"] is None or math.isnan(row["value"]):
-        return "AUROC n/a"
-    return f"AUROC {row['value']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+        return f"{name} n/a"
+    return f"{name} {row['value']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+
+def cohort_info(data: CohortData) -> CohortInfo:
+    """What the manifest keeps of a loaded cohort (its label target only when not binary)."""
+    target = None if data.target.kind == BINARY else data.target.as_dict()
+    return CohortInfo(data.summary, data.attrition.to_dict(), target)
 
 
 class FeatureSource:
@@ -246,14 +288,14 @@ class GridRunner:
         skipped = {name: _error_text(exc) for name, exc in errors.items()}
         for name, message in skipped.items():  # the other cohorts still run; the report lists it
             logger.warning("cohort %s skipped: %s", name, message)
-        self.sites = prepare_sites(self.suite, list(cohorts))
+        # External validation reports an AUROC drop: it scores the binary cohorts.
+        binary = [name for name, data in cohorts.items() if data.target.kind == BINARY]
+        self.sites = prepare_sites(self.suite, binary)
         # The suite's `pretrained:` models become representations of the cohorts just loaded.
         self.suite = with_pretrained(self.suite, dataset, cohorts)
-        planned = plan_runs(self.suite, list(cohorts), fingerprint)
-        infos = {
-            name: CohortInfo(counts=data.summary, attrition=data.attrition.to_dict())
-            for name, data in cohorts.items()
-        }
+        kinds = {name: data.target.kind for name, data in cohorts.items()}
+        planned = plan_runs(self.suite, list(cohorts), fingerprint, kinds)
+        infos = {name: cohort_info(data) for name, data in cohorts.items()}
         result = GridResult(self.suite, fingerprint, planned, infos, skipped)
         # A finished run is computed again when an external dataset still lacks its score.
         pending = [
@@ -322,7 +364,7 @@ class GridRunner:
         else:
             status = "ok"
             self.store.save(planned.key, metrics, predictions, info=info, overwrite=True)
-            outcome = _auroc_text(metrics)
+            outcome = _primary_text(metrics, data.target.kind)
             score_run(
                 self.sites, self.suite, planned.key, model, run_features, predictions,
                 data.resamples,

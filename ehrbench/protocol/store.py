@@ -27,6 +27,7 @@ import polars as pl
 from ehrbench.digest import json_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import write_parquet_atomic, write_text_atomic
+from ehrbench.meds.label_kinds import BINARY_TARGET, PREDICTED_COLUMNS, prediction_target
 from ehrbench.metrics.bootstrap import METRIC_TABLE_SCHEMA
 from ehrbench.metrics.evaluate import check_predictions
 from ehrbench.protocol.fewshot import ALL, MAX_K, K, parse_k
@@ -126,7 +127,8 @@ class ResultsStore:
         """Record a finished run and return its folder.
 
         An ok run needs `metrics` (`METRIC_TABLE_SCHEMA`) and `predictions` (meds-evaluation
-        form, with `predicted_boolean_value`); a failed run needs `error` and takes neither.
+        form of its label kind, e.g. with `predicted_boolean_value`); a failed run needs `error`
+        and takes neither.
         A failed record may be replaced; an ok record only with `overwrite=True`. `info` is
         any JSON-ready detail (chosen hyperparameters, fit time, ...).
         """
@@ -149,10 +151,11 @@ class ResultsStore:
         for stale in (_RECORD, _METRICS, _PREDICTIONS):
             (folder / stale).unlink(missing_ok=True)
         if status == "ok":
-            write_parquet_atomic(
-                predictions.with_columns(pl.col("predicted_boolean_probability").cast(pl.Float32)),
-                folder / _PREDICTIONS,
-            )
+            if prediction_target(predictions, "predictions") == BINARY_TARGET:
+                predictions = predictions.with_columns(
+                    pl.col("predicted_boolean_probability").cast(pl.Float32)
+                )
+            write_parquet_atomic(predictions, folder / _PREDICTIONS)
             write_parquet_atomic(
                 metrics.select(pl.col(c).cast(t) for c, t in METRIC_TABLE_SCHEMA.items()),
                 folder / _METRICS,
@@ -188,11 +191,13 @@ class ResultsStore:
                     f"results store: the metrics of run {key.run_id} lack column(s) {missing}; "
                     f"expected {list(METRIC_TABLE_SCHEMA)}."
                 )
-            check_predictions(predictions, f"results store: predictions of run {key.run_id}")
-            if "predicted_boolean_value" not in predictions.columns:
+            source = f"results store: predictions of run {key.run_id}"
+            check_predictions(predictions, source)
+            predicted = PREDICTED_COLUMNS[prediction_target(predictions, source).kind]
+            if predicted not in predictions.columns:
                 raise EhrbenchError(
                     f"results store: predictions of run {key.run_id} lack column "
-                    "`predicted_boolean_value` (bool), required by meds-evaluation."
+                    f"`{predicted}`, required by meds-evaluation."
                 )
         if not overwrite and self.status(key) == "ok":
             raise EhrbenchError(

@@ -2,8 +2,10 @@
 
 Sections, in order: header; macro-average over cohorts; learning curves per cohort (AUROC and
 AUPRC against k, EHRSHOT style); leaderboard at k = all, with what each model cost; paired
-comparisons against the baseline; calibration curves; subgroups; cohorts (counts, prevalence,
-attrition); external validation (only for a suite with `external:`); failed runs.
+comparisons against the baseline; calibration curves; subgroups (these for the binary cohorts);
+regression and multiclass cohorts, when there are any (metrics, fitting plots); cohorts (counts,
+prevalence or label counts, attrition); external validation (only for a suite with `external:`);
+failed runs.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from pathlib import Path
 import polars as pl
 
 from ehrbench.io import atomic_path, write_text_atomic
+from ehrbench.meds.label_kinds import MULTICLASS, REGRESSION
 from ehrbench.output_paths import check_writable, refuse_existing
 from ehrbench.protocol.fewshot import ALL
+from ehrbench.protocol.manifest import CohortInfo
 from ehrbench.report import figures
 from ehrbench.report.document import (
     Block,
@@ -28,7 +32,10 @@ from ehrbench.report.document import (
     to_html,
     to_markdown,
 )
-from ehrbench.report.external import ANCHOR, external_section
+from ehrbench.report.external import ANCHOR as EXTERNAL_ANCHOR
+from ehrbench.report.external import external_section
+from ehrbench.report.label_kinds import ANCHOR as KINDS_ANCHOR
+from ehrbench.report.label_kinds import binary_part, kinds_section
 from ehrbench.report.tables import (
     CURVE_METRICS,
     ResultsFolder,
@@ -94,18 +101,30 @@ def _images(blocks: list[Block]) -> list[Image]:
 
 
 def report_blocks(folder: ResultsFolder) -> list[Block]:
-    """Every section of the report as document blocks."""
+    """Every section of the report as document blocks.
+
+    The binary sections read the binary cohorts; regression and multiclass cohorts, when the
+    suite has any, get their own section (`ehrbench.report.label_kinds`), and a suite with
+    `external:` gets its external validation section (`ehrbench.report.external`).
+    """
+    binary = binary_part(folder)
+    kinds = kinds_section(folder)
     external = external_section(folder)
-    sections = [*SECTIONS[:-1], *([ANCHOR] if external else []), SECTIONS[-1]]
+    sections = list(SECTIONS)
+    if kinds:
+        sections.insert(sections.index(("cohorts", "Cohorts")), KINDS_ANCHOR)
+    if external:
+        sections.insert(sections.index(("failures", "Failed runs")), EXTERNAL_ANCHOR)
     return [
         *header(folder),
-        Links([(anchor, label) for anchor, label in sections]),
-        *macro_section(folder),
-        *curves_section(folder),
-        *leaderboard_section(folder),
-        *paired_section(folder),
-        *calibration_section(folder),
-        *subgroup_section(folder),
+        Links(sections),
+        *macro_section(binary),
+        *curves_section(binary),
+        *leaderboard_section(binary),
+        *paired_section(binary),
+        *calibration_section(binary),
+        *subgroup_section(binary),
+        *kinds,
         *cohort_section(folder),
         *external,
         *failure_section(folder),
@@ -503,22 +522,38 @@ def _value(part: pl.DataFrame, model: str, group: str, level: str, metric: str) 
     return None if hit.is_empty() else hit["value"][0]
 
 
-def cohort_section(folder: ResultsFolder) -> list[Block]:
-    """Each cohort's rows, subjects and prevalence per split, and its attrition table."""
-    blocks: list[Block] = [Heading("Cohorts", anchor="cohorts")]
-    for cohort in folder.cohorts:
-        info = folder.manifest.cohorts[cohort]
-        counts = info.counts
-        rows = [
+def _count_table(info: CohortInfo) -> Table:
+    """A cohort's rows and subjects per split, with its label counts: positives and prevalence
+    (binary), rows per class (multiclass), or the label's mean and standard deviation."""
+    splits = [(s, info.counts[s]) for s in ("all", "train", "tuning", "held_out")]
+    target = info.target
+    if target.kind == MULTICLASS:
+        label_headers = list(target.classes)
+        label_cells = [[str(c["classes"][name]) for name in target.classes] for _, c in splits]
+    elif target.kind == REGRESSION:
+        label_headers = [f"mean {target.column}", "sd"]
+        label_cells = [[fmt(c["mean"]), fmt(c["std"])] for _, c in splits]
+    else:
+        label_headers = ["positives", "prevalence"]
+        label_cells = [
             [
-                split,
-                str(c["rows"]),
-                str(c["subjects"]),
                 str(c["positives"]),
                 fmt(c["prevalence"] * 100 if c["prevalence"] is not None else None, 1) + "%",
             ]
-            for split, c in ((s, counts[s]) for s in ("all", "train", "tuning", "held_out"))
+            for _, c in splits
         ]
+    rows = [
+        [split, str(c["rows"]), str(c["subjects"]), *cells]
+        for (split, c), cells in zip(splits, label_cells, strict=True)
+    ]
+    return Table(["split", "rows", "subjects", *label_headers], rows)
+
+
+def cohort_section(folder: ResultsFolder) -> list[Block]:
+    """Each cohort's rows, subjects and label counts per split, and its attrition table."""
+    blocks: list[Block] = [Heading("Cohorts", anchor="cohorts")]
+    for cohort in folder.cohorts:
+        info = folder.manifest.cohorts[cohort]
         attrition = [
             [
                 Cell(step["step"], text=True),
@@ -530,7 +565,7 @@ def cohort_section(folder: ResultsFolder) -> list[Block]:
             for step in info.attrition["steps"]
         ]
         blocks.append(Heading(cohort, level=3))
-        blocks.append(Table(["split", "rows", "subjects", "positives", "prevalence"], rows))
+        blocks.append(_count_table(info))
         blocks.append(
             Details(
                 f"Attrition ({cohort})",

@@ -230,3 +230,58 @@ def calibration_grid(calibration: pl.DataFrame, cohorts: list[str], models: list
     handles = [plt.Line2D([], [], color=colors[m], lw=2) for m in models]
     _legend_on_top(figure, handles, models)
     return _png(figure)
+
+
+def predicted_vs_true(points: dict[str, tuple[np.ndarray, np.ndarray]], cohort: str) -> bytes:
+    """One panel per model: predicted against true value of each held-out row (k = all), with
+    the identity line; `points` maps a model to its (true, predicted) arrays."""
+    models = list(points)
+    figure, axes = plt.subplots(
+        1, max(1, len(models)), figsize=(3.2 * max(1, len(models)), 3.2), squeeze=False
+    )
+    colors = model_colors(models)
+    for axis, model in zip(axes[0], models, strict=False):
+        true, predicted = points[model]
+        axis.scatter(true, predicted, s=8, alpha=0.6, color=colors[model], linewidths=0)
+        both = np.concatenate([true, predicted]) if true.size else np.zeros(1)
+        low, high = float(both.min()), float(both.max())
+        axis.plot([low, high], [low, high], color="0.5", linestyle="--", lw=1)
+        axis.set_title(model)
+        axis.set_xlabel("true")
+        axis.set_ylabel("predicted")
+        axis.grid(color="0.92")
+    figure.suptitle(f"{cohort}: predicted vs true (held-out rows, k = all)")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def confusion_matrices(matrices: dict[str, np.ndarray], classes: list[str], cohort: str) -> bytes:
+    """One panel per model: held-out rows by true class (rows) and predicted class (columns),
+    each cell's count written in it; `matrices` maps a model to its [classes, classes] counts."""
+    models = list(matrices)
+    size = 1.0 + 0.6 * len(classes)
+    figure, axes = plt.subplots(
+        1, max(1, len(models)), figsize=(size * max(1, len(models)), size), squeeze=False
+    )
+    for axis, model in zip(axes[0], models, strict=False):
+        counts = matrices[model]
+        axis.imshow(counts, cmap="Blues")
+        for (row, column), count in np.ndenumerate(counts):
+            dark = count > counts.max() / 2
+            axis.text(
+                column,
+                row,
+                str(int(count)),
+                ha="center",
+                va="center",
+                color="white" if dark else "black",
+                fontsize=8,
+            )
+        axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        axis.set_yticks(range(len(classes)), classes)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+        axis.set_title(model)
+    figure.suptitle(f"{cohort}: confusion matrix (held-out rows, k = all)")
+    figure.tight_layout()
+    return _png(figure)

@@ -179,8 +179,9 @@ def subgroups(folder: ResultsFolder) -> pl.DataFrame:
 
 
 def calibration_at_all(folder: ResultsFolder) -> pl.DataFrame:
-    """The calibration bins of the k = all runs (the first seed's)."""
-    if "k" not in folder.calibration.columns:
+    """The calibration bins of the k = all runs (the first seed's); none when no binary run
+    finished."""
+    if folder.calibration.is_empty() or "k" not in folder.calibration.columns:
         return folder.calibration
     return _first_seed(folder.calibration.filter((pl.col("k") == ALL) & (pl.col("n") > 0)))
 

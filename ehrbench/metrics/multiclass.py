@@ -1,0 +1,159 @@
+"""Multiclass metrics: macro one-vs-rest AUROC, accuracy, macro F1 and, for ordered classes, the
+per-threshold binary AUROCs; point values and subject-bootstrap intervals.
+
+Labels are class indices into the target's classes; scores are one probability per class. The
+predicted class is the most probable one (ties: the first listed). Point values are
+scikit-learn's: `roc_auc_score(multi_class="ovr", average="macro")` (the mean of each class's
+one-vs-rest AUROC; here over the classes that have both members and non-members, so it stays
+defined when a class is absent), `accuracy_score`, `f1_score(average="macro")` (over the classes
+that occur as label or prediction). For ordered classes (most severe first), threshold j scores
+"one of the first j classes" against the rest with the summed probability of those classes:
+`auroc_at_least//<class j>`, for j = 1 .. classes - 1. Bootstrap resamples compute the same
+quantities on the resample's row weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+from numpy.typing import ArrayLike
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+from ehrbench.errors import EhrbenchError
+from ehrbench.metrics.bootstrap import CI_LEVEL, Resamples, blockwise, metric_rows, weighted_auroc
+
+MULTICLASS_METRICS = ("macro_ovr_auroc", "accuracy", "macro_f1", "n_rows", "n_subjects")
+THRESHOLD_PREFIX = "auroc_at_least//"
+
+
+def _classes(y_true: ArrayLike, probabilities: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(class indices as int64, probabilities as float64 [n, classes]), checked."""
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2 or y.ndim != 1 or p.shape[0] != y.size:
+        raise EhrbenchError(
+            "predictions: a multiclass frame needs one class per row and one probability "
+            f"column per class, got shapes {y.shape} and {p.shape}."
+        )
+    if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
+        raise EhrbenchError(f"predictions: class indices must lie in 0..{p.shape[1] - 1}.")
+    return y, p
+
+
+def threshold_names(classes: Sequence[str]) -> list[str]:
+    """The per-threshold AUROC names of ordered `classes`, most severe first.
+
+    >>> threshold_names(["severe", "mild", "normal"])
+    ['auroc_at_least//severe', 'auroc_at_least//mild']
+    """
+    return [f"{THRESHOLD_PREFIX}{name}" for name in classes[:-1]]
+
+
+def macro_ovr_auroc(y_true: ArrayLike, probabilities: ArrayLike) -> float:
+    """The mean one-vs-rest AUROC over the classes with members and non-members (NaN if none).
+
+    >>> macro_ovr_auroc([0, 1, 2], [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
+    1.0
+    """
+    y, p = _classes(y_true, probabilities)
+    present = [c for c in range(p.shape[1]) if 0 < np.sum(y == c) < y.size]
+    if not present:
+        return math.nan
+    if len(present) == p.shape[1] > 2:
+        return float(roc_auc_score(y, p, multi_class="ovr", average="macro"))
+    return float(np.mean([roc_auc_score(y == c, p[:, c]) for c in present]))
+
+
+def threshold_aurocs(y_true: ArrayLike, probabilities: ArrayLike) -> list[float]:
+    """AUROC of "one of the first j classes" vs the rest, j = 1 .. classes - 1 (NaN if one side
+    is empty)."""
+    y, p = _classes(y_true, probabilities)
+    cumulative = np.cumsum(p, axis=1)
+    values = []
+    for j in range(1, p.shape[1]):
+        inside = y < j
+        both = 0 < inside.sum() < y.size
+        values.append(float(roc_auc_score(inside, cumulative[:, j - 1])) if both else math.nan)
+    return values
+
+
+def weighted_multiclass_metrics(
+    y: np.ndarray, p: np.ndarray, weights: np.ndarray, ordered: bool
+) -> dict[str, np.ndarray]:
+    """Every bootstrapped metric for each row of `weights` [n_weightings, n_rows] (NaN where
+    undefined); `ordered` adds `threshold_<j>` for j = 1 .. classes - 1."""
+    n_classes = p.shape[1]
+    per_class = np.stack([weighted_auroc(y == c, p[:, c], weights) for c in range(n_classes)])
+    defined = ~np.isnan(per_class)
+    counts = defined.sum(axis=0)
+    macro = np.where(counts > 0, np.nansum(per_class, axis=0) / np.maximum(counts, 1), math.nan)
+    predicted = np.argmax(p, axis=1)
+    total = weights.sum(axis=1)
+    safe = np.where(total > 0, total, 1.0)
+    f1 = []
+    for c in range(n_classes):
+        tp = weights @ ((y == c) & (predicted == c))
+        wrong = weights @ (((y == c) != (predicted == c)).astype(np.float64))
+        denominator = 2 * tp + wrong
+        f1.append(
+            np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), np.nan)
+        )
+    f1 = np.stack(f1)
+    occurring = (~np.isnan(f1)).sum(axis=0)
+    out = {
+        "macro_ovr_auroc": macro,
+        "accuracy": np.where(total > 0, (weights @ (predicted == y)) / safe, math.nan),
+        "macro_f1": np.where(
+            occurring > 0, np.nansum(f1, axis=0) / np.maximum(occurring, 1), np.nan
+        ),
+    }
+    if ordered:
+        cumulative = np.cumsum(p, axis=1)
+        for j in range(1, n_classes):
+            out[f"threshold_{j}"] = weighted_auroc(y < j, cumulative[:, j - 1], weights)
+    return out
+
+
+def multiclass_metrics(
+    y_true: ArrayLike,
+    probabilities: ArrayLike,
+    subject_id: ArrayLike,
+    resamples: Resamples,
+    classes: Sequence[str],
+    ordered: bool,
+    level: float = CI_LEVEL,
+) -> pl.DataFrame:
+    """One row per metric of `MULTICLASS_METRICS` (then, for `ordered` classes, each threshold
+    AUROC) with its subject-bootstrap interval.
+
+    >>> from ehrbench.metrics.bootstrap import draw_resamples
+    >>> table = multiclass_metrics([0, 1, 2], [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]],
+    ...                            [1, 2, 3], draw_resamples([1, 2, 3], 10), ["a", "b", "c"], True)
+    >>> table["metric"].to_list()[:3], table["value"].to_list()[:3]
+    (['macro_ovr_auroc', 'accuracy', 'macro_f1'], [1.0, 1.0, 1.0])
+    >>> table["metric"].to_list()[5:]
+    ['auroc_at_least//a', 'auroc_at_least//b']
+    """
+    y, p = _classes(y_true, probabilities)
+    subjects = np.asarray(subject_id)
+    predicted = np.argmax(p, axis=1)
+    point = {
+        "macro_ovr_auroc": macro_ovr_auroc(y, p),
+        "accuracy": float(accuracy_score(y, predicted)) if y.size else math.nan,
+        "macro_f1": float(f1_score(y, predicted, average="macro")) if y.size else math.nan,
+        "n_rows": float(y.size),
+        "n_subjects": float(np.unique(subjects).size),
+    }
+    dist = blockwise(lambda w: weighted_multiclass_metrics(y, p, w, ordered), subjects, resamples)
+    names = list(MULTICLASS_METRICS)
+    if ordered:
+        for j, (name, value) in enumerate(
+            zip(threshold_names(classes), threshold_aurocs(y, p), strict=True), start=1
+        ):
+            point[name] = value
+            dist[name] = dist.pop(f"threshold_{j}")
+            names.append(name)
+    return metric_rows(names, point, dist, level)
