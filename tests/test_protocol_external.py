@@ -133,6 +133,11 @@ def test_auroc_drop_of_identical_predictions_is_zero():
             "`external.0.synthetic.site` (from the suite",
         ),
         (
+            [{"synthetic": {"subjects": 100, "sites": "B"}, "predicates": str(PREDICATES)}],
+            "`external.0.synthetic` (from the suite",
+        ),
+        ([{"path": 5, "predicates": str(PREDICATES)}], "`external.0.path` (from the suite"),
+        (
             [{"synthetic": {"subjects": 100}, "predicate": str(PREDICATES)}],
             "has unknown key(s) ['predicate']",
         ),
