@@ -14,6 +14,7 @@ from ehrbench.protocol import runner
 from ehrbench.protocol.commands import run_suite
 from ehrbench.protocol.external import auroc_drop
 from ehrbench.protocol.outputs import write_outputs
+from ehrbench.protocol.prepare import prepare_dataset
 from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.store import ResultsStore
 from ehrbench.protocol.suite import load_suite
@@ -133,6 +134,11 @@ def test_auroc_drop_of_identical_predictions_is_zero():
             "`external.0.synthetic.site` (from the suite",
         ),
         (
+            [{"synthetic": {"subjects": 100, "sites": "B"}, "predicates": str(PREDICATES)}],
+            "`external.0.synthetic` (from the suite",
+        ),
+        ([{"path": 5, "predicates": str(PREDICATES)}], "`external.0.path` (from the suite"),
+        (
             [{"synthetic": {"subjects": 100}, "predicate": str(PREDICATES)}],
             "has unknown key(s) ['predicate']",
         ),
@@ -214,3 +220,10 @@ def test_a_failed_run_is_not_rerun_for_its_external_scores(tmp_path, monkeypatch
     assert GridRunner(suite).run().computed == 0  # failed runs wait for --retry-failed
     assert GridRunner(suite, retry_failed=True).run().computed == 1
     assert _external_runs(suite.output, "b")["status"].to_list() == ["ok"]
+
+
+def test_a_generated_dataset_of_another_site_is_not_reused(tmp_path):
+    root = generate_dataset(tmp_path / "b", 20, seed=0, site="B").root
+    suite = load_suite(tiny_suite(tmp_path, root), ["dataset.synthetic.subjects=20"])
+    with pytest.raises(EhrbenchError, match=r"was generated with .*'site': 'B'.*'site': 'A'"):
+        prepare_dataset(suite)

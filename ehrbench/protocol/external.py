@@ -118,16 +118,10 @@ def _dataset(entry: dict, key: str, fail, base_dir, output: Path, synthetic_spec
     spec = None
     if entry.get("synthetic") is not None:
         section = entry["synthetic"]
-        if not isinstance(section, dict):
+        given = {str(k) for k in section} if isinstance(section, dict) else set()
+        if not isinstance(section, dict) or given - set(SYNTHETIC_KEYS):
             fail(f"{key}.synthetic", f"must map {list(SYNTHETIC_KEYS)} to values, got {section!r}.")
         spec = synthetic_spec(section, f"{key}.synthetic")
-    name = entry.get("name")
-    if name is None:
-        name = (
-            Path(entry["path"]).name if spec is None else f"synthetic_{spec.site}_seed{spec.seed}"
-        )
-    if not isinstance(name, str) or not name or "/" in name:
-        fail(f"{key}.name", f"must be a name without `/`, got {name!r}.")
     paths = {}
     for field in ("path", "predicates", "concepts"):
         raw = entry.get(field)
@@ -136,6 +130,10 @@ def _dataset(entry: dict, key: str, fail, base_dir, output: Path, synthetic_spec
         if not isinstance(raw, str) or not raw.strip():
             fail(f"{key}.{field}", f"must be a path, got {raw!r}.")
         paths[field] = (base_dir(f"{key}.{field}") / Path(raw).expanduser()).resolve()
+    default = paths["path"].name if spec is None else f"synthetic_{spec.site}_seed{spec.seed}"
+    name = entry.get("name", default)
+    if not isinstance(name, str) or not name or "/" in name:
+        fail(f"{key}.name", f"must be a name without `/`, got {name!r}.")
     if "predicates" not in paths:
         fail(f"{key}.predicates", "is required: the predicates file of that dataset.")
     if not paths["predicates"].is_file():

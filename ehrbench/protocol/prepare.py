@@ -50,6 +50,7 @@ from ehrbench.metrics.bootstrap import Resamples, draw_resamples
 from ehrbench.metrics.subgroups import demographics_from_events
 from ehrbench.protocol.suite import Suite, SyntheticSpec
 from ehrbench.synth.dataset import generate_dataset
+from ehrbench.synth.sites import DEFAULT_SITE
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,9 @@ def _check_synthetic(path: Path, spec: SyntheticSpec) -> None:
         made = json.loads(metadata.read_text(encoding="utf-8")).get("ehrbench_synth")
     if not isinstance(made, dict):
         return  # not written by `ehrbench synth`: a folder the user supplied, used as it is
-    wanted = spec.as_dict()
-    found = {key: made.get(key) for key in wanted}
+    wanted = spec.as_dict() | {"site": spec.site}
+    # `ehrbench synth` records a site only when it is not the default one
+    found = {key: made.get(key, DEFAULT_SITE if key == "site" else None) for key in wanted}
     if found != wanted:
         raise EhrbenchError(
             f"The dataset folder {path} was generated with {found} ({metadata}), but the suite "

@@ -349,7 +349,8 @@ class GridRunner:
         demo: pl.DataFrame,
         result: GridResult,
     ) -> None:
-        """Compute one run, save it as ok or failed, and log its result line."""
+        """Compute one run, save it as ok or failed, log its result line, then score it on the
+        suite's external datasets."""
         features.prepare(data, planned.model)  # built once per cohort
         try:
             run_features = features.get(data, planned.model)
@@ -365,14 +366,15 @@ class GridRunner:
             status = "ok"
             self.store.save(planned.key, metrics, predictions, info=info, overwrite=True)
             outcome = _primary_text(metrics, data.target.kind)
-            score_run(
-                self.sites, self.suite, planned.key, model, run_features, predictions,
-                data.resamples,
-            )  # fmt: skip
         result.computed += 1
         run = planned.run
         logger.info(
             "%s %s k=%s seed=%s: %s", planned.cohort, planned.model, run.k, run.seed, outcome
         )
+        if status == "ok":  # then scored on every external dataset, each line after this one
+            score_run(
+                self.sites, self.suite, planned.key, model, run_features, predictions,
+                data.resamples,
+            )  # fmt: skip
         if self.on_run is not None:
             self.on_run(planned, status)
