@@ -1,8 +1,10 @@
 """Attrition: how many subjects and triggers each extraction step keeps and drops.
 
-Steps come in the order extraction applies them: the demographic filter, the trigger, then for
-each window its placement followed by each of its `has` constraints. A trigger leaves at the
-first step it fails; a subject leaves at the step where its last remaining trigger leaves.
+Steps come in the order extraction applies them: the demographic filter, the trigger, the
+calendar (`trigger_between`) and `age` filters when set, then for each window its placement
+followed by each of its `has` constraints, and last, for a `{value: ...}` label, "label has no
+value". A trigger leaves at the first step it fails; a subject leaves at the step where its last
+remaining trigger leaves.
 """
 
 from __future__ import annotations

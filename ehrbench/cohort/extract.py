@@ -12,14 +12,15 @@ subject block of that table (`Timeline`):
 - `REF -> PRED` / `REF <- PRED` is a `np.searchsorted` in the sorted rows where PRED is non-zero,
   accepted only if the row found belongs to the same subject.
 
-Semantics are the spec's (`../shared/spec/cohort-language.md`, sections 2 to 6, and section 9
-where ACES 0.7.3 is not copied).
+Semantics are the spec's (`../shared/spec/cohort-language.md`, sections 2 to 6, section 9
+where ACES 0.7.3 is not copied, and the extensions of section 10: `trigger_filters` for the
+calendar and age, `label_values` for the label forms, `cohort_predicate_rows` for cohorts named
+as predicates).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from ehrbench.cohort.model import (
 )
 from ehrbench.cohort.planning import PredicatePlan, plan_predicates
 from ehrbench.cohort.reader import EventSource
+from ehrbench.cohort.shared_counts import SharedReading, TableMaker
 from ehrbench.cohort.trigger_filters import age_holds, age_step, ages_at, between_step, in_calendar
 from ehrbench.errors import EhrbenchError, did_you_mean
 from ehrbench.logs import progress
@@ -224,16 +226,13 @@ def evaluate(
     `count_all` counts every timed predicate in every window (for audit and explain); otherwise
     only what `has` and `label` need.
     """
-
-    def table(inner: Cohort, inner_plan: PredicatePlan, rows: Mapping[str, Rows]) -> CountTable:
-        return count_events(inner, inner_plan, source, rows)
-
+    if not cohort.nested_cohorts():
+        return evaluate_table(cohort, plan, count_events(cohort, plan, source), count_all=count_all)
+    # The cohorts its `{cohort: ...}` predicates name are counted in the same read.
+    reading = SharedReading.of({"": (cohort, plan)})
+    table = reading.tables(reading.count(source))
     rows = cohort_predicate_rows(cohort, table)
     return evaluate_table(cohort, plan, table(cohort, plan, rows), count_all=count_all)
-
-
-# Makes a cohort's count table, given the rows of its `{cohort: ...}` predicates.
-TableMaker = Callable[[Cohort, PredicatePlan, Mapping[str, Rows]], CountTable]
 
 
 def cohort_predicate_rows(cohort: Cohort, table: TableMaker) -> dict[str, Rows]:
