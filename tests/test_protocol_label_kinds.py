@@ -1,11 +1,12 @@
 """A suite mixing a binary, a regression and a multiclass cohort, end to end: grid, tables,
 paired comparisons and report.
 
-The cohort language cannot yet write a numeric or categorical label, so the non-binary cohorts
-are real cohort configs (copies of the binary readmission cohort under other names) whose
-extraction in the suite's output folder is replaced, through `Extraction.write`, by a label table
-written here with the same rows: the suite reuses an extraction whose record matches the dataset
-and the cohort and predicates files, so the grid then runs on these labels. Nothing is patched.
+The non-binary cohorts are real cohort configs (copies of the binary readmission cohort under
+other names) whose extraction in the suite's output folder is replaced, through
+`Extraction.write`, by a label table written here with the same rows and a known signal: the
+suite reuses an extraction whose record matches the dataset and the cohort and predicates files,
+so the grid then runs on these labels. Nothing is patched. The library's own non-binary cohorts
+(`length_of_stay`, the `lab_*_levels`) give their class order through their configs.
 """
 
 from __future__ import annotations
@@ -173,14 +174,21 @@ def test_the_report_shows_each_kind_with_its_fitting_plot(mixed, tmp_path):
     assert f"curve_{COHORT}.png" in text and f"curve_{VALUE}.png" not in text
 
 
-def test_a_class_order_orders_the_classes(mixed):
-    suite, _ = mixed
+def test_a_cohort_config_gives_the_class_order_and_the_label_kind(tmp_path):
+    dataset = tiny_dataset(tmp_path / "meds")
+    levels, stay = "lab_hyponatremia_levels", "length_of_stay"
+    suite = load_suite(tiny_suite(tmp_path, dataset, cohorts=[levels, stay, COHORT]))
     meds = prepare_dataset(suite)
-    loaded, _ = load_cohorts(suite, meds, meds.subject_splits(), {LEVEL: ["high", "mid", "low"]})
-    target = loaded[LEVEL].target
-    assert target.classes == ("high", "mid", "low") and target.ordered
-    assert list(loaded[LEVEL].summary["all"]["classes"]) == ["high", "mid", "low"]
-    assert loaded[VALUE].target.kind == REGRESSION and loaded[COHORT].target.kind == "binary"
+    loaded, errors = load_cohorts(suite, meds, meds.subject_splits())
+    assert not errors
+    target = loaded[levels].target
+    # The listed classes, most severe first, then `otherwise`.
+    assert target.classes == ("severe", "moderate", "mild", "normal") and target.ordered
+    assert list(loaded[levels].summary["all"]["classes"]) == list(target.classes)
+    assert loaded[stay].target.kind == REGRESSION and loaded[COHORT].target.kind == "binary"
+    # A rerun reuses the extractions and still reads the order from the config.
+    again, _ = load_cohorts(suite, meds, meds.subject_splits())
+    assert again[levels].target.classes == target.classes
 
 
 @pytest.mark.parametrize("cohort", [VALUE, LEVEL])

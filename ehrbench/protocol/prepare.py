@@ -158,13 +158,12 @@ def load_cohorts(
     suite: Suite,
     dataset: MedsDataset,
     splits: pl.DataFrame,
-    class_orders: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, CohortData], dict[str, Exception]]:
     """Extract (or reuse) every cohort of the suite into `<output>/cohorts/<name>/`.
 
-    Each cohort's label kind is read from its labels; `class_orders` gives, by cohort name, the
-    class order of a multiclass cohort (most severe first, then `otherwise`); a multiclass
-    cohort without one has alphabetical, unordered classes.
+    Each cohort's label kind is read from its labels, and a multiclass cohort's class order
+    from its config (`Cohort.label_classes`: the listed classes, most severe first, then
+    `otherwise`).
 
     The cohorts that cannot be reused are extracted together, in one read of the dataset
     (`extract_many`), each written as its own extraction would be. Returns the loaded cohorts
@@ -193,14 +192,16 @@ def load_cohorts(
     fingerprint = dataset.fingerprint()
     folders: dict[str, _CohortFolder] = {}
     reused: dict[str, Extraction] = {}
+    configs: dict[str, Cohort] = {}
     pending: dict[str, Cohort] = {}
     errors: dict[str, Exception] = {}
     for name in suite.cohorts:
         try:
             folders[name] = folder = _cohort_folder(suite, fingerprint, name)
+            configs[name] = load_cohort(suite.cohort_path(name), suite.predicates)
             extraction = _reuse(folder)
             if extraction is None:
-                pending[name] = load_cohort(suite.cohort_path(name), suite.predicates)
+                pending[name] = configs[name]
             else:
                 reused[name] = extraction
         except Exception as exc:  # this cohort is skipped; the report lists it
@@ -213,7 +214,7 @@ def load_cohorts(
         if extraction is None:
             continue
         try:
-            order = (class_orders or {}).get(name)
+            order = configs[name].label_classes
             cohorts[name] = _cohort_data(
                 suite, splits, name, extraction, folders[name], name in reused, dataset.root, order
             )
@@ -254,7 +255,7 @@ def _cohort_data(
     folder: _CohortFolder,
     reused: bool,
     root: Path,
-    class_order: list[str] | None = None,
+    class_order: tuple[str, ...] | None,
 ) -> CohortData:
     """The cohort's label kind, split rows, summary and resamples; its record is written when
     new."""

@@ -103,24 +103,26 @@ def plan_runs(
 
     `kinds` gives each cohort's label kind (default binary); a model is not run on a cohort
     whose label kind it does not fit (a suite may mix binary, regression and multiclass
-    cohorts, and list models for each), which is logged.
+    cohorts, and list models for each), which is logged once per model.
     """
     planned = []
+    not_run: dict[str, list[str]] = {}
     for cohort in cohorts:
         kind = (kinds or {}).get(cohort, BINARY)
         for model in suite.models:
             if not fits(model, kind):
-                logger.warning(
-                    "model %s does not fit %s labels: it is not run on cohort %s",
-                    model,
-                    kind,
-                    cohort,
-                )
+                not_run.setdefault(model, []).append(f"{cohort} ({kind})")
                 continue
             config_hash = suite.run_config_hash(cohort, model)
             for run in suite.plan.runs:
                 key = RunKey(fingerprint, cohort, model, run.k, run.seed, config_hash)
                 planned.append(PlannedRun(cohort, model, run, key))
+    for model, skipped in not_run.items():
+        logger.info(
+            "model %s is not run on %s: it does not fit that label kind",
+            model,
+            ", ".join(skipped),
+        )
     return planned
 
 

@@ -117,15 +117,28 @@ def _metrics_table(folder: ResultsFolder, cohort: str) -> Table:
         (pl.col("cohort") == cohort) & (pl.col("group") == "all") & (pl.col("k") == ALL)
     )
     metrics = list(dict.fromkeys(part["metric"].to_list()))
+    models = _cohort_models(folder, cohort)
     rows = []
     for metric in metrics:
         values = at_all(dataclasses.replace(folder, results=part), metric)
         cells = [metric]
-        for model in folder.models:
+        for model in models:
             hit = values.filter(pl.col("model") == model)
-            cells.append("failed" if hit.is_empty() else fmt_interval(*hit.row(0)[2:5]))
+            if hit.is_empty():
+                cells.append("failed")
+            elif metric in COUNTS:
+                cells.append(f"{hit['value'][0]:.0f}")
+            else:
+                cells.append(fmt_interval(*hit.row(0)[2:5]))
         rows.append(cells)
-    return Table(["metric at k = all", *folder.models], rows)
+    return Table(["metric at k = all", *models], rows)
+
+
+def _cohort_models(folder: ResultsFolder, cohort: str) -> list[str]:
+    """The suite's models that were run on `cohort` (a model is not run on a label kind it
+    cannot fit), in suite order."""
+    planned = set(folder.runs.filter(pl.col("cohort") == cohort)["model"].to_list())
+    return [model for model in folder.models if model in planned]
 
 
 def _by_k_table(folder: ResultsFolder, cohort: str, metric: str) -> Table:
@@ -133,7 +146,7 @@ def _by_k_table(folder: ResultsFolder, cohort: str, metric: str) -> Table:
     points = curve(folder, metric).filter(pl.col("cohort") == cohort)
     ks = ks_present(folder)
     rows = []
-    for model in folder.models:
+    for model in _cohort_models(folder, cohort):
         cells = [model]
         for k in ks:
             hit = points.filter((pl.col("model") == model) & (pl.col("k") == k))
