@@ -8,12 +8,15 @@ import shutil
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from ehrbench.cli import main
 from ehrbench.features.representation import read_representation
 from ehrbench.meds import open_dataset
 from ehrbench.pretrain import training
-from ehrbench.pretrain.represent import represent
+from ehrbench.pretrain.represent import load_network, represent
+from ehrbench.pretrain.settings import parse_settings
+from ehrbench.pretrain.tokens import Vocabulary, gather, read_events, tokenise
 from ehrbench.synth.dataset import generate_dataset
 
 TINY = [
@@ -123,6 +126,27 @@ def test_a_stop_at_max_steps_resumes_to_the_longer_run(data, tmp_path):
     assert (short / "weights.pt").read_bytes() == (full / "weights.pt").read_bytes()
 
 
+@pytest.mark.parametrize("predict_values", [True, False])
+def test_the_target_is_the_next_code_with_its_value_bin(predict_values):
+    """With `predict_values` the loss scores the next token's value bin too: a network trained
+    on codes alone learns a fixed measurement schedule, not the values that tell subjects
+    apart (docs/results/pretrained_fewshot.md)."""
+    settings = parse_settings([*TINY, f"predict_values={str(predict_values).lower()}"])
+    vocabulary = Vocabulary(("A", "B"), {"B": [0.0, 1.0]}, settings.value_bins)
+    net = training.build_network(settings, vocabulary).eval()
+    batch = {
+        "code": torch.tensor([[2, 3, 4, 4]]),
+        "value_bin": torch.tensor([[0, 0, 1, 1]]),
+        "hours": torch.zeros(1, 4),
+        "age": torch.zeros(1, 4),
+    }
+    other_bin = {**batch, "value_bin": torch.tensor([[0, 0, 1, 3]])}  # the last target only
+    with torch.no_grad():
+        loss = training.next_token_loss(net, batch, settings)
+        changed = training.next_token_loss(net, other_bin, settings)
+    assert bool(loss != changed) is predict_values
+
+
 def test_tuning_and_held_out_events_never_reach_the_pretrained_model(data, tmp_path):
     folder, root, _ = data
     changed = tmp_path / "meds"
@@ -198,6 +222,22 @@ def test_events_after_a_rows_prediction_time_never_change_its_embedding(data, tm
     assert np.array_equal(left[kept], right[kept])
     # The perturbation does reach the rows after a cutoff: the test is not vacuous.
     assert not np.array_equal(left[~kept], right[~kept])
+
+
+def test_an_embedding_is_the_mean_state_over_the_rows_history(data):
+    """Not the last state (tuned to the next event only): the mean over the row's window."""
+    folder, root, labels = data
+    dataset = open_dataset(root)
+    row = labels.filter(pl.col("subject_id") == labels["subject_id"][0]).head(1)
+    net, vocabulary, max_len, device, _ = load_network(folder / "model")
+    until = row.select("subject_id", t=pl.col("prediction_time").cast(pl.Int64))
+    streams = tokenise(read_events(dataset, row["subject_id"], until), vocabulary)
+    end = streams.code.size  # the row's history: BOS and its events; it reads the last max_len
+    arrays = gather(streams, np.array([max(0, end - max_len)]), np.array([end]))
+    with torch.no_grad():
+        states = net.states(training.as_tensors(arrays, device))[0]
+    embedding = np.asarray(represent(folder / "model", dataset, row)["embedding"][0])
+    np.testing.assert_allclose(embedding, states.mean(dim=0).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_a_logreg_head_trains_on_the_representation(data, tmp_path, capsys):

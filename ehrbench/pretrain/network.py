@@ -1,9 +1,11 @@
-"""The network: a causal (decoder-only) transformer over event tokens, predicting the next code.
+"""The network: a causal (decoder-only) transformer over event tokens, predicting the next token.
 
 A token's input is the sum of its code embedding, its value-bin embedding, a projection of its
 time features (the sinusoidal encoding of the hours since the previous event that the sequence
 models use, plus age / 100) and a learned position embedding. A causal mask lets position i
 attend only to positions <= i, so the state at an event depends only on it and earlier events.
+The head scores `n_targets` classes: the next code, or the next (code, value bin) pair
+(`ehrbench.pretrain.tokens.target_classes`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ehrbench.models.sequence import N_TIME_FEATURES, time_encoding
 
 
 class NextCodeTransformer(nn.Module):
-    """Token embeddings -> pre-norm causal transformer -> final norm -> next-code logits."""
+    """Token embeddings -> pre-norm causal transformer -> final norm -> next-token logits."""
 
     def __init__(
         self,
@@ -26,6 +28,7 @@ class NextCodeTransformer(nn.Module):
         n_layers: int,
         n_heads: int,
         dropout: float,
+        n_targets: int,
     ) -> None:
         super().__init__()
         self.code = nn.Embedding(vocab_size, hidden, padding_idx=0)
@@ -37,7 +40,7 @@ class NextCodeTransformer(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden)
-        self.head = nn.Linear(hidden, vocab_size)
+        self.head = nn.Linear(hidden, n_targets)
 
     def states(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[batch, length, hidden] states; each depends only on its own and earlier tokens."""
@@ -56,5 +59,5 @@ class NextCodeTransformer(nn.Module):
         return self.norm(self.encoder(x, mask=mask, is_causal=True))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """[batch, length, vocab] logits of the code of the token after each position."""
+        """[batch, length, n_targets] logits of the token after each position."""
         return self.head(self.states(batch))

@@ -1,9 +1,11 @@
 """Frozen embeddings of label rows from a pretrained model, by the MEDS rule.
 
-A row's embedding is the network's final state at its subject's last token at or before the
-row's `prediction_time` (the BOS token for a subject without such events), reading at most the
-last `max_len` tokens. Only events at or before a subject's latest prediction time are read,
-and the causal mask keeps a row's state from depending on later tokens. The rows of a subject
+A row's embedding is the mean of the network's final states over its subject's last `max_len`
+tokens at or before the row's `prediction_time` (the BOS token alone for a subject without such
+events). The mean, not the last state: the last state is tuned to the one next event, the mean
+summarises the window, and few-shot heads read it better (docs/results/pretrained_fewshot.md).
+Only events at or before a subject's latest prediction time are read, and the causal mask
+keeps a state from depending on later tokens. The rows of a subject
 whose histories fit in one window share one forward pass; passes are batched.
 """
 
@@ -135,7 +137,8 @@ def _final_states(
     row_offset: np.ndarray,
     where: tuple[torch.device, int],
 ) -> np.ndarray:
-    """[rows, hidden]: row i's state at token `row_offset[i]` of pass (span) `row_pass[i]`."""
+    """[rows, hidden]: row i's mean state over tokens 0..`row_offset[i]` of pass (span)
+    `row_pass[i]`."""
     device, threads = where
     starts, ends = spans["start"].to_numpy(), spans["end"].to_numpy()
     out = np.zeros((row_pass.size, net.norm.normalized_shape[0]), dtype=np.float32)
@@ -149,7 +152,10 @@ def _final_states(
         ):
             part = slice(begin, begin + PASSES_PER_BATCH)
             arrays = gather(streams, starts[part], ends[part])
-            states = net.states(as_tensors(arrays, device)).float().cpu().numpy()
+            states = net.states(as_tensors(arrays, device)).float()
+            # The running mean of the states up to each position: a row reads its own.
+            positions = torch.arange(1, states.shape[1] + 1, device=states.device)
+            means = (states.cumsum(dim=1) / positions[None, :, None]).cpu().numpy()
             rows = by_pass[bounds[number] : bounds[number + 1]]
-            out[rows] = states[row_pass[rows] - begin, row_offset[rows]]
+            out[rows] = means[row_pass[rows] - begin, row_offset[rows]]
     return out

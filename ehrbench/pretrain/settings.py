@@ -25,13 +25,15 @@ class PretrainSettings:
     """Vocabulary, network size, optimiser and schedule of one pretraining.
 
     `max_len` is the context length (events per training window and per embedded row);
-    `value_bins` the number of per-code quantile bins of numeric values; `max_steps` stops
+    `value_bins` the number of per-code quantile bins of numeric values; `predict_values`
+    makes the target the next (code, value bin) pair rather than the next code; `max_steps` stops
     early (null: run every epoch); `device` is `auto` (CUDA when available), `cpu` or `cuda:N`.
     """
 
     seed: int = 0
     min_count: int = at_least(5, 1)
     value_bins: int = at_least(5, 1)
+    predict_values: bool = True
     max_len: int = at_least(128, 2)
     hidden: int = at_least(64, 1)
     n_layers: int = at_least(2, 1)

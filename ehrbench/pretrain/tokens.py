@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -27,6 +28,8 @@ PAD, UNK, BOS = 0, 1, 2
 SPECIAL = ("<pad>", "<unk>", "<bos>")
 MICROSECONDS_PER_HOUR = 3_600_000_000
 HOURS_PER_YEAR = 24 * 365.25
+# Token index arrays: numpy arrays or torch tensors (the arithmetic is the same).
+Tokens = TypeVar("Tokens")
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,31 @@ def _value_bins(coded: pl.DataFrame, token: np.ndarray, vocabulary: Vocabulary) 
         rows = has_value & (token == position)
         bins[rows] = np.searchsorted(np.asarray(edges), values[rows], side="right") + 1
     return bins
+
+
+def n_target_classes(vocabulary: Vocabulary, predict_values: bool) -> int:
+    """How many classes the next-token head scores (see `target_classes`)."""
+    return vocabulary.size * (vocabulary.value_bins + 1 if predict_values else 1)
+
+
+def target_classes(
+    code: Tokens, value_bin: Tokens, value_bins: int, predict_values: bool
+) -> Tokens:
+    """The class of each token as a prediction target: its code alone, or with
+    `predict_values` its (code, value bin) pair, `code * (value_bins + 1) + value_bin`.
+    PAD (code 0, bin 0) stays class 0 either way, so the loss can ignore it.
+
+    Predicting the value bin is what makes the states carry a subject's measured levels: on
+    data where measurements follow a fixed schedule (vitals every few hours, panels of labs
+    drawn together) the next code alone is nearly certain from the schedule, and a network
+    trained on it learns the schedule, not the patient.
+
+    >>> target_classes(np.array([0, 3, 4]), np.array([0, 2, 0]), 5, True).tolist()
+    [0, 20, 24]
+    >>> target_classes(np.array([0, 3, 4]), np.array([0, 2, 0]), 5, False).tolist()
+    [0, 3, 4]
+    """
+    return code * (value_bins + 1) + value_bin if predict_values else code
 
 
 def gather(streams: TokenStreams, starts: np.ndarray, ends: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The training loop: next-code cross-entropy over train-split subjects' windows, resumable.
+"""The training loop: next-token cross-entropy over train-split subjects' windows, resumable.
 
 Each subject's token stream is cut into windows of `max_len + 1` tokens overlapping by one (the
 inputs are a window's first `max_len` tokens, the targets its last `max_len`). An epoch visits
@@ -39,7 +39,9 @@ from ehrbench.pretrain.tokens import (
     Vocabulary,
     build_vocabulary,
     gather,
+    n_target_classes,
     read_events,
+    target_classes,
     tokenise,
 )
 
@@ -69,6 +71,7 @@ def build_network(settings: PretrainSettings, vocabulary: Vocabulary) -> NextCod
         settings.n_layers,
         settings.n_heads,
         float(settings.dropout),
+        n_target_classes(vocabulary, settings.predict_values),
     )
 
 
@@ -184,7 +187,7 @@ def pretrain(
         for step in bar:
             epoch, windows = schedule.batch(step)
             arrays = gather(streams, starts[windows], ends[windows])
-            loss = _step(net, optimizer, as_tensors(arrays, device))
+            loss = _step(net, optimizer, as_tensors(arrays, device), settings)
             curve.append({"step": step + 1, "epoch": epoch, "loss": loss})
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
             if (step + 1) % settings.checkpoint_every == 0 and step + 1 < schedule.total:
@@ -194,17 +197,33 @@ def pretrain(
     return PretrainResult(schedule.total, schedule.total, curve[-1]["loss"])
 
 
-def _step(
-    net: NextCodeTransformer, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]
-) -> float:
-    """One optimiser step on a batch of windows; the mean next-code cross-entropy."""
+def next_token_loss(
+    net: NextCodeTransformer, batch: dict[str, torch.Tensor], settings: PretrainSettings
+) -> torch.Tensor:
+    """The mean cross-entropy of each window's tokens after its first, each predicted from the
+    tokens before it: its code, or with `predict_values` its (code, value bin) pair."""
     inputs = {name: value[:, :-1] for name, value in batch.items()}
-    targets = batch["code"][:, 1:]
-    optimizer.zero_grad()
+    targets = target_classes(
+        batch["code"][:, 1:],
+        batch["value_bin"][:, 1:],
+        settings.value_bins,
+        settings.predict_values,
+    )
     logits = net(inputs)
-    loss = nn.functional.cross_entropy(
+    return nn.functional.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=PAD
     )
+
+
+def _step(
+    net: NextCodeTransformer,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    settings: PretrainSettings,
+) -> float:
+    """One optimiser step on a batch of windows; the batch's `next_token_loss`."""
+    optimizer.zero_grad()
+    loss = next_token_loss(net, batch, settings)
     loss.backward()
     optimizer.step()
     return float(loss.item())
