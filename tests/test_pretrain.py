@@ -3,6 +3,7 @@ and a representation a head trains on."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -15,7 +16,7 @@ from ehrbench.features.representation import read_representation
 from ehrbench.meds import open_dataset
 from ehrbench.pretrain import training
 from ehrbench.pretrain.represent import load_network, represent
-from ehrbench.pretrain.settings import parse_settings
+from ehrbench.pretrain.settings import parse_settings, read_settings, write_settings
 from ehrbench.pretrain.tokens import Vocabulary, gather, read_events, tokenise
 from ehrbench.synth.dataset import generate_dataset
 
@@ -307,3 +308,14 @@ def test_a_damaged_model_folder_is_a_clear_error(data, tmp_path, capsys, damaged
     argv = ["represent", "--model", str(model), "--data", str(root)]
     argv += ["--labels", str(folder / "labels.parquet"), "--out", str(tmp_path / "r.parquet")]
     assert f"{model / damaged} is not a pretrained model's" in _error(capsys, argv)
+
+
+def test_a_model_folder_from_before_value_targets_reads_as_next_code_only(tmp_path):
+    write_settings(parse_settings(["hidden=32"]), {"root": "/d", "fingerprint": "f"}, tmp_path)
+    assert read_settings(tmp_path)[0].predict_values
+    path = tmp_path / "settings.json"
+    record = json.loads(path.read_text())
+    del record["settings"]["predict_values"]  # as written before the setting existed
+    path.write_text(json.dumps(record))
+    settings, _ = read_settings(tmp_path)
+    assert not settings.predict_values and settings.hidden == 32

@@ -94,7 +94,9 @@ def read_settings(folder: Path) -> tuple[PretrainSettings, dict[str, str]]:
         )
     with reading_saved(path, "a pretrained model's settings"):
         record = json.loads(path.read_text(encoding="utf-8"))
-        return settings_from(record["settings"]), record["dataset"]
+        # A folder written before `predict_values` existed was trained on the next code alone.
+        recorded = {"predict_values": False, **record["settings"]}
+        return settings_from(recorded), record["dataset"]
 
 
 def check_same_run(
