@@ -180,7 +180,8 @@ def label_summary(labels: pl.DataFrame, out: Path) -> str:
     for column in ("integer_value", "float_value"):
         if rows and labels[column].null_count() < rows:
             values = labels[column]
-            text += f", {column} mean {values.mean():.4g} (min {values.min():.4g}, max {values.max():.4g})"
+            text += f", {column} mean {values.mean():.4g} "
+            text += f"(min {values.min():.4g}, max {values.max():.4g})"
     if rows and labels["categorical_value"].null_count() < rows:
         counts = labels["categorical_value"].value_counts().sort("categorical_value").iter_rows()
         text += ", classes " + ", ".join(f"{name} {count:,}" for name, count in counts)
