@@ -110,7 +110,7 @@ def report_blocks(folder: ResultsFolder) -> list[Block]:
     binary = binary_part(folder)
     kinds = kinds_section(folder)
     external = external_section(folder)
-    sections = list(SECTIONS)
+    sections = list(SECTIONS if binary.cohorts else SECTIONS[-2:])
     if kinds:
         sections.insert(sections.index(("cohorts", "Cohorts")), KINDS_ANCHOR)
     if external:
@@ -118,16 +118,23 @@ def report_blocks(folder: ResultsFolder) -> list[Block]:
     return [
         *header(folder),
         Links(sections),
+        *(_binary_sections(binary) if binary.cohorts else []),
+        *kinds,
+        *cohort_section(folder),
+        *external,
+        *failure_section(folder),
+    ]
+
+
+def _binary_sections(binary: ResultsFolder) -> list[Block]:
+    """The sections that read binary cohorts (a suite with none has none of them)."""
+    return [
         *macro_section(binary),
         *curves_section(binary),
         *leaderboard_section(binary),
         *paired_section(binary),
         *calibration_section(binary),
         *subgroup_section(binary),
-        *kinds,
-        *cohort_section(folder),
-        *external,
-        *failure_section(folder),
     ]
 
 
