@@ -3,8 +3,9 @@
 Columns follow the training-only vocabulary: `static/<code>` per static code, `age/years`,
 `time_since_last_event/hours`, then one block per window holding, per code, its count and, for
 codes that carry values, the `VALUE_AGGS`. Each shard batch becomes a small CSR block over its
-own rows (float32, zeros left out); the blocks are stacked and the rows put back in label order
-at the end, so no global list of entries is ever held.
+own rows (float32, zeros left out); at the end each block is copied into its rows of the
+label-order matrix and freed, so neither a global list of entries nor a second copy of the
+matrix is ever held.
 """
 
 from __future__ import annotations
@@ -69,16 +70,32 @@ class MatrixBuilder:
         local_rows = np.sort(row_ids)
         shape = (local_rows.shape[0], layout.n_features)
         local = np.searchsorted(local_rows, rows)
-        self._blocks.append(sp.csr_matrix((vals, (local, cols)), shape=shape, dtype=np.float32))
+        block = sp.csr_matrix((vals, (local, cols)), shape=shape, dtype=np.float32)
+        block.sort_indices()  # already sorted after summing duplicates: this only makes sure
+        self._blocks.append(block)
         self._block_rows.append(local_rows)
 
     def matrix(self) -> sp.csr_matrix:
-        """The stacked blocks, rows in label order, column indices sorted."""
-        matrix = sp.vstack(self._blocks, format="csr")
-        self._blocks.clear()
-        matrix = matrix[np.argsort(np.concatenate(self._block_rows))]
-        matrix.sort_indices()
-        return matrix
+        """The blocks' rows in label order (a row id is its label position), column indices
+        sorted. Each block is copied into place and freed at once, so the peak holds about one
+        matrix rather than the blocks, their stack and its reordered copy."""
+        n_rows = sum(rows.shape[0] for rows in self._block_rows)
+        lengths = np.zeros(n_rows, dtype=np.int64)
+        for block, rows in zip(self._blocks, self._block_rows, strict=True):
+            lengths[rows] = np.diff(block.indptr)
+        index_dtype = sp.get_index_dtype(maxval=max(int(lengths.sum()), self.layout.n_features))
+        indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+        np.cumsum(lengths, out=indptr[1:])
+        data = np.empty(int(indptr[-1]), dtype=np.float32)
+        indices = np.empty(int(indptr[-1]), dtype=index_dtype)
+        while self._blocks:
+            block, rows = self._blocks.pop(), self._block_rows.pop()
+            shift = indptr[rows].astype(np.int64) - block.indptr[:-1]
+            target = np.repeat(shift, np.diff(block.indptr)) + np.arange(block.nnz)
+            data[target] = block.data
+            indices[target] = block.indices
+            del block, target  # free this block before the next one is placed
+        return sp.csr_matrix((data, indices, indptr), shape=(n_rows, self.layout.n_features))
 
 
 class _Entries:
