@@ -3,13 +3,17 @@
 Columns follow the training-only vocabulary: `static/<code>` per static code, `age/years`,
 `time_since_last_event/hours`, then one block per window holding, per code, its count and, for
 codes that carry values, the `VALUE_AGGS`. Each shard batch becomes a small CSR block over its
-own rows (float32, zeros left out); the blocks are stacked and the rows put back in label order
-at the end, so no global list of entries is ever held.
+own rows (float32, zeros left out), parked in a temporary file; at the end each block is read
+back into its rows of the label-order matrix, so neither a global list of entries nor a second
+copy of the matrix is ever held.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,12 +45,24 @@ class Layout:
 
 
 class MatrixBuilder:
-    """Collects one CSR block per shard batch and stacks them in label order."""
+    """Collects one CSR block per shard batch and puts their rows in label order.
+
+    The blocks' entries wait in an unnamed temporary file rather than in memory: the label-order
+    matrix is filled row by row from blocks whose rows interleave, so it becomes resident long
+    before the last block is placed, and blocks held in memory would double the peak. Use it as
+    a context manager: leaving it removes that file."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self._blocks: list[sp.csr_matrix] = []
-        self._block_rows: list[np.ndarray] = []
+        self._blocks: list[_Block] = []
+        self._spill: BinaryIO | None = None
+
+    def __enter__(self) -> MatrixBuilder:
+        self._spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._spill.close()
 
     def add(
         self,
@@ -69,16 +85,48 @@ class MatrixBuilder:
         local_rows = np.sort(row_ids)
         shape = (local_rows.shape[0], layout.n_features)
         local = np.searchsorted(local_rows, rows)
-        self._blocks.append(sp.csr_matrix((vals, (local, cols)), shape=shape, dtype=np.float32))
-        self._block_rows.append(local_rows)
+        block = sp.csr_matrix((vals, (local, cols)), shape=shape, dtype=np.float32)
+        block.sort_indices()  # summing duplicates sorted them already: this only makes sure
+        self._blocks.append(_Block(local_rows, np.diff(block.indptr), self._spill.tell()))
+        block.indices.astype(np.int32, copy=False).tofile(self._spill)
+        block.data.tofile(self._spill)
 
     def matrix(self) -> sp.csr_matrix:
-        """The stacked blocks, rows in label order, column indices sorted."""
-        matrix = sp.vstack(self._blocks, format="csr")
+        """The blocks' rows in label order (a row id is its label position), column indices
+        sorted. The blocks are read back one at a time into their rows."""
+        n_rows = sum(block.rows.shape[0] for block in self._blocks)
+        lengths = np.zeros(n_rows, dtype=np.int64)
+        for block in self._blocks:
+            lengths[block.rows] = block.lengths
+        index_dtype = sp.get_index_dtype(maxval=max(int(lengths.sum()), self.layout.n_features))
+        indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+        np.cumsum(lengths, out=indptr[1:])
+        data = np.empty(int(indptr[-1]), dtype=np.float32)
+        indices = np.empty(int(indptr[-1]), dtype=index_dtype)
+        for block in self._blocks:
+            block_indices, block_data = block.read(self._spill)
+            shift = indptr[block.rows].astype(np.int64) - (np.cumsum(block.lengths) - block.lengths)
+            target = np.repeat(shift, block.lengths) + np.arange(block_data.shape[0])
+            data[target] = block_data
+            indices[target] = block_indices
         self._blocks.clear()
-        matrix = matrix[np.argsort(np.concatenate(self._block_rows))]
-        matrix.sort_indices()
-        return matrix
+        return sp.csr_matrix((data, indices, indptr), shape=(n_rows, self.layout.n_features))
+
+
+@dataclass
+class _Block:
+    """One shard batch's CSR block: its label rows (sorted), their entry counts, and where its
+    entries' columns (int32) then values (float32), row by row, start in the spill file."""
+
+    rows: np.ndarray
+    lengths: np.ndarray
+    offset: int
+
+    def read(self, spill: BinaryIO) -> tuple[np.ndarray, np.ndarray]:
+        """The block's (columns, values) from `spill`."""
+        count = int(self.lengths.sum())
+        spill.seek(self.offset)
+        return np.fromfile(spill, np.int32, count), np.fromfile(spill, np.float32, count)
 
 
 class _Entries:

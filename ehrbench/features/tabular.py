@@ -169,17 +169,23 @@ def transform_tabular(
     code_table = pl.DataFrame(
         {"code": list(vocabulary.codes)}, schema={"code": pl.String}
     ).with_row_index("code_idx")
-    builder = MatrixBuilder(Layout(len(vocabulary.static_codes), value_codes, len(windows)))
-    for shard, shard_rows in rows_by_shard(dataset, rows, desc="tabular features"):
-        events = read_shard_events(dataset, shard, shard_rows, code_table, vocabulary.static_codes)
-        groups = CodeGroups.build(events)
-        spans = window_spans(events, groups, windows)
-        builder.add(
-            events.row_ids, subject_features(events), window_aggregates(groups, spans, value_codes)
-        )
-        del events, groups, spans  # free this batch before the next one is read
+    layout = Layout(len(vocabulary.static_codes), value_codes, len(windows))
+    with MatrixBuilder(layout) as builder:
+        for shard, shard_rows in rows_by_shard(dataset, rows, desc="tabular features"):
+            events = read_shard_events(
+                dataset, shard, shard_rows, code_table, vocabulary.static_codes
+            )
+            groups = CodeGroups.build(events)
+            spans = window_spans(events, groups, windows)
+            builder.add(
+                events.row_ids,
+                subject_features(events),
+                window_aggregates(groups, spans, value_codes),
+            )
+            del events, groups, spans  # free this batch before the next one is read
+        matrix = builder.matrix()
     return TabularFeatures(
-        matrix=builder.matrix(),
+        matrix=matrix,
         rows=index,
         feature_names=vocabulary.feature_names(),
         vocabulary=vocabulary,

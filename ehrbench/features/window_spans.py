@@ -50,7 +50,7 @@ class CodeGroups:
         group = (np.cumsum(new_group) - 1).astype(np.int32)
         del new_group
         n_groups = int(group[-1]) + 1 if group.shape[0] else 0
-        search = GroupedTimes(group, time, n_groups)
+        search = GroupedTimes(group, time, n_groups, events.distinct_times)
         first = search.starts[:-1]
         everyone = np.arange(events.n_subjects)
         return cls(
