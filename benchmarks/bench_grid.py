@@ -12,7 +12,7 @@ Prints the grid's wall time, the median time of a run at each k, and with `--pro
 cProfile functions with most cumulative time over the k = 1 runs only (the grid is profiled
 run by run). Usage:
 
-    python benchmarks/bench_grid.py [--subjects 2000] [--out DIR] [--profile]
+    python benchmarks/bench_grid.py [--subjects 2000 | --dataset MEDS] [--out DIR] [--profile]
 """
 
 from __future__ import annotations
@@ -96,10 +96,11 @@ class RunClock:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=2000)
+    parser.add_argument("--dataset", type=Path, help="a MEDS folder (default: synthetic)")
     parser.add_argument("--out", type=Path, help="output folder (default: a temporary one)")
     parser.add_argument("--profile", action="store_true", help="cProfile the k = 1 runs")
     args = parser.parse_args()
-    dataset = synthetic_dataset(args.subjects, 1)
+    dataset = args.dataset or synthetic_dataset(args.subjects, 1)
     with tempfile.TemporaryDirectory() as tmp:
         output = args.out or Path(tmp) / "out"
         suite = load_suite(write_suite(Path(tmp), dataset, output))
