@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.metrics.scores import auprc, auroc, brier, ece, point_metrics
+from ehrbench.metrics.scores import auprc, auroc, brier, ece, point_metrics, roc_area
 
 
 def _random_predictions(seed: int, n: int = 500, decimals: int = 1):
@@ -90,3 +90,16 @@ def test_non_boolean_labels_and_shape_mismatch_are_rejected():
         auroc([0, 2], [0.5, 0.5])
     with pytest.raises(EhrbenchError, match="equal length"):
         auroc([True, False], [0.5])
+
+
+def test_roc_area_is_roc_auc_score_to_the_bit():
+    rng = np.random.default_rng(0)
+    for case in range(300):
+        n = int(rng.integers(2, 300))
+        y = rng.random(n) < rng.uniform(0.05, 0.95)
+        y[:2] = [False, True]  # both classes, as every caller guarantees
+        score = rng.random(n).astype(np.float32).astype(np.float64)
+        if case % 3 == 0:
+            score = np.round(score, 2)  # ties
+        assert roc_area(y, score) == roc_auc_score(y, score)
+        assert roc_area(y.astype(np.int64), score) == roc_auc_score(y, score)

@@ -24,9 +24,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
 from ehrbench.errors import EhrbenchError
@@ -61,6 +63,11 @@ class Resamples:
     counts: np.ndarray
     seed: int
 
+    @cached_property
+    def by_subject(self) -> np.ndarray:
+        """`counts` transposed, [n_subjects, n_resamples], C-ordered: each subject's in a row."""
+        return np.ascontiguousarray(self.counts.T)
+
     @property
     def n_resamples(self) -> int:
         """Number of resamples (rows of `counts`)."""
@@ -68,6 +75,11 @@ class Resamples:
 
     def row_weights(self, subject_id: ArrayLike, rows: slice | None = None) -> np.ndarray:
         """Weight matrix [n_resamples (or the `rows` slice of them), n_rows] for these rows."""
+        counts = self.counts if rows is None else self.counts[rows]
+        return counts[:, self.columns(subject_id)].astype(np.float64)
+
+    def columns(self, subject_id: ArrayLike) -> np.ndarray:
+        """Each row's subject as a column of `counts`; raises if one was not resampled."""
         ids = np.asarray(subject_id)
         cols = np.searchsorted(self.subjects, ids)
         found = cols < self.subjects.size
@@ -78,8 +90,7 @@ class Resamples:
                 f"{self.subjects.size} subjects the resamples were drawn over; draw the "
                 "resamples from the same held-out rows that are scored."
             )
-        counts = self.counts if rows is None else self.counts[rows]
-        return counts[:, cols].astype(np.float64)
+        return cols
 
 
 def draw_resamples(
@@ -116,8 +127,8 @@ def _rank_metrics(pos_s: np.ndarray, neg_s: np.ndarray) -> tuple[np.ndarray, np.
     auroc = _auroc_sum(pos_s, neg_s, n_pos, n_neg)
     # Precision at each threshold, thresholds descending (as scikit-learn's PR curve).
     tp = np.cumsum(pos_s[:, ::-1], axis=1)
-    fp = np.cumsum(neg_s[:, ::-1], axis=1)
-    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
+    predicted = tp + np.cumsum(neg_s[:, ::-1], axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     auprc = _safe_ratio((pos_s[:, ::-1] * precision).sum(axis=1), n_pos)
     return np.where(both, auroc, math.nan), np.where(both, auprc, math.nan)
 
@@ -170,9 +181,15 @@ def weighted_metrics(
         raise EhrbenchError(f"bootstrap: weights must be [n, {y.size}], got {w.shape}.")
     if y.size == 0:
         return {name: np.full(w.shape[0], math.nan) for name in BOOTSTRAP_METRICS}
-    # Everything below works on [n_weightings, n_distinct_scores] sums: all rows sharing a score
-    # share its calibration bin and its threshold.
-    score, pos_s, all_s = _score_sums(y, p, w)
+    return _metrics_from_sums(*_score_sums(y, p, w), n_bins)
+
+
+def _metrics_from_sums(
+    score: np.ndarray, pos_s: np.ndarray, all_s: np.ndarray, n_bins: int
+) -> dict[str, np.ndarray]:
+    """`BOOTSTRAP_METRICS` of each weighting from its positive and total weight per distinct
+    score (ascending): every metric works on these [n_weightings, n_distinct_scores] sums, as
+    all rows sharing a score share its calibration bin and its threshold."""
     neg_s = all_s - pos_s
     total = all_s.sum(axis=1)
     auroc, auprc = _rank_metrics(pos_s, neg_s)
@@ -198,9 +215,41 @@ def bootstrap_distribution(
 ) -> dict[str, np.ndarray]:
     """Each metric of `BOOTSTRAP_METRICS` on every resample: arrays of length n_resamples."""
     y, p = as_arrays(y_true, y_prob)
+    if y.size == 0:
+        return {name: np.full(resamples.n_resamples, math.nan) for name in BOOTSTRAP_METRICS}
+    columns = resamples.columns(subject_id)
+    subjects, columns = np.unique(columns, return_inverse=True)  # only the subjects scored
+    score, positives, rows = _subject_score_counts(y, p, columns, subjects.size)
+    block = max(1, _BLOCK_CELLS // y.size)
+    parts = []
+    for start in range(0, resamples.n_resamples, block):
+        # The weight per distinct score of each resample is matrix @ counts, whole numbers (so
+        # int32 is exact): no [resample, row] weight matrix is built.
+        counts = np.ascontiguousarray(resamples.by_subject[subjects, start : start + block])
+        pos_s, all_s = ((m @ counts).T.astype(np.float64, order="C") for m in (positives, rows))
+        parts.append(_metrics_from_sums(score, pos_s, all_s, n_bins))
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _subject_score_counts(
+    y: np.ndarray, p: np.ndarray, columns: np.ndarray, n_subjects: int
+) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
+    """(distinct scores ascending, and two [n_scores, n_subjects] matrices: how many positive
+    rows, and how many rows, each subject (numbered by `columns`) has at each score).
+
+    A resample's weight per distinct score is then its subject counts times these matrices;
+    the weights are whole numbers, so they equal the row-weight sums of `weighted_metrics` to
+    the bit, whatever the order of addition.
+    """
     order = np.argsort(p, kind="stable")
-    y, p, subjects = y[order], p[order], np.asarray(subject_id)[order]
-    return blockwise(lambda weights: weighted_metrics(y, p, weights, n_bins), subjects, resamples)
+    p, y, columns = p[order], y[order], columns[order]
+    new_score = np.r_[True, p[1:] != p[:-1]]
+    score_of_row = np.cumsum(new_score) - 1
+    shape = (int(score_of_row[-1]) + 1, n_subjects)
+    ones = np.ones(y.size, dtype=np.int32)
+    rows = sp.csr_matrix((ones, (score_of_row, columns)), shape=shape)
+    positives = sp.csr_matrix((ones[y], (score_of_row[y], columns[y])), shape=shape)
+    return p[new_score], positives, rows
 
 
 def blockwise(

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import auc, average_precision_score, roc_curve
 
 from ehrbench.errors import EhrbenchError
 
@@ -67,7 +67,21 @@ def _both_classes(y: np.ndarray) -> bool:
 def auroc(y_true: ArrayLike, y_prob: ArrayLike) -> float:
     """Area under the ROC curve; NaN when only one class is present."""
     y, p = as_arrays(y_true, y_prob)
-    return float(roc_auc_score(y, p)) if _both_classes(y) else math.nan
+    return roc_area(y, p) if _both_classes(y) else math.nan
+
+
+def roc_area(y: np.ndarray, score: np.ndarray) -> float:
+    """`sklearn.metrics.roc_auc_score` of binary `y` holding both classes, to the bit.
+
+    It is the area under scikit-learn's ROC curve, as `roc_auc_score` computes it; going
+    there directly skips that function's label checks, which cost more than the area itself
+    on the few rows of a k-shot tuning set (and a grid run scores a dozen sets).
+
+    >>> roc_area(np.array([False, True, True]), np.array([0.2, 0.1, 0.9]))
+    0.5
+    """
+    false_positive_rate, true_positive_rate, _ = roc_curve(y, score)
+    return float(auc(false_positive_rate, true_positive_rate))
 
 
 def auprc(y_true: ArrayLike, y_prob: ArrayLike) -> float:

@@ -137,10 +137,9 @@ def subgroup_metrics(
     order = {"sex": ["F", "M", UNKNOWN], "age_band": [*age_band_labels(age_bands), UNKNOWN]}
     tables = []
     for group, levels in order.items():
-        present = set(rows[group].to_list())
-        for name in (lv for lv in levels if lv in present):
-            part = rows.filter(pl.col(group) == name)
-            table = score_table(part, resamples, target, n_bins, level)
+        parts = rows.partition_by(group, maintain_order=True, as_dict=True)  # one pass
+        for name in (lv for lv in levels if (lv,) in parts):
+            table = score_table(parts[(name,)], resamples, target, n_bins, level)
             tables.append(
                 table.select(pl.lit(group).alias("group"), pl.lit(name).alias("level"), pl.all())
             )

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from ehrbench.meds.label_kinds import BINARY, BINARY_TARGET, MULTICLASS, REGRESSION, LabelTarget
 from ehrbench.metrics.multiclass import macro_ovr_auroc
 from ehrbench.metrics.regression import rmse
+from ehrbench.metrics.scores import roc_area
 from ehrbench.models.base import Model, check_label_kind, model_class, predict
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def tuning_auroc(y_tuning: np.ndarray, probabilities: np.ndarray) -> float:
     """AUROC on the tuning rows; a setting with non-finite predictions scores -inf."""
     if not np.all(np.isfinite(probabilities)):
         return -math.inf
-    return float(roc_auc_score(y_tuning, probabilities))
+    return roc_area(y_tuning, probabilities)
 
 
 def tuning_score(target: LabelTarget, y_tuning: np.ndarray, output: np.ndarray) -> float:
