@@ -6,6 +6,8 @@ nothing a user had is lost:
 - an output path must be writable: not empty, not a folder where a file goes (or a file where a
   folder goes), no file among its parent folders, a writable nearest existing folder, a name the
   file system can encode (`check_writable`);
+- an output never lies inside a MEDS dataset's `data/` or `metadata/` folder, whether or not the
+  command reads that dataset (a file added there changes or breaks it: `check_writable`);
 - an output is never an input, nor inside an input folder, and two outputs of one command are
   never the same file (`check_not_inputs`, `check_distinct`);
 - an existing output is replaced only when the user asked for it (`refuse_existing`);
@@ -53,7 +55,21 @@ def check_writable(path: str | os.PathLike, option: str, *, folder: bool = False
         raise EhrbenchError(
             f"{option} {text} cannot be written: the folder {existing} is not writable."
         )
+    _check_outside_datasets(target, option, text)
     return target
+
+
+def _check_outside_datasets(target: Path, option: str, text: str) -> None:
+    """Refuse a path inside the `data/` or `metadata/` folder of a MEDS dataset (a folder that
+    holds both), so no command adds to a dataset, even one it does not read."""
+    path = target.resolve()
+    for root in path.parents:
+        part = path.relative_to(root).parts[0]
+        if part in ("data", "metadata") and all((root / n).is_dir() for n in ("data", "metadata")):
+            raise EhrbenchError(
+                f"{option} {text} is inside the dataset's {part} folder ({root / part}): an "
+                "output never adds to a MEDS dataset; choose a path outside it."
+            )
 
 
 def check_not_inputs(outputs: Mapping[str, Path], inputs: Mapping[str, Path]) -> None:

@@ -89,6 +89,15 @@ def test_featurize_and_train_refuse_an_output_inside_the_dataset(dataset, tmp_pa
     assert not (dataset / "data" / "features").exists()
 
 
+def test_no_command_writes_inside_a_dataset_it_does_not_read(dataset, tmp_path, capsys):
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    for inside in (dataset / "data" / "site_b", dataset / "metadata" / "more"):
+        assert main(["synth", "--out", str(inside), "--subjects", "20", "--site", "B"]) == 2
+        err = capsys.readouterr().err
+        assert f"inside the dataset's {inside.parent.name} folder" in err
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before
+
+
 def test_an_out_of_range_hyperparameter_is_refused_before_any_work(dataset, tmp_path, capsys):
     labels = tmp_path / "labels.parquet"
     assert extract(dataset, tmp_path, "--out", str(labels))[0] == 0
