@@ -77,6 +77,20 @@ def test_extract_refuses_to_write_over_its_cohort_file(dataset, tmp_path, capsys
     assert cohort.read_bytes() == text
 
 
+def test_extract_refuses_to_write_over_a_cohort_file_its_cohort_names(dataset, tmp_path, capsys):
+    for name in ("mortality_in_hospital", "mortality_in_hospital_icu_first_day"):
+        (tmp_path / f"{name}.yaml").write_text((COHORTS / f"{name}.yaml").read_text())
+    named = tmp_path / "mortality_in_hospital.yaml"
+    text = named.read_bytes()
+    predicates = str(COHORTS / "predicates" / "synthetic.yaml")
+    cohort = str(tmp_path / "mortality_in_hospital_icu_first_day.yaml")
+    argv = ["cohort", "extract", cohort, "--predicates", predicates, "--data", str(dataset)]
+    assert main([*argv, "--out", str(named), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "is the cohort file mortality_in_hospital.yaml that" in err
+    assert named.read_bytes() == text
+
+
 def test_featurize_and_train_refuse_an_output_inside_the_dataset(dataset, tmp_path, capsys):
     labels = tmp_path / "labels.parquet"
     assert extract(dataset, tmp_path, "--out", str(labels))[0] == 0

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -17,6 +18,9 @@ from ehrbench.output_paths import (
     dataset_inputs,
     refuse_existing,
 )
+
+if TYPE_CHECKING:  # the command module loads the cohort package only when a verb runs
+    from ehrbench.cohort.model import Cohort
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +146,11 @@ def _extract(args: argparse.Namespace) -> int:
         check_writable(args.audit, "--audit")
     files = ExtractionFiles.beside(args.out, args.audit)
     check_distinct(files.named)
-    check_not_inputs(files.named, _inputs(args))
+    cohort = _load(args)
+    check_not_inputs(files.named, _inputs(args, cohort))
     if not args.overwrite:
         refuse_existing(files.paths, "choose another --out / --audit path, or pass --overwrite")
     dataset = _open(args.data)
-    cohort = _load(args)
     result = extract(cohort, dataset, audit=args.audit is not None)
     result.write(files)
     print(result.attrition.render(), end="")
@@ -155,9 +159,11 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(args: argparse.Namespace) -> dict[str, Path]:
+def _inputs(args: argparse.Namespace, cohort: Cohort) -> dict[str, Path]:
     """What an extraction reads, which none of its outputs may be or lie inside."""
     inputs = {**dataset_inputs(args.data), "the cohort file": Path(args.cohort)}
+    for path in cohort.named_cohort_files():
+        inputs[f"the cohort file {path.name} that {Path(args.cohort).name} names"] = path
     if args.predicates:
         inputs["the predicates file"] = Path(args.predicates)
     return inputs

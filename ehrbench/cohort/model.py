@@ -337,6 +337,14 @@ class Cohort:
         form = self.label_form
         return form.names if isinstance(form, ClassesLabel) else None
 
+    def named_cohort_files(self) -> list[Path]:
+        """The files of the cohorts this one names, and of those they name, in config order."""
+        files = []
+        for predicate in self.nested_cohorts().values():
+            nested = predicate.cohort
+            files += [*([nested.source] if nested.source else []), *nested.named_cohort_files()]
+        return files
+
     def nested_cohorts(self) -> dict[str, CohortPredicate]:
         """The used `{cohort: ...}` predicates, by name, in config order."""
         used = used_names(self.trigger, self.windows, self.predicates)
