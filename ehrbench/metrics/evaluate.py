@@ -14,18 +14,11 @@ from collections.abc import Sequence
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.meds.label_kinds import BINARY, BINARY_TARGET, LabelTarget, prediction_target
+from ehrbench.meds.label_kinds import BINARY_TARGET, LabelTarget, prediction_target
 from ehrbench.metrics.bootstrap import CI_LEVEL, Resamples
 from ehrbench.metrics.scores import N_BINS
 from ehrbench.metrics.subgroups import DEFAULT_AGE_BANDS, subgroup_metrics
 from ehrbench.metrics.tables import required_columns, score_table
-
-PREDICTION_COLUMNS = (
-    "subject_id",
-    "prediction_time",
-    "boolean_value",
-    "predicted_boolean_probability",
-)
 
 
 def check_predictions(
@@ -34,7 +27,7 @@ def check_predictions(
     """Raise `EhrbenchError` unless `predictions` has the columns the metrics of its label kind
     need (`target`, or read from the frame's columns), without nulls."""
     target = prediction_target(predictions, source) if target is None else target
-    needed = list(PREDICTION_COLUMNS) if target.kind == BINARY else required_columns(target)
+    needed = required_columns(target)
     missing = [c for c in needed if c not in predictions.columns]
     if missing:
         raise EhrbenchError(

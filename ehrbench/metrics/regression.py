@@ -76,10 +76,10 @@ def weighted_regression_metrics(
     defined = total > 0
     safe = np.where(defined, total, 1.0)
     error = y_pred - y_true
-    squared = (weights @ error**2) / safe
+    residual = weights @ error**2
+    squared = residual / safe
     mean = (weights @ y_true) / safe
     spread = (weights * (y_true[None, :] - mean[:, None]) ** 2).sum(axis=1)
-    residual = weights @ error**2
     r2_values = np.full(total.shape, math.nan)
     np.divide(residual, spread, out=r2_values, where=spread > 1e-12 * np.maximum(safe, 1.0))
     return {

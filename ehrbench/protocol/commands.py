@@ -112,7 +112,7 @@ def failed_runs_exit_code(result: GridResult) -> int:
 
 def _check_output(suite: Suite) -> None:
     """Refuse an output folder that is an input, or holds files ehrbench did not write."""
-    output = check_writable(suite.output, "the suite's `output`", folder=True)
+    output = suite.output
     # A generated dataset may live inside the output folder, never the output inside a dataset.
     inputs = {
         "the predicates file": suite.predicates,
@@ -126,7 +126,9 @@ def _check_output(suite: Suite) -> None:
                 f"{what} of external dataset `{external.name}`": path
                 for what, path in dataset_inputs(external.path).items()
             }
+    # Inputs first, so an output inside one is named as that input (which dataset, which part).
     check_not_inputs({"the suite's `output`": output}, inputs)
+    check_writable(output, "the suite's `output`", folder=True)
     ours = ("runs", "cohorts", "manifest.json", "dataset", "features", ".lock")
     if output.is_dir() and any(output.iterdir()) and not any((output / n).exists() for n in ours):
         raise EhrbenchError(

@@ -150,7 +150,6 @@ class ExternalCohort:
     """One cohort on an external dataset: every row is a test row."""
 
     labels: pl.DataFrame
-    y: np.ndarray
     resamples: Resamples
     features: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -161,6 +160,7 @@ class ExternalSite:
 
     spec: ExternalDataset
     dataset: MedsDataset
+    fingerprint: str  # the dataset's, read once: a key per run and per resumed run needs it
     cohorts: dict[str, ExternalCohort]
     skipped: dict[str, str]
     demographics: pl.DataFrame
@@ -168,7 +168,7 @@ class ExternalSite:
 
     def key(self, internal: RunKey) -> RunKey:
         """The store key of an internal run's score on this dataset."""
-        return dataclasses.replace(internal, dataset_fingerprint=self.dataset.fingerprint())
+        return dataclasses.replace(internal, dataset_fingerprint=self.fingerprint)
 
     def features(self, cohort: str, internal: Any) -> TabularFeatures:
         """The cohort's external features with the vocabulary of the `internal` features."""
@@ -198,10 +198,10 @@ def skip_reasons(spec: ExternalDataset, errors: dict[str, Exception]) -> dict[st
     }
 
 
-def external_cohort(labels: pl.DataFrame, y: np.ndarray, resamples: int, seed: int):
+def external_cohort(labels: pl.DataFrame, resamples: int, seed: int):
     """An external cohort: its rows sorted as the internal ones are, resamples over all its
     subjects (the whole dataset is a test set)."""
-    return ExternalCohort(labels, y, draw_resamples(labels["subject_id"], resamples, seed))
+    return ExternalCohort(labels, draw_resamples(labels["subject_id"], resamples, seed))
 
 
 def score_external(

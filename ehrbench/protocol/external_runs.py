@@ -61,10 +61,9 @@ def prepare_sites(suite: Suite, cohorts: list[str]) -> list[ExternalSite]:
             ExternalSite(
                 spec=spec,
                 dataset=dataset,
+                fingerprint=dataset.fingerprint(),
                 cohorts={
-                    name: external_cohort(
-                        data.labels, data.y, suite.resamples, suite.bootstrap_seed
-                    )
+                    name: external_cohort(data.labels, suite.resamples, suite.bootstrap_seed)
                     for name, data in loaded.items()
                 },
                 skipped=skipped,

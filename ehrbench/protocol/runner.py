@@ -299,21 +299,20 @@ class GridRunner:
         planned = plan_runs(self.suite, list(cohorts), fingerprint, kinds)
         infos = {name: cohort_info(data) for name, data in cohorts.items()}
         result = GridResult(self.suite, fingerprint, planned, infos, skipped)
-        # A finished run is computed again when an external dataset still lacks its score.
-        pending = [
-            p
-            for p in planned
-            if not self.store.has(p.key, retry_failed=self.retry_failed)
-            or (
-                self.store.status(p.key) == "ok"
-                and needs_scores(self.sites, p.key, p.cohort, self.retry_failed)
-            )
-        ]
+        pending = [p for p in planned if self._computes(p)]
         self._announce(planned, pending)
         if pending:
             self._compute(dataset, cohorts, pending, result)
         result.statuses = {p.key.run_id: self.store.status(p.key) for p in planned}
         return result
+
+    def _computes(self, planned: PlannedRun) -> bool:
+        """Whether the run is computed now: it never finished, it failed and a retry is asked,
+        or it finished but an external dataset still lacks its score (one read of its record)."""
+        status = self.store.status(planned.key)
+        if status == "ok":
+            return needs_scores(self.sites, planned.key, planned.cohort, self.retry_failed)
+        return status is None or self.retry_failed
 
     def _announce(self, planned: list[PlannedRun], pending: list[PlannedRun]) -> None:
         message = (
