@@ -122,7 +122,7 @@ def remove_stale_temporaries(folder: Path) -> int:
     Only safe while no other process writes there: call it holding the folder's lock
     (`ehrbench.output_paths.exclusive_folder`). Returns how many were removed.
     """
-    stale = [path for path in folder.rglob(".*.tmp") if path.name.startswith(".")]
+    stale = list(folder.rglob(".*.tmp"))
     for path in stale:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

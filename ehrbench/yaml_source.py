@@ -90,11 +90,6 @@ class YamlSource:
         return line
 
 
-def _index(key: str) -> int:
-    """A list index spelt in a YAML path, or a number no list reaches."""
-    return int(key) if key.isdigit() else 1 << 62
-
-
 def read_yaml(path: Path, kind: str) -> tuple[Any, YamlSource]:
     """Read the `kind` ("cohort", "predicates") YAML file at `path`: its value and its lines.
 

@@ -23,8 +23,7 @@ from ehrbench.cohort.model import (
     Window,
 )
 from ehrbench.meds import LABEL_SCHEMA
-
-VALUE_COLUMNS = ("boolean_value", "integer_value", "float_value", "categorical_value")
+from ehrbench.meds.label_kinds import VALUE_COLUMNS
 
 
 def position(

@@ -24,6 +24,7 @@ import polars as pl
 from ehrbench.alignment import KEY, match_label_rows
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.config import RepresentationConfig
+from ehrbench.features.rows import row_frame
 from ehrbench.features.storage import write_npz
 from ehrbench.io import write_parquet_atomic
 
@@ -143,10 +144,7 @@ def read_representation(path: str | Path, labels: pl.DataFrame) -> Representatio
     frame = _read(path)
     order = match_label_rows(frame, labels, source, "embedding")
     matrix = _matrix(frame, source)
-    rows = labels.select(
-        pl.col("subject_id").cast(pl.Int64), pl.col("prediction_time").cast(pl.Datetime("us"))
-    )
-    return RepresentationFeatures(matrix=matrix[order], rows=rows)
+    return RepresentationFeatures(matrix=matrix[order], rows=row_frame(labels))
 
 
 def build_representation(

@@ -193,6 +193,8 @@ def build_sequences(
     ((2, 16), [16, 16])
     """
     config = config or SequenceConfig()
+    # Read through the concept map once here; `fit_*` and `transform_*` then take it as it is.
+    dataset = featurised_dataset(dataset, config)
     subjects = fitting_subjects(dataset, labels, fit_split)
     vocabulary = fit_sequences(dataset, labels, subjects, config)
     return transform_sequences(dataset, labels, vocabulary)

@@ -212,6 +212,8 @@ def build_tabular(
     53.4
     """
     config = config or TabularConfig()
+    # Read through the concept map once here; `fit_*` and `transform_*` then take it as it is.
+    dataset = featurised_dataset(dataset, config)
     subjects = fitting_subjects(dataset, labels, fit_split)
     vocabulary = fit_tabular(dataset, labels, subjects, config)
     return transform_tabular(dataset, labels, vocabulary)

@@ -154,6 +154,13 @@ def _batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, device: torch.
     return {key: value.to(device) for key, value in rows.items()}
 
 
+def resolve_device(name: str) -> torch.device:
+    """CUDA when `name` is `auto` and a GPU is present, else the device named (`cpu`, `cuda:N`)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 @contextlib.contextmanager
 def reproducible(seed: int, num_threads: int, device: torch.device) -> Iterator[None]:
     """Seeded, deterministic, fixed-thread torch state for one fit; the caller's is restored."""
@@ -226,9 +233,7 @@ class SequenceModel(Model):
         ]
 
     def _device(self) -> torch.device:
-        if self.hyperparameters.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.hyperparameters.device)
+        return resolve_device(self.hyperparameters.device)
 
     def _build(self) -> SequenceNet:
         hp = self.hyperparameters

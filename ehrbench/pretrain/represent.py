@@ -19,13 +19,14 @@ import polars as pl
 import torch
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.features.rows import row_frame
 from ehrbench.io import reading_saved
 from ehrbench.logs import progress
 from ehrbench.meds import MedsDataset
-from ehrbench.models.sequence import reproducible
+from ehrbench.models.sequence import reproducible, resolve_device
 from ehrbench.pretrain.settings import read_settings
 from ehrbench.pretrain.tokens import BOS, TokenStreams, Vocabulary, gather, read_events, tokenise
-from ehrbench.pretrain.training import WEIGHTS_FILE, as_tensors, build_network, choose_device
+from ehrbench.pretrain.training import WEIGHTS_FILE, as_tensors, build_network
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +44,11 @@ def load_network(folder: Path) -> tuple[torch.nn.Module, Vocabulary, int, torch.
             "`ehrbench pretrain` with the same --data, --out and settings to resume it."
         )
     vocabulary = Vocabulary.load(folder)
-    device = choose_device(settings)
+    device = resolve_device(settings.device)
     net = build_network(settings, vocabulary)
     with reading_saved(path, "a pretrained model's weights"):
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net.to(device).eval(), vocabulary, settings.max_len, device, settings.num_threads
-
-
-def embedded_rows(labels: pl.DataFrame) -> pl.DataFrame:
-    """The key columns `represent` writes for `labels`: subject_id (int64), prediction_time (us)."""
-    return labels.select(
-        pl.col("subject_id").cast(pl.Int64), pl.col("prediction_time").cast(pl.Datetime("us"))
-    )
 
 
 def represent(folder: Path, dataset: MedsDataset, labels: pl.DataFrame) -> pl.DataFrame:
@@ -62,7 +56,7 @@ def represent(folder: Path, dataset: MedsDataset, labels: pl.DataFrame) -> pl.Da
     (timestamp[us]) and embedding (fixed-size list of float32), as `read_representation` reads.
     """
     net, vocabulary, max_len, device, threads = load_network(folder)
-    rows = embedded_rows(labels)
+    rows = row_frame(labels)
     times = rows["prediction_time"].cast(pl.Int64).to_numpy()
     until = rows.group_by("subject_id").agg(t=pl.col("prediction_time").cast(pl.Int64).max())
     streams = _with_lone_bos(tokenise(read_events(dataset, until["subject_id"], until), vocabulary))

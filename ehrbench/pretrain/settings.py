@@ -99,9 +99,7 @@ def read_settings(folder: Path) -> tuple[PretrainSettings, dict[str, str]]:
         return settings_from(recorded), record["dataset"]
 
 
-def check_same_run(
-    folder: Path, settings: PretrainSettings, dataset: dict[str, str]
-) -> PretrainSettings:
+def check_same_run(folder: Path, settings: PretrainSettings, dataset: dict[str, str]) -> None:
     """Raise unless `folder`'s recorded run has these settings (up to `RESUMABLE_CHANGES`)
     and this dataset, so a resumed pretraining continues the same one."""
     recorded, recorded_dataset = read_settings(folder)
@@ -119,4 +117,3 @@ def check_same_run(
             f"{recorded_dataset['fingerprint']}), not on {dataset['root']} (fingerprint "
             f"{dataset['fingerprint']}): a resume must use the same data. Choose a new --out."
         )
-    return settings

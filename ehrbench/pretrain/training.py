@@ -25,7 +25,7 @@ from ehrbench.errors import EhrbenchError
 from ehrbench.io import atomic_path, reading_saved
 from ehrbench.logs import progress
 from ehrbench.meds import MedsDataset
-from ehrbench.models.sequence import reproducible
+from ehrbench.models.sequence import reproducible, resolve_device
 from ehrbench.pretrain.network import NextCodeTransformer
 from ehrbench.pretrain.settings import (
     SETTINGS_FILE,
@@ -73,13 +73,6 @@ def build_network(settings: PretrainSettings, vocabulary: Vocabulary) -> NextCod
         float(settings.dropout),
         n_target_classes(vocabulary, settings.predict_values),
     )
-
-
-def choose_device(settings: PretrainSettings) -> torch.device:
-    """CUDA when `device=auto` and a GPU is present, else the device named."""
-    if settings.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(settings.device)
 
 
 def as_tensors(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
@@ -160,7 +153,7 @@ def pretrain(
             "learn; pretraining needs train-split subjects with event histories."
         )
     schedule = _Schedule(starts.size, settings)
-    device = choose_device(settings)
+    device = resolve_device(settings.device)
     with reproducible(settings.seed, settings.num_threads, device):
         net = build_network(settings, vocabulary).to(device)
         optimizer = torch.optim.AdamW(

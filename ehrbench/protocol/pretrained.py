@@ -20,6 +20,7 @@ import polars as pl
 
 from ehrbench.alignment import KEY
 from ehrbench.digest import json_digest
+from ehrbench.features.rows import row_frame
 from ehrbench.io import write_parquet_atomic
 from ehrbench.meds import MedsDataset
 from ehrbench.pretrain.settings import PretrainSettings
@@ -78,9 +79,9 @@ def _represent(
     name: str, folder: Path, dataset: MedsDataset, data: CohortData, target: Path
 ) -> None:
     """Embed the cohort's label rows into `target` unless it holds exactly those rows."""
-    from ehrbench.pretrain.represent import embedded_rows, represent
+    from ehrbench.pretrain.represent import represent
 
-    rows = embedded_rows(data.labels)
+    rows = row_frame(data.labels)
     if target.is_file() and pl.read_parquet(target, columns=list(KEY)).equals(rows):
         logger.info("pretrained model %s, cohort %s: reusing %s", name, data.name, target)
         return

@@ -216,11 +216,9 @@ def _categorical(rng: np.random.Generator, logits: np.ndarray) -> np.ndarray:
     return np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
 
 
-def draw_subjects(
-    rng: np.random.Generator, n: int, age_beta: tuple[float, float] = (2.2, 1.8)
-) -> Subjects:
+def draw_subjects(rng: np.random.Generator, n: int, age_beta: tuple[float, float]) -> Subjects:
     """Demographics, latent traits and chronic-condition onset ages for `n` subjects; the age at
-    the record's start is 18 + 77 * Beta(*age_beta) (the default: mean about 60)."""
+    the record's start is 18 + 77 * Beta(*age_beta) (each site's own: `ehrbench.synth.sites`)."""
     male = rng.random(n) < 0.48
     age0 = ADULT_AGE + 77.0 * rng.beta(*age_beta, n)
     start = STUDY_START + rng.uniform(0.0, ENROLMENT_YEARS * DAYS_PER_YEAR, n)
