@@ -81,13 +81,24 @@ def fit_counts_vocabulary(
     return tuple(sorted(ancestor_table(counted)["ancestor"].unique().to_list()))
 
 
-def _batch_counts(events: pl.LazyFrame, code_index: pl.DataFrame) -> pl.LazyFrame:
+def _code_columns(codes: tuple[str, ...]) -> pl.DataFrame:
+    """(code, column) pairs: each code of `codes` with its own column and its ancestors'
+    (columns from 1, in `codes` order)."""
+    code_index = pl.DataFrame({"code": list(codes)}, schema={"code": pl.String}).with_columns(
+        pl.int_range(1, len(codes) + 1, dtype=pl.Int64).alias("column")
+    )
+    return (
+        ancestor_table(list(codes))
+        .join(code_index.rename({"code": "ancestor"}), on="ancestor")
+        .select("code", "column")
+    )
+
+
+def _batch_counts(events: pl.LazyFrame, code_columns: pl.DataFrame) -> pl.LazyFrame:
     """(row, column, count) of one batch: value-less events counted for each ancestor."""
     codes = events.filter(pl.col("value").is_null()).select("row", "code")
-    ancestors = ancestor_table(code_index["code"].to_list())
     return (
-        codes.join(ancestors.lazy(), on="code")
-        .join(code_index.lazy().rename({"code": "ancestor"}), on="ancestor")
+        codes.join(code_columns.lazy(), on="code")
         .group_by("row", "column")
         .agg(pl.len().alias("count"))
     )
@@ -107,14 +118,12 @@ def count_features(
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """The (row, column, count) entries of `codes` (columns from 1) and each row's raw age (NaN
     when unknown). Events after a row's prediction time never reach it (`events_upto`)."""
-    code_index = pl.DataFrame({"code": list(codes)}, schema={"code": pl.String}).with_columns(
-        pl.int_range(1, len(codes) + 1, dtype=pl.Int64).alias("column")
-    )
+    code_columns = _code_columns(codes)  # once: the same for every batch
     counts, ages = [], np.full(rows.height, np.nan)
     for shard, shard_rows in rows_by_shard(dataset, rows, desc="EHRSHOT count features"):
         events = events_upto(dataset, shard, shard_rows)
         batch_counts, batch_ages = pl.collect_all(
-            [_batch_counts(events, code_index), _batch_ages(events)]
+            [_batch_counts(events, code_columns), _batch_ages(events)]
         )
         counts.append(batch_counts)
         ages[batch_ages["row"].to_numpy()] = batch_ages["age"].to_numpy()

@@ -32,6 +32,7 @@ from ehrbench.report.tables import (
     ResultsFolder,
     at_all,
     curve,
+    first_seed,
     fmt,
     fmt_interval,
     fmt_signed_interval,
@@ -168,13 +169,9 @@ def _paired_table(folder: ResultsFolder, cohort: str, metric: str) -> Table | No
             fmt_signed_interval(row["difference"], row["ci_low"], row["ci_high"]),
             fmt(row["p_value"]),
         ]
-        for row in _first_seed_rows(part).iter_rows(named=True)
+        for row in first_seed(part).sort("model").iter_rows(named=True)
     ]
     return Table([f"{metric} difference", "value [95% interval]", "p"], rows)
-
-
-def _first_seed_rows(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.filter(pl.col("seed") == pl.col("seed").min().over("model")).sort("model")
 
 
 def _k_all_predictions(folder: ResultsFolder, cohort: str) -> dict[str, pl.DataFrame]:

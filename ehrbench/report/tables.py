@@ -166,14 +166,14 @@ def paired_at(folder: ResultsFolder, k: str) -> pl.DataFrame:
     return folder.paired.filter(pl.col("k") == k).sort("cohort", "model", "seed")
 
 
-def _first_seed(frame: pl.DataFrame) -> pl.DataFrame:
+def first_seed(frame: pl.DataFrame) -> pl.DataFrame:
     """The rows of each (cohort, model)'s first seed (`all` may run once per seed)."""
     return frame.filter(pl.col("seed") == pl.col("seed").min().over("cohort", "model"))
 
 
 def subgroups(folder: ResultsFolder) -> pl.DataFrame:
     """k = all subgroup rows: cohort, model, group, level, metric, value, ci_low, ci_high."""
-    return _first_seed(
+    return first_seed(
         folder.results.filter((pl.col("k") == ALL) & (pl.col("group") != "all"))
     ).select("cohort", "model", "group", "level", "metric", "value", "ci_low", "ci_high")
 
@@ -183,7 +183,7 @@ def calibration_at_all(folder: ResultsFolder) -> pl.DataFrame:
     finished."""
     if folder.calibration.is_empty() or "k" not in folder.calibration.columns:
         return folder.calibration
-    return _first_seed(folder.calibration.filter((pl.col("k") == ALL) & (pl.col("n") > 0)))
+    return first_seed(folder.calibration.filter((pl.col("k") == ALL) & (pl.col("n") > 0)))
 
 
 def failed_runs(folder: ResultsFolder) -> pl.DataFrame:
