@@ -5,13 +5,12 @@ the extensions of spec section 10 (label forms, age, a cohort predicate, trigger
 from __future__ import annotations
 
 import datetime as dt
-from unittest import mock
 
+import polars as pl
 from cohort_reference import at, frame, reference_labels
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ehrbench.cohort import reader
 from ehrbench.cohort.extract import extract_events
 from ehrbench.cohort.model import (
     ANY_EVENT,
@@ -234,12 +233,12 @@ def _replace(window: Window, **changes) -> Window:
     cohort=cohorts(),
     data=event_rows(),
     shuffle=st.randoms(),
-    batch_rows=st.sampled_from([3, 1 << 20]),
+    chunk_rows=st.sampled_from([3, 1 << 20]),
 )
-def test_engine_matches_reference_evaluator(cohort, data, shuffle, batch_rows):
-    # Rows in any order, read in tiny batches or one: groups straddling batches must merge.
+def test_engine_matches_reference_evaluator(cohort, data, shuffle, chunk_rows):
+    # Rows in any order, streamed in tiny chunks or one: groups straddling chunks must merge.
     shuffle.shuffle(data)
-    with mock.patch.object(reader, "BATCH_ROWS", batch_rows):
+    with pl.Config(streaming_chunk_size=chunk_rows):
         result = extract_events(cohort, frame(data))
     columns = ["subject_id", "prediction_time", cohort.label_column]
     got = [tuple(r) for r in result.labels.select(columns).iter_rows()]

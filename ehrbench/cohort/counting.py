@@ -13,13 +13,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+import polars as pl
 
-from ehrbench.cohort.matching import CodeTests, joined, plain_hits, value_columns
+from ehrbench.cohort.matching import any_code_test, row_match
 from ehrbench.cohort.model import (
     ANY_EVENT,
-    CODE,
     RECORD_END,
     RECORD_START,
     SPECIAL_PREDICATES,
@@ -33,28 +31,6 @@ from ehrbench.cohort.model import (
 from ehrbench.cohort.planning import BIRTH, PredicatePlan, static_predicate
 from ehrbench.cohort.reader import EventSource
 from ehrbench.errors import EhrbenchError
-
-
-def _int64_values(column: pa.ChunkedArray) -> np.ndarray:
-    """The int64 values of a column as one numpy array (values under nulls are arbitrary)."""
-    parts = []
-    for chunk in column.chunks:
-        chunk = chunk.cast(pa.int64())
-        data = chunk.buffers()[1]
-        if len(chunk) and data is not None:
-            values = np.frombuffer(data, dtype=np.int64, count=chunk.offset + len(chunk))
-            parts.append(values[chunk.offset :])
-    return joined(parts, np.int64)
-
-
-def _timestamps(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(microseconds since the epoch, is-not-null) of a time column."""
-    if not pa.types.is_timestamp(column.type):
-        raise EhrbenchError(f"the `{TIME}` column has type {column.type}; MEDS needs timestamps.")
-    column = column.cast(pa.timestamp("us", tz=column.type.tz), safe=False)
-    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
-    return _int64_values(column), valid
-
 
 # Where a `{cohort: ...}` predicate counts 1: sorted distinct (subjects, times) arrays.
 Rows = tuple[np.ndarray, np.ndarray]
@@ -112,46 +88,6 @@ class EventCounts:
     values: dict[str, ValueRows]
 
 
-@dataclass
-class _Partial:
-    """Grouped counts of one batch, plus what the demographic filter needs from it."""
-
-    subjects: np.ndarray
-    times: np.ndarray
-    counts: dict[str, np.ndarray]
-    all_subjects: np.ndarray
-    static_subjects: dict[str, np.ndarray]
-    values: dict[str, ValueRows]
-
-
-def _group(subjects, times, values: dict[str, np.ndarray]):
-    """Sum `values` per (subject, time), sorting first when needed; returns sorted groups."""
-    if len(subjects) > 1 and not _is_sorted(subjects, times):
-        order = np.lexsort((times, subjects))
-        subjects, times = subjects[order], times[order]
-        values = {name: v[order] for name, v in values.items()}
-    change = np.ones(len(subjects), dtype=bool)
-    change[1:] = (subjects[1:] != subjects[:-1]) | (times[1:] != times[:-1])
-    starts = np.flatnonzero(change)
-    if len(starts) == len(subjects):
-        # Every (subject, time) once already: the sums are the values themselves.
-        return subjects, times, {name: v.astype(np.int32, copy=False) for name, v in values.items()}
-    sums = {
-        name: np.add.reduceat(v, starts, dtype=np.int32) if len(starts) else np.zeros(0, np.int32)
-        for name, v in values.items()
-    }
-    return subjects[starts], times[starts], sums
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values; linear when already sorted (MEDS shards are sorted by subject)."""
-    if len(values) > 1 and not np.all(values[1:] >= values[:-1]):
-        return np.unique(values)
-    keep = np.ones(len(values), dtype=bool)
-    keep[1:] = values[1:] != values[:-1]
-    return values[keep]
-
-
 def _subject_edges(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For sorted group rows: is each the first / the last row of its subject?"""
     first = np.ones(len(subjects), dtype=bool)
@@ -159,80 +95,6 @@ def _subject_edges(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     last = np.ones(len(subjects), dtype=bool)
     last[:-1] = first[1:]
     return first, last
-
-
-def _count_batch(
-    batch: pa.Table,
-    specials: Collection[str],
-    plain: list[PlainPredicate],
-    statics: list[PlainPredicate],
-    codes: CodeTests,
-    valued: Collection[str],
-) -> _Partial:
-    times, timed = _timestamps(batch.column(TIME))
-    subjects = _int64_values(batch.column(SUBJECT))
-    all_subjects = _distinct(subjects)
-    ids = codes.ids(batch.column(CODE)) if codes.preds else np.zeros(len(subjects), np.int64)
-    untimed = np.flatnonzero(~timed)
-    hits = plain_hits(batch, codes, ids, untimed, statics)
-    static_subjects = {p.name: _distinct(subjects[untimed[hits[p.name]]]) for p in statics}
-    # Only the rows that can change a count are gathered, tested and grouped: most rows of a
-    # batch match no referenced code.
-    candidates = codes.any_test([p.name for p in plain], ids) & timed
-    rows = _needed_rows(specials, subjects, times, timed, candidates)
-    values = plain_hits(batch, codes, ids, rows, plain)
-    numeric = {name: _value_rows(batch, rows[values[name]], subjects, times) for name in valued}
-    group_subjects, group_times, counts = _group(subjects[rows], times[rows], values)
-    return _Partial(group_subjects, group_times, counts, all_subjects, static_subjects, numeric)
-
-
-def _value_rows(
-    batch: pa.Table, rows: np.ndarray, subjects: np.ndarray, times: np.ndarray
-) -> ValueRows:
-    """The listed rows of `batch` whose numeric_value is not null, in file order."""
-    column = batch.column(VALUE).take(pa.array(rows, pa.int64())).cast(pa.float32())
-    present = pc.is_valid(column).to_numpy(zero_copy_only=False)
-    values = column.fill_null(0).to_numpy()
-    rows = rows[present]
-    return ValueRows(subjects[rows], times[rows], values[present])
-
-
-def _sorted_value_rows(parts: list[ValueRows]) -> ValueRows:
-    """The batches' value rows in (subject, time) order, ties in file order (a stable sort)."""
-    subjects = joined([p.subjects for p in parts], np.int64)
-    times = joined([p.times for p in parts], np.int64)
-    values = joined([p.values for p in parts], np.float32)
-    order = np.lexsort((times, subjects))
-    return ValueRows(subjects[order], times[order], values[order])
-
-
-def _needed_rows(
-    specials: Collection[str],
-    subjects: np.ndarray,
-    times: np.ndarray,
-    timed: np.ndarray,
-    candidates: np.ndarray,
-) -> np.ndarray:
-    """The timed rows the counts need: `candidates`, and what the special predicates need.
-
-    `_ANY_EVENT` needs every timestamp; `_RECORD_START` / `_RECORD_END` need each subject's
-    first and last timestamp, which lie among its first and last rows of some batch.
-    """
-    if ANY_EVENT in specials:
-        return np.flatnonzero(timed)
-    if RECORD_START in specials or RECORD_END in specials:
-        candidates[_edge_rows(subjects, times, np.flatnonzero(timed))] = True
-    return np.flatnonzero(candidates)
-
-
-def _edge_rows(subjects: np.ndarray, times: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Of `rows`, each subject's earliest and latest one."""
-    row_subjects, row_times = subjects[rows], times[rows]
-    if len(rows) > 1 and not _is_sorted(row_subjects, row_times):
-        order = np.lexsort((row_times, row_subjects))
-        rows, row_subjects = rows[order], row_subjects[order]
-    first, last = _subject_edges(row_subjects)
-    return rows[first | last]
 
 
 def count_events(
@@ -264,33 +126,120 @@ def count_plain(
     """Count `plain` per (subject, time) and find the subjects matching each of `statics`.
 
     `specials` (special predicate names) say which extra timestamps to keep; `valued` (names
-    among `plain`) whose matching rows' numeric_value to keep. Each batch of rows is reduced to
-    grouped counts; the groups of all batches are then merged (a (subject, time) may straddle two
-    batches). Predicate names must be distinct: they key the counts.
+    among `plain`) whose matching rows' numeric_value to keep. Predicate names must be distinct:
+    they key the counts. Polars' streaming engine does the per-row work, in one run of queries
+    over `source`.
+
+    >>> from datetime import datetime
+    >>> from ehrbench.cohort.model import ExactCode
+    >>> events = pl.DataFrame({"subject_id": [1, 1, 1, 2], "code": ["A", "A", "B", "A"],
+    ...                        "time": [datetime(2020, 1, d) for d in (1, 1, 2, 3)]})
+    >>> counts = count_plain([PlainPredicate("a", ExactCode("A"))], [], [], EventSource(events))
+    >>> counts.subjects.tolist(), counts.counts["a"].tolist()
+    ([1, 2], [2, 1])
     """
-    columns = [SUBJECT, TIME] + ([CODE] if plain or statics else [])
-    columns += sorted(set(value_columns(plain + statics)) | ({VALUE} if valued else set()))
-    codes = CodeTests(plain + statics)
-    parts = [
-        _count_batch(b, specials, plain, statics, codes, valued) for b in source.batches(columns)
-    ]
-    all_subjects = _union([p.all_subjects for p in parts])
-    static_subjects = {
-        p.name: _union([part.static_subjects[p.name] for part in parts]) for p in statics
-    }
-    values = {name: _sorted_value_rows([part.values[name] for part in parts]) for name in valued}
-    # Column by column, each batch's copy dropped once joined: the merge holds one extra column.
-    subjects = joined([_take(part, "subjects") for part in parts], np.int64)
-    times = joined([_take(part, "times") for part in parts], np.int64)
-    counts = {p.name: joined([part.counts.pop(p.name) for part in parts], np.int64) for p in plain}
-    del parts
-    subjects, times, counts = _group(subjects, times, counts)
-    return EventCounts(subjects, times, counts, all_subjects, static_subjects, values)
+    subjects = _subject_query(source, specials)
+    queries = [subjects, _count_query(plain, specials, subjects, source)]
+    for name in valued:
+        pred = next(p for p in plain if p.name == name)
+        queries.append(_value_query(pred, source))
+    if statics:
+        untimed = _rows(source, pl.col(TIME).is_null() & any_code_test(statics))
+        hits = (row_match(p, source.schema).alias(p.name) for p in statics)
+        queries.append(untimed.select(SUBJECT, *hits))
+    distinct, counted, *rest = source.collect(queries)
+    values = {name: _value_rows(rest[i]) for i, name in enumerate(valued)}
+    static_subjects = {p.name: _static_subjects(rest[-1], p.name) for p in statics}
+    return EventCounts(
+        counted[SUBJECT].to_numpy(),
+        counted[TIME].to_numpy(),
+        {p.name: counted[p.name].to_numpy() for p in plain},
+        np.sort(distinct[SUBJECT].to_numpy()),
+        static_subjects,
+        values,
+    )
 
 
-def _union(parts: list[np.ndarray]) -> np.ndarray:
-    """The sorted distinct values of all `parts`."""
-    return np.unique(np.concatenate(parts or [np.zeros(0, np.int64)]))
+def _micros(source: EventSource) -> pl.Expr:
+    """The time column as int64 microseconds since the epoch (finer units truncated)."""
+    dtype = source.schema[TIME]
+    if not isinstance(dtype, pl.Datetime):
+        raise EhrbenchError(
+            f"the `{TIME}` column of {source.where} has type {dtype}; MEDS needs timestamps."
+        )
+    ticks = pl.col(TIME).cast(pl.Int64)
+    if dtype.time_unit == "ms":
+        ticks = ticks * 1000
+    elif dtype.time_unit == "ns":
+        # Toward zero, as arrow's unsafe cast does (polars' own cast floors).
+        ticks = ticks.sign() * (ticks.abs() // 1000)
+    return ticks.alias(TIME)
+
+
+def _needs_ends(specials: Collection[str]) -> bool:
+    """Whether the count table needs each subject's first and last timestamp as rows of its own
+    (`_ANY_EVENT` keeps every timestamp anyway)."""
+    return ANY_EVENT not in specials and bool({RECORD_START, RECORD_END} & set(specials))
+
+
+def _rows(source: EventSource, where: pl.Expr | None = None) -> pl.LazyFrame:
+    """The rows of `source` passing `where` (filtered as they are read: parquet pages no row
+    passes are skipped), subject_id as int64 and time as int64 microseconds."""
+    events = source.scan()
+    if where is not None:
+        events = events.filter(where)
+    return events.with_columns(pl.col(SUBJECT).cast(pl.Int64), _micros(source))
+
+
+def _subject_query(source: EventSource, specials: Collection[str]) -> pl.LazyFrame:
+    """Every distinct subject of `source` and, when `specials` need them, its first and last
+    timestamp (a list, null for a subject without a timed row): one grouping of every row."""
+    if not _needs_ends(specials):
+        return _rows(source).select(pl.col(SUBJECT).unique())
+    ends = pl.concat_list(pl.col(TIME).min(), pl.col(TIME).max())
+    return _rows(source).group_by(SUBJECT).agg(ends)
+
+
+def _count_query(
+    plain: list[PlainPredicate],
+    specials: Collection[str],
+    subjects: pl.LazyFrame,
+    source: EventSource,
+) -> pl.LazyFrame:
+    """Per (subject, time), sorted, each plain predicate's matching rows (int32), at every
+    timestamp where one is non-zero and every timestamp `specials` need (there all may be 0).
+
+    Only rows whose code some predicate accepts are tested and grouped: most rows match none.
+    `subjects` is `_subject_query`'s: the subjects' ends, when needed.
+    """
+    timed = pl.col(TIME).is_not_null()
+    hits = (row_match(p, source.schema).cast(pl.Int32).alias(p.name) for p in plain)
+    parts = [_rows(source, timed & any_code_test(plain)).select(SUBJECT, TIME, *hits)]
+    if ANY_EVENT in specials:
+        parts.append(_rows(source, timed).select(SUBJECT, TIME).unique())
+    elif _needs_ends(specials):
+        parts.append(subjects.explode(TIME).drop_nulls(TIME))
+    grouped = pl.concat(parts, how="diagonal").group_by(SUBJECT, TIME)
+    return grouped.agg(pl.col(p.name).sum() for p in plain).sort(SUBJECT, TIME)
+
+
+def _value_query(pred: PlainPredicate, source: EventSource) -> pl.LazyFrame:
+    """The non-null numeric_value (float32) of the timed rows matching `pred`, in (subject, time)
+    order, rows of one timestamp in file order (a stable sort)."""
+    where = pl.col(TIME).is_not_null() & any_code_test([pred]) & pl.col(VALUE).is_not_null()
+    kept = _rows(source, where).filter(row_match(pred, source.schema))
+    return kept.select(SUBJECT, TIME, pl.col(VALUE).cast(pl.Float32)).sort(
+        SUBJECT, TIME, maintain_order=True
+    )
+
+
+def _value_rows(frame: pl.DataFrame) -> ValueRows:
+    return ValueRows(frame[SUBJECT].to_numpy(), frame[TIME].to_numpy(), frame[VALUE].to_numpy())
+
+
+def _static_subjects(frame: pl.DataFrame, name: str) -> np.ndarray:
+    """The sorted distinct subjects of the null-time rows that matched static predicate `name`."""
+    return np.unique(frame.filter(pl.col(name))[SUBJECT].to_numpy())
 
 
 def cohort_table(
@@ -373,18 +322,6 @@ def _with_rows(
         merged[name][group[offset : offset + len(part)]] = 1
         offset += len(part)
     return all_subjects[order][change], all_times[order][change], merged
-
-
-def _take(part: _Partial, name: str) -> np.ndarray:
-    """`part`'s array `name`, which `part` no longer holds."""
-    values = getattr(part, name)
-    setattr(part, name, values[:0].copy())
-    return values
-
-
-def _is_sorted(subjects: np.ndarray, times: np.ndarray) -> bool:
-    same = subjects[1:] == subjects[:-1]
-    return bool(np.all((subjects[1:] > subjects[:-1]) | (same & (times[1:] >= times[:-1]))))
 
 
 def _add_special_counts(

@@ -2,10 +2,10 @@
 
 Design. ACES aggregates every window over every row; only the trigger anchors need answers.
 Per shard, `counting.count_events` reduces the events to per-(subject, time) counts of the
-referenced predicates (code tests run once per distinct code through the parquet dictionary),
-kept only where some count is non-zero, sorted by (subject, time). The counts become cumulative
-sums, and every window edge of every trigger is then a vectorised search inside the trigger's
-subject block of that table (`Timeline`):
+referenced predicates (polars' streaming engine filters the rows whose code some predicate
+accepts and groups them), kept only where some count is non-zero, sorted by (subject, time).
+The counts become cumulative sums, and every window edge of every trigger is then a vectorised
+search inside the trigger's subject block of that table (`Timeline`):
 
 - a window's count of a predicate is the difference of its cumulative sum at the two edges,
   the search side choosing whether a row exactly at the edge is inside;
@@ -541,15 +541,18 @@ def extract_events(
 
 
 def check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.ndarray:
-    """Raise if a subject of `shard` was in an earlier shard; return the union of subjects."""
-    repeated = np.intersect1d(seen, subjects)
+    """Raise if a subject of `shard` was in an earlier shard; return the union of subjects.
+
+    Both arrays hold sorted distinct subjects, so one sort of the two together finds the repeats.
+    """
+    repeated = np.intersect1d(seen, subjects, assume_unique=True)
     if len(repeated):
         raise EhrbenchError(
             f"subject {repeated[0]} of {shard} also appears in an earlier shard "
             f"({len(repeated)} such subject(s)); MEDS keeps all rows of a subject in one shard, "
             "and windows cannot span shards."
         )
-    return np.union1d(seen, subjects)
+    return np.sort(np.concatenate([seen, subjects]))
 
 
 class ShardResults:
