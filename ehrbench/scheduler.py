@@ -331,7 +331,7 @@ def _connect(setting: SchedulerSetting) -> tuple[Any, Any]:
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: several clusters may run here
                 silence_logs=logging.CRITICAL,  # ehrbench says what matters
             )
         logger.info("scheduler: a local Dask cluster of %d worker(s)", workers)

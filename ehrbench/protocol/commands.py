@@ -37,8 +37,8 @@ representations ({NAME: FILE}, FILE may hold {cohort}; models HEAD@NAME, e.g. lo
 train a tabular head on those frozen embeddings), bootstrap (resamples, seed),
 subgroups.age_bands, output (default: results/<name> in the current folder), external (a
 list of {name, path or synthetic, predicates[, concepts]}: every model is also scored on those
-datasets' cohorts, into <output>/external/<name>/). Any key can be
-overridden as
+datasets' cohorts, into <output>/external/<name>/), scheduler and workers (where the runs
+go, as --scheduler and --workers, which replace them). Any key can be overridden as
 key=value (lists as k=[4,all]); relative paths typed here are relative to the current folder.
 
 Rerunning the same command resumes: finished runs are skipped, failed runs are kept

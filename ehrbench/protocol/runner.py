@@ -396,8 +396,10 @@ class GridRunner:
                 yield Call(compute_run, (held_context, held[planned.cohort], planned), planned)
 
         # The bar ticks once per run; log lines print above it instead of through it.
-        with logging_redirect_tqdm(loggers=[logging.getLogger(ROOT)]):
-            bar = progress(None, total=len(pending), desc="runs", unit="run")
+        with (
+            logging_redirect_tqdm(loggers=[logging.getLogger(ROOT)]),
+            progress(None, total=len(pending), desc="runs", unit="run") as bar,
+        ):
             for done in executor.results(calls()):
                 planned = done.call.tag
                 outcome = done.value if done.lost is None else RunOutcome.lost(done.lost)
@@ -409,7 +411,6 @@ class GridRunner:
                 if not remaining[planned.cohort]:  # cohort by cohort: its features go
                     del held[planned.cohort]
                     cohorts[planned.cohort].features.clear()
-            bar.close()
 
     def _record(
         self,
