@@ -18,6 +18,7 @@ from ehrbench.output_paths import (
     dataset_inputs,
     refuse_existing,
 )
+from ehrbench.scheduler import add_scheduler_options, scheduler_from_args, use_scheduler
 
 if TYPE_CHECKING:  # the command module loads the cohort package only when a verb runs
     from ehrbench.cohort.model import Cohort
@@ -31,7 +32,8 @@ CHECK_EXAMPLE = """example:
 EXTRACT_EXAMPLE = """example:
   ehrbench cohort extract mortality.yaml --data data/mimic_meds --out labels/mortality.parquet
   (also writes labels/mortality.attrition.json and labels/mortality.manifest.json, the
-  manifest last; add --audit audit.parquet for window details)
+  manifest last; add --audit audit.parquet for window details; add --scheduler local
+  --workers 2 to read the shards on 2 Dask worker processes, with the same output)
 """
 EXPLAIN_EXAMPLE = """example:
   ehrbench cohort explain mortality.yaml --data data/mimic_meds --subject 10000032
@@ -65,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument(
         "--overwrite", action="store_true", help="replace output files that already exist"
     )
+    add_scheduler_options(extract)
     extract.set_defaults(handler=_extract)
 
     explain = _verb(verbs, "explain", "show how the cohort treats one subject", EXPLAIN_EXAMPLE)
@@ -141,6 +144,7 @@ def _extract(args: argparse.Namespace) -> int:
     from ehrbench.cohort.artifact import ExtractionFiles
     from ehrbench.cohort.extract import extract
 
+    scheduler = scheduler_from_args(args)
     check_writable(args.out, "--out")
     if args.audit is not None:
         check_writable(args.audit, "--audit")
@@ -151,7 +155,8 @@ def _extract(args: argparse.Namespace) -> int:
     if not args.overwrite:
         refuse_existing(files.paths, "choose another --out / --audit path, or pass --overwrite")
     dataset = _open(args.data)
-    result = extract(cohort, dataset, audit=args.audit is not None)
+    with use_scheduler(scheduler):
+        result = extract(cohort, dataset, audit=args.audit is not None)
     result.write(files)
     print(result.attrition.render(), end="")
     print(label_summary(result.labels, files.labels))

@@ -51,6 +51,7 @@ from ehrbench.cohort.trigger_filters import age_holds, age_step, ages_at, betwee
 from ehrbench.errors import EhrbenchError, did_you_mean
 from ehrbench.logs import progress
 from ehrbench.meds import LABEL_SCHEMA, MedsDataset, empty_labels
+from ehrbench.scheduler import Call, current_executor
 
 Side = tuple[str, str]  # (window name, "start" | "end")
 
@@ -531,13 +532,10 @@ def extract_events(
     plan = plan_predicates(cohort)
     source = EventSource(events)
     check_columns(cohort, source)
-    ev = evaluate(cohort, plan, source, count_all=audit)
-    return _finish(
-        cohort,
-        shard_labels(cohort, ev),
-        shard_attrition(ev),
-        shard_audit(cohort, plan, ev) if audit else None,
+    piece = ShardPiece.of(
+        cohort, plan, evaluate(cohort, plan, source, count_all=audit), audit=audit
     )
+    return _finish(cohort, piece.labels, piece.attrition, piece.audit)
 
 
 def check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.ndarray:
@@ -555,47 +553,72 @@ def check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.nd
     return np.sort(np.concatenate([seen, subjects]))
 
 
+@dataclass
+class ShardPiece:
+    """One shard's part of a cohort's extraction: its label rows, attrition and audit rows."""
+
+    labels: pl.DataFrame
+    attrition: Attrition
+    audit: pl.DataFrame | None = None
+
+    @classmethod
+    def of(cls, cohort: Cohort, plan: PredicatePlan, ev: Evaluation, *, audit: bool) -> ShardPiece:
+        """The piece of one shard's evaluation (the audit only when asked)."""
+        return cls(
+            shard_labels(cohort, ev),
+            shard_attrition(ev),
+            shard_audit(cohort, plan, ev) if audit else None,
+        )
+
+
+def extract_shard(
+    cohort: Cohort, plan: PredicatePlan, shard: Path, audit: bool
+) -> tuple[np.ndarray, ShardPiece]:
+    """One shard's subjects and piece of `cohort`'s extraction (a task: `extract`)."""
+    ev = evaluate(cohort, plan, EventSource(shard), count_all=audit)
+    return ev.subject_ids, ShardPiece.of(cohort, plan, ev, audit=audit)
+
+
 class ShardResults:
-    """One cohort's per-shard labels, attrition and audit, combined once every shard is in."""
+    """One cohort's per-shard pieces, merged in shard order once every shard is in."""
 
     def __init__(self, cohort: Cohort, plan: PredicatePlan, *, audit: bool = False):
         self.cohort, self.plan, self.audit = cohort, plan, audit
-        self._labels: list[pl.DataFrame] = []
-        self._attritions: list[Attrition] = []
-        self._audits: list[pl.DataFrame] = []
+        self._pieces: list[ShardPiece] = []
 
-    def add(self, ev: Evaluation) -> None:
-        """Keep one shard's evaluation's rows and attrition."""
-        self._labels.append(shard_labels(self.cohort, ev))
-        self._attritions.append(shard_attrition(ev))
-        if self.audit:
-            self._audits.append(shard_audit(self.cohort, self.plan, ev))
+    def add(self, piece: ShardPiece) -> None:
+        """Keep the next shard's piece."""
+        self._pieces.append(piece)
 
     def extraction(self) -> Extraction:
         """The extraction of every shard added, rows sorted, warnings collected."""
+        pieces = self._pieces
+        audits = [p.audit for p in pieces if p.audit is not None]
         return _finish(
             self.cohort,
-            pl.concat(self._labels) if self._labels else empty_labels(),
-            Attrition.combine(self._attritions, step_names(self.cohort, self.plan)),
-            pl.concat(self._audits) if self.audit and self._audits else None,
+            pl.concat([p.labels for p in pieces]) if pieces else empty_labels(),
+            Attrition.combine([p.attrition for p in pieces], step_names(self.cohort, self.plan)),
+            pl.concat(audits) if self.audit and audits else None,
         )
 
 
 def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Extraction:
-    """Extract `cohort` from a MEDS dataset, shard by shard (memory bounded by one shard).
+    """Extract `cohort` from a MEDS dataset, shard by shard (memory bounded by one shard), each
+    shard a task of the current executor (`ehrbench.scheduler`), merged in shard order.
 
     Every shard's columns are checked before any is read. A subject's events must all lie in
     one shard (as MEDS requires); this is checked.
     """
     plan = plan_predicates(cohort)
-    sources = [EventSource(shard) for shard in dataset.shards]
-    for source in sources:
-        check_columns(cohort, source)
+    for shard in dataset.shards:
+        check_columns(cohort, EventSource(shard))
     results = ShardResults(cohort, plan, audit=audit)
     seen = np.zeros(0, dtype=np.int64)
-    shards = zip(dataset.shards, sources, strict=True)
-    for shard, source in progress(shards, total=len(sources), desc="extracting", unit="shard"):
-        ev = evaluate(cohort, plan, source, count_all=audit)
-        seen = check_disjoint(seen, ev.subject_ids, shard)
-        results.add(ev)
+    calls = (Call(extract_shard, (cohort, plan, shard, audit), shard) for shard in dataset.shards)
+    pieces = zip(dataset.shards, current_executor().ordered_values(calls), strict=True)
+    for shard, (subjects, piece) in progress(
+        pieces, total=len(dataset.shards), desc="extracting", unit="shard"
+    ):
+        seen = check_disjoint(seen, subjects, shard)
+        results.add(piece)
     return results.extraction()

@@ -18,6 +18,7 @@ from ehrbench.cohort.library import (
 )
 from ehrbench.cohort.library_extract import EXTRACT_EXAMPLE, extract_library
 from ehrbench.errors import EhrbenchError
+from ehrbench.scheduler import add_scheduler_options
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument(
         "--overwrite", action="store_true", help="replace output files that already exist"
     )
+    add_scheduler_options(extract)
     extract.set_defaults(handler=extract_library)
 
 

@@ -16,6 +16,7 @@ from ehrbench.cohort.library import (
 )
 from ehrbench.errors import EhrbenchError, did_you_mean
 from ehrbench.output_paths import check_not_inputs, check_writable, dataset_inputs, refuse_existing
+from ehrbench.scheduler import scheduler_from_args, use_scheduler
 
 if TYPE_CHECKING:
     from ehrbench.cohort.artifact import ExtractionFiles
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 EXTRACT_EXAMPLE = """example:
   ehrbench cohorts extract --data data/mimic_meds --predicates mimic_iv --out labels/
   ehrbench cohorts extract --data data/synth --out labels/ --only long_los,readmission_30d
+  ehrbench cohorts extract --data data/mimic_meds --out labels/ --scheduler tcp://head:8786
 
 Writes OUT/<cohort>.parquet, OUT/<cohort>.attrition.json and OUT/<cohort>.manifest.json for
 each cohort, exactly as `ehrbench cohort extract COHORT --out OUT/<cohort>.parquet` would, but
@@ -40,6 +42,7 @@ def extract_library(args: argparse.Namespace) -> int:
     from ehrbench.cohort.one_pass import extract_many
     from ehrbench.meds import open_dataset
 
+    scheduler = scheduler_from_args(args)
     out = check_writable(args.out, "--out", folder=True)
     predicates = dataset_predicates(args.predicates, args.data, args.library)
     cohorts = _expressible(_chosen(args), DatasetNotes.read(predicates))
@@ -47,7 +50,8 @@ def extract_library(args: argparse.Namespace) -> int:
     _check_outputs(args, cohorts, files, predicates)
     loaded, failures = load_library(cohorts, predicates)
     # The engine checks what it relies on as it reads (as `ehrbench cohort extract` does).
-    results, unextracted = extract_many(loaded, open_dataset(args.data, validate=False))
+    with use_scheduler(scheduler):
+        results, unextracted = extract_many(loaded, open_dataset(args.data, validate=False))
     failures |= unextracted
     for name, result in results.items():
         result.write(files[name])

@@ -2,17 +2,20 @@
 
 Per shard, the predicates of every cohort are counted together (`shared_counts.SharedReading`);
 each cohort then takes its own count table and is evaluated as `extract` evaluates it, so each
-cohort's labels and attrition are those of its own extraction.
+cohort's labels and attrition are those of its own extraction. Each shard is a task of the
+current executor (`ehrbench.scheduler`); the pieces are merged in shard order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
 from ehrbench.cohort.artifact import Extraction
 from ehrbench.cohort.extract import (
+    ShardPiece,
     ShardResults,
     check_columns,
     check_disjoint,
@@ -20,12 +23,13 @@ from ehrbench.cohort.extract import (
     evaluate_table,
 )
 from ehrbench.cohort.model import Cohort
-from ehrbench.cohort.planning import plan_predicates
+from ehrbench.cohort.planning import PredicatePlan, plan_predicates
 from ehrbench.cohort.reader import EventSource
 from ehrbench.cohort.shared_counts import SharedReading
 from ehrbench.errors import EhrbenchError
 from ehrbench.logs import progress
 from ehrbench.meds import MedsDataset
+from ehrbench.scheduler import Call, current_executor
 
 
 def extract_many(
@@ -63,15 +67,32 @@ def extract_many(
         plans[name] = (cohort, plan)
     if not plans:
         return {}, failures
-    reading = SharedReading.of(plans)
     results = {name: ShardResults(cohort, plan) for name, (cohort, plan) in plans.items()}
     seen = np.zeros(0, dtype=np.int64)
-    shards = zip(dataset.shards, sources, strict=True)
-    for shard, source in progress(shards, total=len(sources), desc="extracting", unit="shard"):
-        events = reading.count(source)
-        seen = check_disjoint(seen, events.subject_ids, shard)
-        table = reading.tables(events)
-        for name, (cohort, plan) in plans.items():
-            rows = cohort_predicate_rows(cohort, table)
-            results[name].add(evaluate_table(cohort, plan, table(cohort, plan, rows)))
+    calls = (Call(extract_shard_many, (plans, shard), shard) for shard in dataset.shards)
+    pieces = zip(dataset.shards, current_executor().ordered_values(calls), strict=True)
+    for shard, (subjects, shard_pieces) in progress(
+        pieces, total=len(sources), desc="extracting", unit="shard"
+    ):
+        seen = check_disjoint(seen, subjects, shard)
+        for name, piece in shard_pieces.items():
+            results[name].add(piece)
     return {name: result.extraction() for name, result in results.items()}, failures
+
+
+def extract_shard_many(
+    plans: Mapping[str, tuple[Cohort, PredicatePlan]], shard: Path
+) -> tuple[np.ndarray, dict[str, ShardPiece]]:
+    """One shard's subjects and each cohort's piece of its extraction (a task: `extract_many`).
+
+    The shared reading is made here, where the cohorts are: it knows them by identity.
+    """
+    reading = SharedReading.of(plans)
+    events = reading.count(EventSource(shard))
+    table = reading.tables(events)
+    pieces = {}
+    for name, (cohort, plan) in plans.items():
+        rows = cohort_predicate_rows(cohort, table)
+        ev = evaluate_table(cohort, plan, table(cohort, plan, rows))
+        pieces[name] = ShardPiece.of(cohort, plan, ev, audit=False)
+    return events.subject_ids, pieces

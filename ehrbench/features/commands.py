@@ -17,6 +17,7 @@ from ehrbench.output_paths import (
     dataset_inputs,
     refuse_existing,
 )
+from ehrbench.scheduler import add_scheduler_options, scheduler_from_args, use_scheduler
 
 _TABULAR_EXAMPLE = (
     "ehrbench featurize tabular --data mimic_meds --labels labels/mortality.parquet "
@@ -46,6 +47,7 @@ def _window_names(text: str) -> tuple[str, ...]:
 def _featurize(args: argparse.Namespace) -> int:
     """`featurize KIND`: build (or take from the cache) the features and copy them to OUT."""
     kind = feature_kind(args.kind)
+    scheduler = scheduler_from_args(args)
     out = check_writable(args.out, "--out", folder=True)
     check_not_inputs(
         {"--out": out}, {**dataset_inputs(args.data), "the label file": Path(args.labels)}
@@ -59,7 +61,8 @@ def _featurize(args: argparse.Namespace) -> int:
     labels = read_labels(args.labels)
     cache_dir = Path(args.cache) if args.cache else out / ".cache"
     started = time.perf_counter()
-    features, hit = cached(kind, dataset, labels, config, args.fit_on, cache_dir)
+    with use_scheduler(scheduler):
+        features, hit = cached(kind, dataset, labels, config, args.fit_on, cache_dir)
     # Copy the cached files rather than serialise (and compress) the features a second time.
     copy_entry(entry_path(kind, dataset, labels, config, args.fit_on, cache_dir), kind, out)
     rows, columns = features.shape
@@ -105,6 +108,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace feature files already in OUT"
     )
+    add_scheduler_options(parser)
 
 
 def register(subparsers) -> None:

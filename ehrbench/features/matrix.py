@@ -64,30 +64,9 @@ class MatrixBuilder:
     def __exit__(self, *exc_info) -> None:
         self._spill.close()
 
-    def add(
-        self,
-        row_ids: np.ndarray,
-        subject: SubjectFeatures,
-        windows: Iterable[WindowAggregates],
-    ) -> None:
-        """Add the block of the label rows `row_ids` (one shard batch) from their reductions."""
-        layout = self.layout
-        out = _Entries()
-        out.add(subject.static_rows, subject.static_idx, np.ones(subject.static_rows.shape[0]))
-        out.add(subject.age_rows, layout.age_col, subject.age)
-        out.add(subject.since_rows, layout.since_col, subject.since_hours)
-        for window in windows:
-            out.add(window.rows, layout.column(window.window, window.code, 0), window.count)
-            base = layout.column(window.window, window.value_code, 0)
-            for agg, values in enumerate(window.values, start=1):
-                out.add(window.value_rows, base + agg, values)
-        rows, cols, vals = out.arrays()
-        local_rows = np.sort(row_ids)
-        shape = (local_rows.shape[0], layout.n_features)
-        local = np.searchsorted(local_rows, rows)
-        block = sp.csr_matrix((vals, (local, cols)), shape=shape, dtype=np.float32)
-        block.sort_indices()  # summing duplicates sorted them already: this only makes sure
-        self._blocks.append(_Block(local_rows, np.diff(block.indptr), self._spill.tell()))
+    def add(self, rows: np.ndarray, block: sp.csr_matrix) -> None:
+        """Add one shard batch's block (`shard_block`) of the label rows `rows` (sorted)."""
+        self._blocks.append(_Block(rows, np.diff(block.indptr), self._spill.tell()))
         block.indices.astype(np.int32, copy=False).tofile(self._spill)
         block.data.tofile(self._spill)
 
@@ -111,6 +90,32 @@ class MatrixBuilder:
             indices[target] = block_indices
         self._blocks.clear()
         return sp.csr_matrix((data, indices, indptr), shape=(n_rows, self.layout.n_features))
+
+
+def shard_block(
+    layout: Layout,
+    row_ids: np.ndarray,
+    subject: SubjectFeatures,
+    windows: Iterable[WindowAggregates],
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The CSR block of the label rows `row_ids` (one shard batch) from their reductions: the
+    rows sorted, and one block row per row, column indices sorted."""
+    out = _Entries()
+    out.add(subject.static_rows, subject.static_idx, np.ones(subject.static_rows.shape[0]))
+    out.add(subject.age_rows, layout.age_col, subject.age)
+    out.add(subject.since_rows, layout.since_col, subject.since_hours)
+    for window in windows:
+        out.add(window.rows, layout.column(window.window, window.code, 0), window.count)
+        base = layout.column(window.window, window.value_code, 0)
+        for agg, values in enumerate(window.values, start=1):
+            out.add(window.value_rows, base + agg, values)
+    rows, cols, vals = out.arrays()
+    local_rows = np.sort(row_ids)
+    shape = (local_rows.shape[0], layout.n_features)
+    local = np.searchsorted(local_rows, rows)
+    block = sp.csr_matrix((vals, (local, cols)), shape=shape, dtype=np.float32)
+    block.sort_indices()  # summing duplicates sorted them already: this only makes sure
+    return local_rows, block
 
 
 @dataclass

@@ -9,10 +9,11 @@ subject has that null-time row), `age/years` at the prediction time (from MEDS_B
 feature with no event behind it is absent (0 in the sparse matrix); so is a time since the last
 event of exactly 0 hours.
 
-The flow, shard batch by shard batch: the rows' events (`shard_events`), which of them fall in
-which window (`window_spans`), their reductions to feature values (`reductions`) and the sparse
-matrix (`matrix`). Events at the same time keep their file order, which decides the "last"
-value among them.
+The flow, shard batch by shard batch (each batch a task of the current executor,
+`ehrbench.scheduler`, its block merged in order): the rows' events (`shard_events`), which of
+them fall in which window (`window_spans`), their reductions to feature values (`reductions`)
+and the sparse matrix (`matrix`). Events at the same time keep their file order, which decides
+the "last" value among them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import scipy.sparse as sp
 
 from ehrbench.features.concepts import featurised_dataset
 from ehrbench.features.config import TabularConfig, config_record
-from ehrbench.features.matrix import Layout, MatrixBuilder
+from ehrbench.features.matrix import Layout, MatrixBuilder, shard_block
 from ehrbench.features.reductions import VALUE_AGGS, subject_features, window_aggregates
 from ehrbench.features.rows import fit_mask, fitting_subjects, label_rows, row_frame
 from ehrbench.features.shard_events import read_shard_events, rows_by_shard
@@ -37,6 +38,7 @@ from ehrbench.features.window_spans import CodeGroups, window_spans
 from ehrbench.features.windows import parse_windows
 from ehrbench.io import write_parquet_atomic, write_text_atomic
 from ehrbench.meds import MedsDataset
+from ehrbench.scheduler import Call, current_executor
 
 PREFIX_FEATURES = ("age/years", "time_since_last_event/hours")
 
@@ -164,25 +166,16 @@ def transform_tabular(
     another dataset's rows get the same columns through that dataset's concept map."""
     rows, index = label_rows(labels), row_frame(labels)
     dataset = featurised_dataset(dataset, vocabulary.config)
-    windows = parse_windows(vocabulary.config.windows)
-    value_codes = np.asarray(vocabulary.value_codes, dtype=bool)
-    code_table = pl.DataFrame(
-        {"code": list(vocabulary.codes)}, schema={"code": pl.String}
-    ).with_row_index("code_idx")
-    layout = Layout(len(vocabulary.static_codes), value_codes, len(windows))
+    layout = Layout(
+        len(vocabulary.static_codes), vocabulary.value_codes, len(vocabulary.config.windows)
+    )
+    calls = (
+        Call(_tabular_block, (dataset, shard, shard_rows, vocabulary, layout), shard)
+        for shard, shard_rows in rows_by_shard(dataset, rows, desc="tabular features")
+    )
     with MatrixBuilder(layout) as builder:
-        for shard, shard_rows in rows_by_shard(dataset, rows, desc="tabular features"):
-            events = read_shard_events(
-                dataset, shard, shard_rows, code_table, vocabulary.static_codes
-            )
-            groups = CodeGroups.build(events)
-            spans = window_spans(events, groups, windows)
-            builder.add(
-                events.row_ids,
-                subject_features(events),
-                window_aggregates(groups, spans, value_codes),
-            )
-            del events, groups, spans  # free this batch before the next one is read
+        for block_rows, block in current_executor().ordered_values(calls):
+            builder.add(block_rows, block)
         matrix = builder.matrix()
     return TabularFeatures(
         matrix=matrix,
@@ -190,6 +183,25 @@ def transform_tabular(
         feature_names=vocabulary.feature_names(),
         vocabulary=vocabulary,
     )
+
+
+def _tabular_block(
+    dataset: MedsDataset,
+    shard: Path,
+    shard_rows: pl.DataFrame,
+    vocabulary: TabularVocabulary,
+    layout: Layout,
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """One shard batch's rows and CSR block (a task of `transform_tabular`)."""
+    code_table = pl.DataFrame(
+        {"code": list(vocabulary.codes)}, schema={"code": pl.String}
+    ).with_row_index("code_idx")
+    events = read_shard_events(dataset, shard, shard_rows, code_table, vocabulary.static_codes)
+    groups = CodeGroups.build(events)
+    spans = window_spans(events, groups, parse_windows(vocabulary.config.windows))
+    value_codes = np.asarray(vocabulary.value_codes, dtype=bool)
+    aggregates = window_aggregates(groups, spans, value_codes)
+    return shard_block(layout, events.row_ids, subject_features(events), aggregates)
 
 
 def build_tabular(

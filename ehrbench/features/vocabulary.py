@@ -9,12 +9,14 @@ nothing, so changing any held-out subject's events never changes a vocabulary or
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from ehrbench.features.shard_events import events_upto, rows_by_shard
 from ehrbench.meds import MedsDataset
+from ehrbench.scheduler import Call, current_executor
 
 STAT_SCHEMA = {
     "code": pl.String(),
@@ -27,6 +29,21 @@ STAT_SCHEMA = {
 logger = logging.getLogger(__name__)
 
 
+def _shard_statistics(dataset: MedsDataset, shard: Path, shard_rows: pl.DataFrame) -> pl.DataFrame:
+    """One shard batch's part of `fit_code_statistics` (a task of the current executor)."""
+    return (
+        events_upto(dataset, shard, shard_rows)
+        .group_by("code", pl.col("time").is_null().alias("static"))
+        .agg(
+            pl.len().cast(pl.Int64).alias("count"),
+            pl.col("value").count().cast(pl.Int64).alias("value_count"),
+            pl.col("value").sum().alias("value_sum"),
+            (pl.col("value") ** 2).sum().alias("value_sum_sq"),
+        )
+        .collect(engine="streaming")
+    )
+
+
 def fit_code_statistics(dataset: MedsDataset, rows: pl.DataFrame, mask: np.ndarray) -> pl.DataFrame:
     """Per (code, static) over the fitting history: event count, value count, sum, sum of squares.
 
@@ -34,19 +51,11 @@ def fit_code_statistics(dataset: MedsDataset, rows: pl.DataFrame, mask: np.ndarr
     (static, code) so the result does not depend on the shard order.
     """
     fitting = rows.filter(pl.Series(mask)).group_by("subject_id").agg(pl.col("t").max())
-    parts = []
-    for shard, shard_rows in rows_by_shard(dataset, fitting, desc="fitting the vocabulary"):
-        parts.append(
-            events_upto(dataset, shard, shard_rows)
-            .group_by("code", pl.col("time").is_null().alias("static"))
-            .agg(
-                pl.len().cast(pl.Int64).alias("count"),
-                pl.col("value").count().cast(pl.Int64).alias("value_count"),
-                pl.col("value").sum().alias("value_sum"),
-                (pl.col("value") ** 2).sum().alias("value_sum_sq"),
-            )
-            .collect(engine="streaming")
-        )
+    calls = (
+        Call(_shard_statistics, (dataset, shard, shard_rows), shard)
+        for shard, shard_rows in rows_by_shard(dataset, fitting, desc="fitting the vocabulary")
+    )
+    parts = list(current_executor().ordered_values(calls))
     if not parts:
         return pl.DataFrame(schema=STAT_SCHEMA)
     return (

@@ -18,6 +18,7 @@ from ehrbench.output_paths import (
 from ehrbench.protocol.outputs import write_outputs
 from ehrbench.protocol.runner import GridResult, GridRunner
 from ehrbench.protocol.suite import Suite, load_suite
+from ehrbench.scheduler import add_scheduler_options, use_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ examples:
   ehrbench run tasks/mimic_iv_demo.yaml dataset.path=data/mimic_meds output=results/mimic
   ehrbench run tasks/synthetic.yaml models=[logreg,lightgbm] k=[1,4,16,all] seeds=[0,1]
   ehrbench run demo    # a shipped suite by name, from any install (tasks/demo.yaml works too)
+  ehrbench run tasks/synthetic.yaml --scheduler local --workers 2   # runs on 2 Dask workers
 
 A suite is a YAML file: dataset (`path`, or `synthetic: {subjects, seed, shards, site}` generated
 into <output>/dataset), predicates, cohorts (names in cohorts_dir, or `all`), models,
@@ -35,8 +37,8 @@ representations ({NAME: FILE}, FILE may hold {cohort}; models HEAD@NAME, e.g. lo
 train a tabular head on those frozen embeddings), bootstrap (resamples, seed),
 subgroups.age_bands, output (default: results/<name> in the current folder), external (a
 list of {name, path or synthetic, predicates[, concepts]}: every model is also scored on those
-datasets' cohorts, into <output>/external/<name>/). Any key can be
-overridden as
+datasets' cohorts, into <output>/external/<name>/), scheduler and workers (where the runs
+go, as --scheduler and --workers, which replace them). Any key can be overridden as
 key=value (lists as k=[4,all]); relative paths typed here are relative to the current folder.
 
 Rerunning the same command resumes: finished runs are skipped, failed runs are kept
@@ -61,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--retry-failed", action="store_true", help="rerun the runs recorded as failed"
     )
+    add_scheduler_options(run)
     run.set_defaults(handler=_run)
 
 
@@ -74,7 +77,10 @@ def run_suite(
     suite = load_suite(suite_path, overrides, output)
     _check_output(suite)
     started = time.monotonic()
-    with exclusive_folder(suite.output, f"`ehrbench run {suite.source}`"):
+    with (
+        exclusive_folder(suite.output, f"`ehrbench run {suite.source}`"),
+        use_scheduler(suite.scheduler),
+    ):
         if removed := remove_stale_temporaries(suite.output):
             logger.info("removed %d temporary file(s) left by an interrupted run", removed)
         result = GridRunner(suite, retry_failed=retry_failed).run()
@@ -137,5 +143,21 @@ def _check_output(suite: Suite) -> None:
         )
 
 
+def scheduler_overrides(args: argparse.Namespace) -> list[str]:
+    """`--scheduler` and `--workers` as suite overrides (checked with the suite's keys); a
+    scheduler typed without workers drops the suite's workers.
+
+    >>> scheduler_overrides(argparse.Namespace(scheduler="local", workers=None))
+    ['scheduler=local', 'workers=null']
+    """
+    overrides = [] if args.scheduler is None else [f"scheduler={args.scheduler}"]
+    if args.workers is not None:
+        overrides.append(f"workers={args.workers}")
+    elif args.scheduler is not None:
+        overrides.append("workers=null")
+    return overrides
+
+
 def _run(args: argparse.Namespace) -> int:
-    return failed_runs_exit_code(run_suite(args.suite, args.overrides, args.retry_failed))
+    overrides = [*args.overrides, *scheduler_overrides(args)]
+    return failed_runs_exit_code(run_suite(args.suite, overrides, args.retry_failed))

@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,7 @@ from ehrbench.protocol.prepare import (
 from ehrbench.protocol.pretrained import with_pretrained
 from ehrbench.protocol.store import ResultsStore, RunKey
 from ehrbench.protocol.suite import Suite, head_model
+from ehrbench.scheduler import Call, current_executor
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +262,52 @@ class FeatureSource:
         return data.features[name]
 
 
+@dataclass
+class RunContext:
+    """What every run of a grid reads besides its cohort, held once per worker: the suite, the
+    feature source (so a worker builds or loads each cohort's features once, not per run), the
+    subjects' demographics, and the cohorts whose fitted models come back to be scored on the
+    suite's external datasets."""
+
+    suite: Suite
+    features: FeatureSource
+    demo: pl.DataFrame
+    scored: frozenset[str] = frozenset()
+
+
+@dataclass
+class RunOutcome:
+    """What a run task sends back: its metrics, predictions and info, or its error; its fitted
+    model only when it is scored on external datasets."""
+
+    metrics: pl.DataFrame | None = None
+    predictions: pl.DataFrame | None = None
+    info: dict[str, Any] | None = None
+    model: Model | None = None
+    error: str | None = None
+
+    @classmethod
+    def lost(cls, reason: str) -> RunOutcome:
+        """The outcome of a run whose worker was lost on both attempts."""
+        return cls(error=f"its worker was lost twice ({reason})")
+
+
+def compute_run(context: RunContext, data: CohortData, planned: PlannedRun) -> RunOutcome:
+    """One run of the grid as a task: fit, predict and score it (nothing is written here; the
+    driver saves the outcome). A run that raises comes back with its error."""
+    context.features.prepare(data, planned.model)  # built (or loaded) once per cohort
+    try:
+        features = context.features.get(data, planned.model)
+        metrics, predictions, info, model = execute_run(
+            context.suite, data, features, context.demo, planned
+        )
+    except Exception as exc:  # a failed run is recorded and the grid goes on
+        return RunOutcome(error=_error_text(exc))
+    return RunOutcome(
+        metrics, predictions, info, model if planned.cohort in context.scored else None
+    )
+
+
 class GridRunner:
     """Runs a suite's grid into its output folder's `ResultsStore`.
 
@@ -332,50 +380,68 @@ class GridRunner:
         pending: list[PlannedRun],
         result: GridResult,
     ) -> None:
-        demo = demographics(dataset)
+        """Run `pending` as tasks of the current executor, saving each as it completes."""
+        executor = current_executor()
+        scored = frozenset(c for site in self.sites for c in site.cohorts)
         features = FeatureSource(self.suite, dataset)
-        # The bar ticks once per run; log lines print above it instead of through it.
-        with logging_redirect_tqdm(loggers=[logging.getLogger(ROOT)]):
-            bar = progress(pending, desc="runs", unit="run")
-            for position, planned in enumerate(bar):
-                if position and pending[position - 1].cohort != planned.cohort:
-                    cohorts[pending[position - 1].cohort].features.clear()  # cohort by cohort
-                self._compute_one(planned, cohorts[planned.cohort], features, demo, result)
+        context = RunContext(self.suite, features, demographics(dataset), scored)
+        held_context = executor.hold(context)
+        held: dict[str, Any] = {}  # each cohort's data, held while its runs are in flight
+        remaining = Counter(p.cohort for p in pending)
 
-    def _compute_one(
+        def calls() -> Iterator[Call]:
+            for planned in pending:
+                if planned.cohort not in held:
+                    held[planned.cohort] = executor.hold(cohorts[planned.cohort])
+                yield Call(compute_run, (held_context, held[planned.cohort], planned), planned)
+
+        # The bar ticks once per run; log lines print above it instead of through it.
+        with (
+            logging_redirect_tqdm(loggers=[logging.getLogger(ROOT)]),
+            progress(None, total=len(pending), desc="runs", unit="run") as bar,
+        ):
+            for done in executor.results(calls()):
+                planned = done.call.tag
+                outcome = done.value if done.lost is None else RunOutcome.lost(done.lost)
+                self._record(planned, outcome, cohorts[planned.cohort], context, result)
+                bar.update()
+                if executor.load() is not None:
+                    bar.set_postfix_str(executor.load())
+                remaining[planned.cohort] -= 1
+                if not remaining[planned.cohort]:  # cohort by cohort: its features go
+                    del held[planned.cohort]
+                    cohorts[planned.cohort].features.clear()
+
+    def _record(
         self,
         planned: PlannedRun,
+        outcome: RunOutcome,
         data: CohortData,
-        features: FeatureSource,
-        demo: pl.DataFrame,
+        context: RunContext,
         result: GridResult,
     ) -> None:
-        """Compute one run, save it as ok or failed, log its result line, then score it on the
-        suite's external datasets."""
-        features.prepare(data, planned.model)  # built once per cohort
-        try:
-            run_features = features.get(data, planned.model)
-            metrics, predictions, info, model = execute_run(
-                self.suite, data, run_features, demo, planned
-            )
-        except Exception as exc:  # a failed run is recorded and the grid goes on
-            status, error = "failed", _error_text(exc)
-            self.store.save(planned.key, status="failed", error=error, overwrite=True)
+        """Save one run as ok or failed, log its result line, then score it on the suite's
+        external datasets."""
+        if outcome.error is not None:
+            status = "failed"
+            self.store.save(planned.key, status=status, error=outcome.error, overwrite=True)
             result.failed += 1
-            outcome = f"FAILED: {error}"
+            text = f"FAILED: {outcome.error}"
         else:
             status = "ok"
-            self.store.save(planned.key, metrics, predictions, info=info, overwrite=True)
-            outcome = _primary_text(metrics, data.target.kind)
+            self.store.save(
+                planned.key, outcome.metrics, outcome.predictions, info=outcome.info,
+                overwrite=True,
+            )  # fmt: skip
+            text = _primary_text(outcome.metrics, data.target.kind)
         result.computed += 1
         run = planned.run
-        logger.info(
-            "%s %s k=%s seed=%s: %s", planned.cohort, planned.model, run.k, run.seed, outcome
-        )
-        if status == "ok":  # then scored on every external dataset, each line after this one
+        logger.info("%s %s k=%s seed=%s: %s", planned.cohort, planned.model, run.k, run.seed, text)
+        if status == "ok" and planned.cohort in context.scored:  # then on every external dataset
+            context.features.prepare(data, planned.model)  # in process: the run's own
             score_run(
-                self.sites, self.suite, planned.key, model, run_features, predictions,
-                data.resamples,
+                self.sites, self.suite, planned.key, outcome.model,
+                context.features.get(data, planned.model), outcome.predictions, data.resamples,
             )  # fmt: skip
         if self.on_run is not None:
             self.on_run(planned, status)

@@ -27,6 +27,8 @@ a default):
     external:                                # also score every model on other datasets
       - {name: site_b, synthetic: {subjects: 2000, seed: 1, site: B},
          predicates: ../cohorts/predicates/synthetic.yaml}
+    scheduler: local                         # or none (default), or tcp://host:8786
+    workers: 2                               # local only (default: one per core)
 
 Relative paths written in the file are resolved against the file's folder; relative paths given
 as `key=value` overrides on the command line are resolved against the current directory, as a
@@ -46,6 +48,9 @@ when that folder does not exist yet.
 `dataset.synthetic.site` picks the synthetic hospital (`A`, the default, or `B`:
 `ehrbench.synth.sites`). `external:` lists datasets every model is also scored on, whole, as a
 test set (spelling and rules in `ehrbench.protocol.external`).
+
+`scheduler` and `workers` say where the runs go (`ehrbench.scheduler`; `ehrbench run
+--scheduler/--workers` replace them): they change no result and no hash.
 
 `protocol: ehrshot` evaluates as EHRSHOT does (`ehrbench.protocol.ehrshot`): its grids and fixed
 model settings (a suite's own `grids` and `model_params` still win), its k list by default,
@@ -92,6 +97,7 @@ from ehrbench.pretrain.settings import PretrainSettings, settings_from
 from ehrbench.protocol import ehrshot
 from ehrbench.protocol.external import ExternalDataset, parse_external
 from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
+from ehrbench.scheduler import NONE, SchedulerSetting, check_address, check_workers
 from ehrbench.synth.sites import DEFAULT_SITE, SITES
 from ehrbench.yaml_source import read_yaml
 
@@ -123,11 +129,17 @@ SCHEMA: dict[str, Any] = {
     "protocol": None,
     "output": None,
     "external": None,
+    "scheduler": None,
+    "workers": None,
 }
 COHORT_PLACEHOLDER = "{cohort}"
 REQUIRED = ("dataset", "predicates", "cohorts", "models")
 PATH_KEYS = ("dataset.path", "predicates", "cohorts_dir", "output")
 DEFAULT_COHORTS_DIR = "../cohorts"
+# Where the work runs changes no result, nor what the manifest records of the suite.
+PLACEMENT = ("scheduler", "workers")
+# Nor does where the results go (the protocol is hashed apart).
+UNHASHED = ("output", "protocol", *PLACEMENT)
 DEFAULT_RESAMPLES = 1000
 # Bump when a change in ehrbench makes earlier run results incomparable.
 RUN_FORMAT = 1
@@ -183,6 +195,7 @@ class Suite:
     protocol: str = ehrshot.DEFAULT_PROTOCOL
     ehrshot_counts: EhrshotCountsConfig = field(default_factory=EhrshotCountsConfig)
     external: tuple[ExternalDataset, ...] = ()
+    scheduler: SchedulerSetting = field(default_factory=SchedulerSetting)
 
     def cohort_path(self, cohort: str) -> Path:
         """The cohort file of `cohort`."""
@@ -235,7 +248,7 @@ class Suite:
 
     def config_hash(self) -> str:
         """A hash of everything in the suite that can change a result (the output path aside)."""
-        settings = {k: v for k, v in self.resolved.items() if k not in ("output", "protocol")}
+        settings = {k: v for k, v in self.resolved.items() if k not in UNHASHED}
         if self.protocol != ehrshot.DEFAULT_PROTOCOL:  # the default keeps the hashes it had
             settings["protocol"] = self.protocol
         settings["cohort_files"] = {c: file_digest(self.cohort_path(c)) for c in self.cohorts}
@@ -446,7 +459,7 @@ def load_suite(
         bootstrap_seed=_int(config.get("bootstrap") or {}, "seed", "bootstrap", reader, 0),
         age_bands=_age_bands(config, reader),
         output=output,
-        overrides=tuple(overrides),
+        overrides=tuple(o for o in overrides if o.partition("=")[0].strip() not in PLACEMENT),
         resolved=config,
         representations=representations,
         pretrained=pretrained,
@@ -458,7 +471,21 @@ def load_suite(
             output,
             lambda spec, prefix: _synthetic_spec(spec, prefix, reader),
         ),
+        scheduler=_scheduler(config, reader),
     )
+
+
+def _scheduler(config: dict, reader: _Reader) -> SchedulerSetting:
+    """`scheduler` (none, local or an address) and `workers` (local only), checked."""
+    try:
+        address = check_address(config.get("scheduler", NONE))
+    except ValueError as exc:
+        reader.fail("scheduler", f"{exc}.")
+    try:
+        workers = check_workers(config.get("workers"), address)
+    except ValueError as exc:
+        reader.fail("workers", f"{exc}.")
+    return SchedulerSetting(address, workers)
 
 
 def _text(config: dict, key: str, reader: _Reader, default: str | None) -> str | None:

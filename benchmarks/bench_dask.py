@@ -1,0 +1,209 @@
+"""Benchmark: `ehrbench run` and extraction/featurisation on 1 vs 2 Dask workers (not a test).
+
+Grid (`grid`): one cohort (mortality_in_hospital), logreg + LightGBM + random forest with their
+own grids, the full k grid (1 .. 128 and all) and seeds 0-4 (168 runs), 1,000 bootstrap
+resamples, on synthetic subjects (10,000 by default, 4 shards), each scheduler into a fresh
+output folder (so cohort extraction and features are counted in its total). Every run task is
+timed where it runs (worker process id, seconds from its start to its outcome), and the grid's
+wall time is taken around the runner's run phase. From the per-run times it prints what 16 and
+64 workers would give on paper: runs placed in submission order on the first free worker, each
+worker paying once per cohort for its features (as measured on the first run of a worker).
+
+Shards (`shards`): `ehrbench cohorts extract` (five library cohorts in one read) and `ehrbench
+featurize tabular` (mortality_in_hospital's labels) at 100,000 subjects (10 shards), in a
+subprocess per scheduler.
+
+    python benchmarks/bench_dask.py grid [--subjects 10000] [--schedulers none,1,2]
+    python benchmarks/bench_dask.py shards [--subjects 100000] [--schedulers none,1,2]
+
+Prints Markdown rows and writes benchmarks/results/dask_<part>.json. Record `uptime` beside it:
+the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from common import EHRBENCH, HERE, RESULTS, synthetic_dataset
+
+import ehrbench.protocol.runner as runner
+from ehrbench.protocol.commands import run_suite
+
+COHORT = "mortality_in_hospital"
+EXTRACTED = ["mortality_in_hospital", "long_los", "readmission_30d", "icu_transfer", "lab_anemia"]
+MODELS = ["logreg", "lightgbm", "random_forest"]
+REPO = HERE.parent
+
+
+def timed_compute_run(context, data, planned):
+    """`compute_run` with its wall time and process id. Pickled by value to the workers, where
+    the runner module is not patched; in process, the patched module keeps the original."""
+    module = importlib.import_module("ehrbench.protocol.runner")
+    compute_run = getattr(module, "untimed_compute_run", module.compute_run)
+    started = time.perf_counter()
+    outcome = compute_run(context, data, planned)
+    outcome.bench = (time.perf_counter() - started, os.getpid())
+    return outcome
+
+
+class Recorder:
+    """Patches the runner to time each run task and the run phase; keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict] = []
+        self.grid_seconds = 0.0
+
+    def install(self) -> None:
+        runner.untimed_compute_run, runner.compute_run = runner.compute_run, timed_compute_run
+        record, compute = runner.GridRunner._record, runner.GridRunner._compute
+        recorder = self
+
+        def _record(self, planned, outcome, *rest):
+            seconds, pid = getattr(outcome, "bench", (None, None))
+            recorder.runs.append(
+                {"model": planned.model, "k": str(planned.run.k), "seed": planned.run.seed,
+                 "seconds": seconds, "pid": pid}
+            )  # fmt: skip
+            return record(self, planned, outcome, *rest)
+
+        def _compute(self, *args):
+            started = time.perf_counter()
+            compute(self, *args)
+            recorder.grid_seconds = time.perf_counter() - started
+
+        runner.GridRunner._record, runner.GridRunner._compute = _record, _compute
+
+
+def write_suite(folder: Path, dataset: Path, scheduler: str) -> Path:
+    """The grid's suite file in `folder`; `scheduler` is none or a number of local workers."""
+    suite = {
+        "name": "bench_dask",
+        "dataset": {"path": str(dataset)},
+        "predicates": str(REPO / "cohorts" / "predicates" / "synthetic.yaml"),
+        "cohorts_dir": str(REPO / "cohorts"),
+        "cohorts": [COHORT],
+        "models": MODELS,
+        "baseline": "logreg",
+        "k": [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, "all"],
+        "seeds": [0, 1, 2, 3, 4],
+        "features": {"tabular": {"windows": ["1d", "7d", "30d", "365d", "full"], "min_count": 10}},
+        "bootstrap": {"resamples": 1000, "seed": 0},
+        "output": str(folder / "out"),
+    }
+    if scheduler != "none":
+        suite |= {"scheduler": "local", "workers": int(scheduler)}
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def on_paper(runs: list[dict], workers: int) -> float:
+    """Seconds for `runs` (in submission order) on `workers` workers: each run goes to the first
+    free worker, and a worker's first run also loads the cohort's features (their cost: the
+    median first run of a measured worker minus the median of the other runs)."""
+    firsts = [r["seconds"] for r in runs if r["first"]]
+    others = [r["seconds"] for r in runs if not r["first"]]
+    features = max(0.0, statistics.median(firsts) - statistics.median(others))
+    free = [(0.0, worker) for worker in range(workers)]
+    loaded: set[int] = set()
+    for run in runs:
+        start, worker = heapq.heappop(free)
+        cost = run["seconds"] - (features if run["first"] else 0.0)
+        if worker not in loaded:
+            loaded.add(worker)
+            cost += features
+        heapq.heappush(free, (start + cost, worker))
+    return max(end for end, _ in free)
+
+
+def grid(args: argparse.Namespace) -> dict:
+    dataset = synthetic_dataset(args.subjects, 4)
+    recorder = Recorder()
+    recorder.install()
+    report = {"subjects": args.subjects, "uptime": _uptime(), "schedulers": {}}
+    for scheduler in args.schedulers.split(","):
+        recorder.runs.clear()
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            run_suite(write_suite(Path(tmp), dataset, scheduler), [])
+            total = time.perf_counter() - started
+        seen_pids: set[int] = set()
+        for run in recorder.runs:
+            run["first"] = run["pid"] not in seen_pids
+            seen_pids.add(run["pid"])
+        by_model_k: dict[str, list[float]] = {}
+        for run in recorder.runs:
+            by_model_k.setdefault(f"{run['model']} k={run['k']}", []).append(run["seconds"])
+        entry = {
+            "total_seconds": round(total, 1),
+            "grid_seconds": round(recorder.grid_seconds, 1),
+            "runs": len(recorder.runs),
+            "task_seconds_sum": round(sum(r["seconds"] for r in recorder.runs), 1),
+            "median_task_seconds": {
+                k: round(statistics.median(v), 3) for k, v in by_model_k.items()
+            },
+            "uptime_after": _uptime(),
+        }
+        if scheduler != "none":
+            entry["on_paper_seconds"] = {
+                str(w): round(on_paper(recorder.runs, w), 1) for w in (1, 2, 16, 64)
+            }
+        report["schedulers"][scheduler] = entry
+        print(scheduler, json.dumps(entry, indent=1), flush=True)
+    return report
+
+
+def shards(args: argparse.Namespace) -> dict:
+    dataset = synthetic_dataset(args.subjects, 10)
+    report = {"subjects": args.subjects, "shards": 10, "uptime": _uptime(), "schedulers": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for scheduler in args.schedulers.split(","):
+            option = [] if scheduler == "none" else ["--scheduler", "local", "--workers", scheduler]
+            labels = Path(tmp) / f"labels_{scheduler}"
+            extract = [str(EHRBENCH), "-q", "cohorts", "extract", "--data", str(dataset)]
+            extract += ["--out", str(labels), "--only", ",".join(EXTRACTED), *option]
+            featurize = [str(EHRBENCH), "-q", "featurize", "tabular", "--data", str(dataset)]
+            featurize += ["--labels", str(labels / f"{COHORT}.parquet")]
+            featurize += ["--out", str(Path(tmp) / f"features_{scheduler}"), *option]
+            entry = {"extract_seconds": _seconds(extract), "featurize_seconds": _seconds(featurize)}
+            entry["uptime_after"] = _uptime()
+            report["schedulers"][scheduler] = entry
+            print(scheduler, entry, flush=True)
+    return report
+
+
+def _seconds(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return round(time.perf_counter() - started, 1)
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=["grid", "shards"])
+    parser.add_argument("--subjects", type=int, default=None)
+    parser.add_argument("--schedulers", default="1,2", help="none and/or local worker counts")
+    args = parser.parse_args()
+    args.subjects = args.subjects or (10_000 if args.part == "grid" else 100_000)
+    report = grid(args) if args.part == "grid" else shards(args)
+    path = RESULTS / f"dask_{args.part}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
