@@ -1,10 +1,11 @@
 """Benchmark: ehrbench's cohort extraction against ACES 0.7.3, side by side on synthetic data.
 
-The synthetic dataset (`ehrbench synth --subjects N --seed 0 --shards K`) is made once under
-benchmarks/results/work/ and reused. Three cohorts from benchmarks/cohorts/ (in-hospital
-mortality at 24 h with a gap and an event-bound outcome window, 30-day readmission at a live
-discharge, hyperkalemia with `value_min`) are extracted by both tools, alternating runs so both
-see the same machine load:
+The dataset is made once under benchmarks/results/work/ and reused, by one of two generators
+(`--generator`): `ehrbench synth --subjects N --seed 0 --shards K`, or
+benchmarks/second_generator.py (other code frequencies, row groups and shard sizes). Three
+cohorts from benchmarks/cohorts/ (in-hospital mortality at 24 h with a gap and an event-bound
+outcome window, 30-day readmission at a live discharge, hyperkalemia with `value_min`) are
+extracted by both tools, alternating runs so both see the same machine load:
 
 - ACES: one `aces-cli -m data=sharded data.shard=...` process that goes through the event
   files one after the other (how ACES documents running on a sharded MEDS dataset);
@@ -12,10 +13,12 @@ see the same machine load:
 
 Each process runs under `/usr/bin/time -v` (peak RSS). Times are medians over `--repeats` runs;
 peaks are the largest over runs. Labels are compared row for row by `aces_compare`, with the
-spec's section-9 differences accounted for. Results go to benchmarks/results/cohort_<N>.json,
-and benchmarks/results/cohort.md is rebuilt from every such JSON file.
+spec's section-9 differences accounted for; any other difference fails the run (exit 1). The
+machine's load averages are recorded before each cohort and after the last. Results go to
+benchmarks/results/cohort_<generator>_<N>_<K>.json, and benchmarks/results/cohort.md is rebuilt
+from every such JSON file.
 
-Usage: .venv/bin/python benchmarks/bench_cohort.py --subjects 10000 --shards 1 --repeats 3
+Usage: .venv/bin/python benchmarks/bench_cohort.py --generator longtail --subjects 10000 --shards 3
 """
 
 from __future__ import annotations
@@ -35,7 +38,14 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aces_compare import compare_cohort, run_ehrbench  # noqa: E402
 from aces_run import ACES_CLI, aces_available, event_shards, run_aces  # noqa: E402
-from common import EHRBENCH, RESULTS, peak_rss_kib, synthetic_dataset  # noqa: E402
+from common import (  # noqa: E402
+    EHRBENCH,
+    GENERATORS,
+    RESULTS,
+    benchmark_dataset,
+    machine_load,
+    peak_rss_kib,
+)
 
 from ehrbench.io import write_text_atomic  # noqa: E402
 
@@ -65,6 +75,7 @@ def startup_cost() -> dict:
 def bench_cohort(name: str, data: Path, repeats: int) -> dict:
     """Time both tools `repeats` times on cohort `name` and compare their labels."""
     cohort = HERE / "cohorts" / f"{name}.yaml"
+    load = machine_load()
     aces_runs, ours_runs = [], []
     for _ in range(repeats):
         ours_runs.append(run_ehrbench(cohort, data, measure=True))
@@ -77,6 +88,7 @@ def bench_cohort(name: str, data: Path, repeats: int) -> dict:
     ours_kib = max(r.peak_rss_kib for r in ours_runs)
     return {
         "cohort": name,
+        "load": load,
         "rows_aces": comparison.aces_rows,
         "rows_ehrbench": comparison.ehrbench_rows,
         "positives": int(labels.sum()),
@@ -104,23 +116,24 @@ def render(results: list[dict]) -> str:
         "speedup = ACES time / ehrbench time; memory = ehrbench peak / ACES peak.",
         "",
     ]
-    for run in sorted(results, key=lambda r: r["subjects"]):
+    for run in sorted(results, key=lambda r: (r["subjects"], r["generator"], r["shards"])):
         lines += [
-            f"## {run['subjects']:,} subjects, {run['shards']} shard(s), "
+            f"## {run['subjects']:,} subjects, {run['generator']}, {run['shards']} shard(s), "
             f"{run['event_rows']:,} event rows ({run['repeats']} repeat(s), {run['machine']})",
             "",
-            f"Data: {run['data']}.",
+            f"Data: {run['data']}. Load average (1, 5, 15 min, as `uptime` prints it): "
+            f"{run['load_before']} before, {run['load_after']} after.",
             "",
-            "| cohort | rows (ACES / ehrbench) | positives | mismatches | ACES s | ehrbench s "
-            "| speedup | ACES peak MiB | ehrbench peak MiB | memory |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| cohort | load before | rows (ACES / ehrbench) | positives | mismatches | ACES s "
+            "| ehrbench s | speedup | ACES peak MiB | ehrbench peak MiB | memory |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for c in run["cohorts"]:
             lines.append(
-                f"| {c['cohort']} | {c['rows_aces']} / {c['rows_ehrbench']} | {c['positives']} "
-                f"| {c['mismatches']} | {c['aces_seconds']} | {c['ehrbench_seconds']} "
-                f"| {c['speedup']}x | {c['aces_peak_mib']} | {c['ehrbench_peak_mib']} "
-                f"| {c['memory_ratio']:.1%} |"
+                f"| {c['cohort']} | {c['load']} | {c['rows_aces']} / {c['rows_ehrbench']} "
+                f"| {c['positives']} | {c['mismatches']} | {c['aces_seconds']} "
+                f"| {c['ehrbench_seconds']} | {c['speedup']}x | {c['aces_peak_mib']} "
+                f"| {c['ehrbench_peak_mib']} | {c['memory_ratio']:.1%} |"
             )
         notes = [
             f"- {c['cohort']}: {reason}: {n}"
@@ -145,9 +158,11 @@ def render(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="example: .venv/bin/python benchmarks/bench_cohort.py --subjects 100000 "
+        epilog="example: .venv/bin/python benchmarks/bench_cohort.py --generator longtail "
+        "--subjects 100000 "
         "--shards 10 --repeats 1",
     )
+    parser.add_argument("--generator", choices=sorted(GENERATORS), default="synth")
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
@@ -162,24 +177,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         data, origin = args.data, f"the MEDS folder {args.data}"
     else:
-        data = synthetic_dataset(args.subjects, args.shards)
-        origin = f"`ehrbench synth --subjects {args.subjects} --seed 0 --shards {args.shards}`"
+        data, origin = benchmark_dataset(args.generator, args.subjects, args.shards)
+    load_before = machine_load()
     cohorts = []
     for name in args.cohorts:
         cohorts.append(bench_cohort(name, data, args.repeats))
         print(json.dumps(cohorts[-1]), flush=True)
     run = {
+        "generator": "folder" if args.data else args.generator,
         "subjects": args.subjects,
         "shards": args.shards,
         "event_rows": dataset_rows(data),
         "data": origin,
+        "load_before": load_before,
+        "load_after": machine_load(),
         "repeats": args.repeats,
         "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
         "startup": startup_cost(),
         "cohorts": cohorts,
     }
     RESULTS.mkdir(exist_ok=True)
-    write_text_atomic(json.dumps(run, indent=2) + "\n", RESULTS / f"cohort_{args.subjects}.json")
+    name = f"cohort_{run['generator']}_{args.subjects}_{args.shards}.json"
+    write_text_atomic(json.dumps(run, indent=2) + "\n", RESULTS / name)
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("cohort_*.json"))]
     write_text_atomic(render(runs), RESULTS / "cohort.md")
     print(render([run]))

@@ -1,7 +1,8 @@
 """Benchmark: ehrbench's tabular featuriser against MEDS-Tab 0.2.0, side by side.
 
-Both tools featurise the same synthetic dataset (`ehrbench synth --subjects N --seed 0`, made
-once under benchmarks/results/work/) for the same label table: one row per hospital admission,
+Both tools featurise the same synthetic dataset (made once under benchmarks/results/work/ by
+`--generator`: `ehrbench synth --subjects N --seed 0 --shards K`, or benchmarks/second_generator.py
+with its long tail of rare codes) for the same label table: one row per hospital admission,
 predicting at admission + 24 h. Same windows (1d, 30d, 365d, full), same minimum code count
 (10), same aggregations: code count, value count, sum, sum of squares, min, max, plus static
 codes. (ehrbench computes a superset: it also adds value/last, age and time since last event.)
@@ -15,12 +16,14 @@ codes. (ehrbench computes a superset: it also adds value/last, age and time sinc
 
 Each process runs under `/usr/bin/time -v`; a tool's time is the sum over its stages and its
 peak memory the largest peak RSS of any stage. Runs alternate between the tools so both see the
-same machine load; times are medians over runs. Results: benchmarks/results/features_<N>.json,
-and benchmarks/results/features.md rebuilt from all of them.
+same machine load; times are medians over runs, and the load averages before and after are
+recorded. Results: benchmarks/results/features_<generator>_<N>_<K>.json, and
+benchmarks/results/features.md rebuilt from all of them.
 
 Usage:
-  .venv/bin/python benchmarks/bench_features.py --subjects 1000 --repeats 3
-  .venv/bin/python benchmarks/bench_features.py --subjects 100000 --no-medstab --repeats 1
+  .venv/bin/python benchmarks/bench_features.py --subjects 1000 --shards 3 --repeats 3
+  .venv/bin/python benchmarks/bench_features.py --generator longtail --subjects 100000 \
+      --shards 10 --no-medstab --repeats 1
 """
 
 from __future__ import annotations
@@ -37,7 +40,15 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
-from common import EHRBENCH, RESULTS, WORK, synthetic_dataset, wall_and_peak
+from common import (
+    EHRBENCH,
+    GENERATORS,
+    RESULTS,
+    WORK,
+    benchmark_dataset,
+    machine_load,
+    wall_and_peak,
+)
 
 from ehrbench.io import write_text_atomic
 from ehrbench.meds import open_dataset, write_labels
@@ -183,18 +194,23 @@ def write_markdown() -> None:
         f"{', '.join(WINDOWS)}, min code count {MIN_COUNT}, aggregations code count, value "
         "count/sum/sum of squares/min/max and static codes. MEDS-Tab runs in task mode (only at "
         "label times): describe + static + time series. Times are medians (wall clock), "
-        "memory the peak RSS of any process, on a shared 2-core machine.",
+        "memory the peak RSS of any process, on a shared 2-core machine whose load averages "
+        "(1, 5, 15 min, as `uptime` prints them) are given before and after each row's runs.",
         "",
-        "| subjects | events | label rows | ehrbench s | ehrbench peak MiB | MEDS-Tab s "
-        "| MEDS-Tab peak MiB | speed-up | memory ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| subjects | generator | shards | load before / after | events | label rows "
+        "| ehrbench s | ehrbench peak MiB | MEDS-Tab s | MEDS-Tab peak MiB | speed-up "
+        "| memory ratio |",
+        "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for path in sorted(RESULTS.glob("features_*.json"), key=lambda p: int(p.stem.split("_")[1])):
-        r = json.loads(path.read_text())
+    results = [json.loads(path.read_text()) for path in RESULTS.glob("features_*.json")]
+    for r in sorted(results, key=lambda r: (r["subjects"], r["generator"], r["shards"])):
         ours = r["ehrbench"]
         theirs = r.get("medstab")
         cells = [
             f"{r['subjects']:,}",
+            r["generator"],
+            str(r["shards"]),
+            f"{r['load_before']} / {r['load_after']}",
             f"{r['events']:,}",
             f"{r['label_rows']:,}",
             f"{ours['seconds_median']:.1f}",
@@ -222,8 +238,10 @@ def write_markdown() -> None:
         "what the command prints.",
         "- ehrbench computes more than MEDS-Tab here: also value/last per window, age and time "
         "since the last event.",
-        "- MEDS-Tab is not run at 10,000 subjects: at 1,000 it already needs about 9 to 13 "
+        "- MEDS-Tab is not run at 10,000 subjects: at 1,000 it already needs about 9 to 14 "
         "minutes, so 10,000 would exceed the 30-minute budget.",
+        "- Only ehrbench's output shape is checked here; the two tools' feature values are not "
+        "compared cell by cell.",
     ]
     write_text_atomic("\n".join(lines) + "\n", RESULTS / "features.md")
 
@@ -231,6 +249,7 @@ def write_markdown() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", choices=sorted(GENERATORS), default="synth")
     parser.add_argument("--subjects", type=int, default=1000)
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
@@ -238,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-medstab", action="store_true", help="run ehrbench alone")
     parser.add_argument("--data", type=Path, help="use this MEDS folder instead of synthesising")
     args = parser.parse_args(argv)
-    root = args.data or synthetic_dataset(args.subjects, args.shards)
-    work = WORK / f"features_{args.subjects}_{args.shards}"
+    generator = "folder" if args.data else args.generator
+    root = args.data or benchmark_dataset(generator, args.subjects, args.shards)[0]
+    work = WORK / f"features_{generator}_{args.subjects}_{args.shards}"
     work.mkdir(parents=True, exist_ok=True)
     log = work / "log.txt"
     labels = admission_labels(root, work / "labels.parquet")
@@ -252,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["bash", str(HERE / "meds_tab_env.sh")], check=True)
     data = medstab_input(root, labels, work / "medstab_input") if use_medstab else None
     medstab_repeats = args.medstab_repeats or args.repeats
+    load_before = machine_load()
     ours, theirs = [], []
     for i in range(max(args.repeats, medstab_repeats if use_medstab else 0)):
         if i < args.repeats:
@@ -261,8 +282,11 @@ def main(argv: list[str] | None = None) -> int:
             theirs.append(run_medstab(data, work, log))
             print(f"MEDS-Tab run {i + 1}: {theirs[-1]['seconds']:.1f} s", flush=True)
     result = {
+        "generator": generator,
         "subjects": args.subjects,
         "shards": args.shards,
+        "load_before": load_before,
+        "load_after": machine_load(),
         "events": events,
         "label_rows": labels.height,
         "windows": list(WINDOWS),
@@ -272,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     if theirs:
         result["medstab"] = summarise(theirs)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json.dumps(result, indent=1), RESULTS / f"features_{args.subjects}.json")
+    name = f"features_{generator}_{args.subjects}_{args.shards}.json"
+    write_text_atomic(json.dumps(result, indent=1), RESULTS / name)
     write_markdown()
     print((RESULTS / "features.md").read_text())
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import subprocess
@@ -25,6 +26,39 @@ def synthetic_dataset(subjects: int, shards: int) -> Path:
         args += ["--out", str(root), "--shards", str(shards)]
         subprocess.run(args, check=True)
     return root
+
+
+def longtail_dataset(subjects: int, shards: int) -> Path:
+    """The MEDS folder of benchmarks/second_generator.py for `subjects` and `shards`, made once."""
+    root = WORK / f"longtail_{subjects}_{shards}"
+    if not (root / "data").is_dir():
+        WORK.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, str(HERE / "second_generator.py"), "--subjects", str(subjects)]
+        args += ["--shards", str(shards), "--seed", "0", "--out", str(root)]
+        subprocess.run(args, check=True)
+    return root
+
+
+# Each benchmark runs on both generators: a speed ratio depends on the data as well as the tools.
+GENERATORS = {
+    "synth": (synthetic_dataset, "`ehrbench synth --subjects {n} --seed 0 --shards {k}`"),
+    "longtail": (
+        longtail_dataset,
+        "`benchmarks/second_generator.py --subjects {n} --shards {k} --seed 0` (Zipf-like long "
+        "tail of 50,000 codes, 50,000-row row groups, unequal shards)",
+    ),
+}
+
+
+def benchmark_dataset(generator: str, subjects: int, shards: int) -> tuple[Path, str]:
+    """(folder, how it was made) of `generator`'s dataset of `subjects` in `shards` shards."""
+    make, origin = GENERATORS[generator]
+    return make(subjects, shards), origin.format(n=subjects, k=shards)
+
+
+def machine_load() -> str:
+    """The load averages over 1, 5 and 15 minutes, as `uptime` prints them."""
+    return ", ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 def peak_rss_kib(report: str) -> int | None:

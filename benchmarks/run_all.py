@@ -3,10 +3,13 @@
 The peer tools live in their own virtual environments, created here when missing (ACES 0.7.3 in
 benchmarks/.venv-aces, MEDS-Tab in benchmarks/.venv-medstab; never dependencies of ehrbench).
 Each script writes its table under benchmarks/results/; this runner only sequences them, so one
-benchmark can also be rerun alone with the command it prints.
+benchmark can also be rerun alone with the command it prints. The cohort and feature benchmarks
+run on both data generators (`ehrbench synth` and benchmarks/second_generator.py) and on both
+shard layouts (3 large shards, 10 small ones); every table records the machine's load.
 
 Usage: .venv/bin/python benchmarks/run_all.py [--quick]
-  --quick  the small sizes only (10,000 subjects for cohorts, 1,000 for features, no 100,000 runs)
+  --quick  small sizes only (2,000 subjects for cohorts; features at 200 subjects in one shard,
+           where MEDS-Tab takes minutes; no 100,000 runs)
 """
 
 from __future__ import annotations
@@ -20,6 +23,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+GENERATORS = ("synth", "longtail")
+
+
+def on_every_layout(script: str, subjects: int, layouts: tuple[int, ...], *options: str):
+    """`script` on both data generators and every shard count in `layouts`."""
+    return [
+        [script, "--generator", generator, "--subjects", str(subjects), "--shards", str(shards)]
+        + list(options)
+        for generator in GENERATORS
+        for shards in layouts
+    ]
+
+
 def steps(quick: bool) -> list[list[str]]:
     """The benchmark commands, as script name and options."""
     if quick:
@@ -27,17 +43,18 @@ def steps(quick: bool) -> list[list[str]]:
             ["meds_validate.py", "--shards", "4", "--rows", "2000000", "--repeats", "3"],
             ["bench_metrics.py"],
             ["bench_synth.py", "--sizes", "10000"],
-            ["bench_cohort.py", "--subjects", "10000", "--shards", "1", "--repeats", "3"],
-            ["bench_features.py", "--subjects", "1000", "--repeats", "1"],
+            *on_every_layout("bench_cohort.py", 2000, (3, 10), "--repeats", "1"),
+            *on_every_layout("bench_features.py", 200, (1,), "--repeats", "1"),
+            ["bench_storage.py", "--subjects", "200", "--shards", "1", "--repeats", "3"],
         ]
     return [
         ["meds_validate.py", "--shards", "10", "--rows", "9000000", "--repeats", "3"],
         ["bench_metrics.py"],
         ["bench_synth.py", "--sizes", "10000", "100000"],
-        ["bench_cohort.py", "--subjects", "10000", "--shards", "1", "--repeats", "3"],
-        ["bench_cohort.py", "--subjects", "100000", "--shards", "10", "--repeats", "1"],
-        ["bench_features.py", "--subjects", "1000", "--repeats", "1"],
-        ["bench_features.py", "--subjects", "100000", "--no-medstab", "--repeats", "1"],
+        *on_every_layout("bench_cohort.py", 100_000, (3, 10), "--repeats", "1"),
+        *on_every_layout("bench_features.py", 1000, (3, 10), "--repeats", "1"),
+        *on_every_layout("bench_features.py", 100_000, (3, 10), "--no-medstab", "--repeats", "1"),
+        ["bench_storage.py", "--subjects", "100000", "--shards", "10", "--repeats", "3"],
     ]
 
 
