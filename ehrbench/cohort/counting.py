@@ -183,8 +183,8 @@ def _needs_ends(specials: Collection[str]) -> bool:
 
 
 def _rows(source: EventSource, where: pl.Expr | None = None) -> pl.LazyFrame:
-    """The rows of `source` passing `where` (filtered as they are read: parquet pages no row
-    passes are skipped), subject_id as int64 and time as int64 microseconds."""
+    """The rows of `source` passing `where` (a filter polars pushes into the parquet scan),
+    subject_id as int64 and time as int64 microseconds."""
     events = source.scan()
     if where is not None:
         events = events.filter(where)
