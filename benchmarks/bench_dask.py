@@ -33,8 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-from common import EHRBENCH, HERE, RESULTS, synthetic_dataset
+from bench_grid import write_suite as grid_suite
+from common import EHRBENCH, RESULTS, synthetic_dataset
 
 import ehrbench.protocol.runner as runner
 from ehrbench.protocol.commands import run_suite
@@ -42,7 +42,6 @@ from ehrbench.protocol.commands import run_suite
 COHORT = "mortality_in_hospital"
 EXTRACTED = ["mortality_in_hospital", "long_los", "readmission_30d", "icu_transfer", "lab_anemia"]
 MODELS = ["logreg", "lightgbm", "random_forest"]
-REPO = HERE.parent
 
 
 def timed_compute_run(context, data, planned):
@@ -86,25 +85,16 @@ class Recorder:
 
 def write_suite(folder: Path, dataset: Path, scheduler: str) -> Path:
     """The grid's suite file in `folder`; `scheduler` is none or a number of local workers."""
-    suite = {
+    changes = {
         "name": "bench_dask",
-        "dataset": {"path": str(dataset)},
-        "predicates": str(REPO / "cohorts" / "predicates" / "synthetic.yaml"),
-        "cohorts_dir": str(REPO / "cohorts"),
         "cohorts": [COHORT],
         "models": MODELS,
-        "baseline": "logreg",
         "k": [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, "all"],
-        "seeds": [0, 1, 2, 3, 4],
         "features": {"tabular": {"windows": ["1d", "7d", "30d", "365d", "full"], "min_count": 10}},
-        "bootstrap": {"resamples": 1000, "seed": 0},
-        "output": str(folder / "out"),
     }
     if scheduler != "none":
-        suite |= {"scheduler": "local", "workers": int(scheduler)}
-    path = folder / "suite.yaml"
-    path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
-    return path
+        changes |= {"scheduler": "local", "workers": int(scheduler)}
+    return grid_suite(folder, dataset, folder / "out", **changes)
 
 
 def on_paper(runs: list[dict], workers: int) -> float:

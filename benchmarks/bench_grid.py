@@ -36,8 +36,8 @@ COHORTS = ["readmission_30d", "mortality_in_hospital"]
 REPO = HERE.parent
 
 
-def write_suite(folder: Path, dataset: Path, output: Path) -> Path:
-    """The benchmark's suite file in `folder`."""
+def write_suite(folder: Path, dataset: Path, output: Path, **changes) -> Path:
+    """The benchmark's suite file in `folder`, with `changes` to its keys."""
     suite = {
         "name": "bench_grid",
         "dataset": {"path": str(dataset)},
@@ -51,7 +51,7 @@ def write_suite(folder: Path, dataset: Path, output: Path) -> Path:
         "features": {"tabular": {"windows": ["30d", "365d", "full"], "min_count": 10}},
         "bootstrap": {"resamples": 1000, "seed": 0},
         "output": str(output),
-    }
+    } | changes
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
     return path

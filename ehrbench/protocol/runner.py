@@ -17,7 +17,10 @@ cohort and each run of the suite's `FewShotPlan`:
    on; a run already in the store is skipped. Ctrl-C stops between two saves: nothing partial is
    kept, and the same command resumes.
 
-A progress bar ticks once per computed run; each run's result line is logged at INFO level.
+Each run is a task of the current executor (`ehrbench.scheduler`): in process, one after the
+other in the order above; on Dask workers, each cohort's runs longest first (`all`, then
+descending k), saved by this process as they come back. A progress bar ticks once per computed
+run (with the workers and the runs in flight); each run's result line is logged at INFO level.
 
 held_out rows reach a model only through `predict_proba`, after it is fitted.
 """
@@ -48,7 +51,7 @@ from ehrbench.models.base import Model, model_class
 from ehrbench.models.training import fit_and_predict
 from ehrbench.protocol.external import ExternalSite
 from ehrbench.protocol.external_runs import needs_scores, prepare_sites, score_run
-from ehrbench.protocol.fewshot import FewShotPlan, FewShotRun
+from ehrbench.protocol.fewshot import ALL, MAX_K, FewShotPlan, FewShotRun
 from ehrbench.protocol.manifest import CohortInfo
 from ehrbench.protocol.prepare import (
     CohortData,
@@ -308,6 +311,24 @@ def compute_run(context: RunContext, data: CohortData, planned: PlannedRun) -> R
     )
 
 
+def longest_first(pending: list[PlannedRun]) -> list[PlannedRun]:
+    """`pending` cohort by cohort as before, each cohort's runs by descending k (`all` first):
+    on many workers the long runs start first, so no worker is left alone with one at the end.
+
+    >>> from ehrbench.protocol.fewshot import FewShotRun
+    >>> runs = [PlannedRun("c", "m", FewShotRun(k, 0), None) for k in (1, 128, "all")]
+    >>> [p.run.k for p in longest_first(runs)]
+    ['all', 128, 1]
+    """
+    cohorts = list(dict.fromkeys(p.cohort for p in pending))
+
+    def order(planned: PlannedRun) -> tuple[int, int]:
+        k = planned.run.k
+        return cohorts.index(planned.cohort), -(MAX_K + 1 if k == ALL else k)
+
+    return sorted(pending, key=order)
+
+
 class GridRunner:
     """Runs a suite's grid into its output folder's `ResultsStore`.
 
@@ -388,6 +409,8 @@ class GridRunner:
         held_context = executor.hold(context)
         held: dict[str, Any] = {}  # each cohort's data, held while its runs are in flight
         remaining = Counter(p.cohort for p in pending)
+        if executor.workers > 1:
+            pending = longest_first(pending)
 
         def calls() -> Iterator[Call]:
             for planned in pending:
