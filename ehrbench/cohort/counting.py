@@ -176,10 +176,15 @@ def _micros(source: EventSource) -> pl.Expr:
     return ticks.alias(TIME)
 
 
-def _needs_ends(specials: Collection[str]) -> bool:
-    """Whether the count table needs each subject's first and last timestamp as rows of its own
-    (`_ANY_EVENT` keeps every timestamp anyway)."""
-    return ANY_EVENT not in specials and bool({RECORD_START, RECORD_END} & set(specials))
+def _ends(specials: Collection[str]) -> dict[str, pl.Expr]:
+    """The subject ends the count table needs as rows of their own, by special predicate: the
+    first timestamp for `_RECORD_START`, the last for `_RECORD_END` (none with `_ANY_EVENT`,
+    which keeps every timestamp anyway). Only the ones asked for are aggregated: each is a
+    per-subject aggregate over every row."""
+    if ANY_EVENT in specials:
+        return {}
+    ends = {RECORD_START: pl.col(TIME).min(), RECORD_END: pl.col(TIME).max()}
+    return {name: end.alias(name) for name, end in ends.items() if name in specials}
 
 
 def _rows(source: EventSource, where: pl.Expr | None = None) -> pl.LazyFrame:
@@ -192,12 +197,12 @@ def _rows(source: EventSource, where: pl.Expr | None = None) -> pl.LazyFrame:
 
 
 def _subject_query(source: EventSource, specials: Collection[str]) -> pl.LazyFrame:
-    """Every distinct subject of `source` and, when `specials` need them, its first and last
-    timestamp (a list, null for a subject without a timed row): one grouping of every row."""
-    if not _needs_ends(specials):
+    """Every distinct subject of `source` and, per end `specials` need (`_ends`), its first or
+    last timestamp (null for a subject without a timed row): one grouping of every row."""
+    ends = _ends(specials)
+    if not ends:
         return _rows(source).select(pl.col(SUBJECT).unique())
-    ends = pl.concat_list(pl.col(TIME).min(), pl.col(TIME).max())
-    return _rows(source).group_by(SUBJECT).agg(ends)
+    return _rows(source).group_by(SUBJECT).agg(*ends.values())
 
 
 def _count_query(
@@ -217,8 +222,8 @@ def _count_query(
     parts = [_rows(source, timed & any_code_test(plain)).select(SUBJECT, TIME, *hits)]
     if ANY_EVENT in specials:
         parts.append(_rows(source, timed).select(SUBJECT, TIME).unique())
-    elif _needs_ends(specials):
-        parts.append(subjects.explode(TIME).drop_nulls(TIME))
+    for end in _ends(specials):
+        parts.append(subjects.select(SUBJECT, pl.col(end).alias(TIME)).drop_nulls(TIME))
     grouped = pl.concat(parts, how="diagonal").group_by(SUBJECT, TIME)
     return grouped.agg(pl.col(p.name).sum() for p in plain).sort(SUBJECT, TIME)
 
