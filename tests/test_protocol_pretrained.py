@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import shutil
 
-import numpy as np
 import polars as pl
 import pytest
 from protocol_helpers import COHORT, COHORTS, tiny_dataset, tiny_suite
@@ -132,10 +131,6 @@ def _model_copy(output, tmp_path):
     return copy
 
 
-def _embeddings(path) -> np.ndarray:
-    return np.stack(pl.read_parquet(path)["embedding"].to_numpy())
-
-
 def test_cohorts_get_their_rows_of_one_embedding_of_the_distinct_rows(grid, tmp_path, caplog):
     _, dataset, _, result = grid
     output = result.suite.output
@@ -153,13 +148,8 @@ def test_cohorts_get_their_rows_of_one_embedding_of_the_distinct_rows(grid, tmp_
         alone = represent(model, meds, table)
         mine = pl.read_parquet(model / f"{name}.parquet")
         assert mine.select(list(KEY)).equals(alone.select(list(KEY)))
-        assert mine.schema == alone.schema
-        np.testing.assert_allclose(
-            _embeddings(model / f"{name}.parquet"),
-            np.stack(alone["embedding"].to_numpy()),
-            rtol=1e-5,
-            atol=1e-6,
-        )
+        # Bit for bit: a pass's states do not depend on the other passes of its batch.
+        assert mine.equals(alone)
 
 
 def test_a_changed_cohort_reembeds_and_unchanged_cohorts_are_reused(grid, tmp_path, caplog):
