@@ -10,9 +10,13 @@ import polars as pl
 import pytest
 from protocol_helpers import COHORT, COHORTS, tiny_dataset, tiny_suite
 
+from ehrbench.alignment import KEY
 from ehrbench.errors import EhrbenchError
+from ehrbench.features.rows import row_frame
+from ehrbench.meds import open_dataset
+from ehrbench.pretrain.represent import represent
 from ehrbench.protocol.commands import run_suite
-from ehrbench.protocol.pretrained import PRETRAINED_DIR
+from ehrbench.protocol.pretrained import PRETRAINED_DIR, ROWS_FILE, embed_cohorts
 from ehrbench.protocol.suite import load_suite
 
 TINY = {"epochs": 1, "hidden": 16, "n_heads": 2, "n_layers": 1, "max_len": 32, "min_count": 1}
@@ -117,3 +121,54 @@ def test_a_skipped_cohort_is_not_embedded(grid, tmp_path):
     again = run_suite(path, [f"cohorts_dir={cohorts}", f"cohorts=[broken,{COHORT}]"])
     assert "broken" in again.skipped_cohorts
     assert set(pl.read_csv(result.suite.output / "runs.csv")["status"]) == {"ok"}
+
+
+def _model_copy(output, tmp_path):
+    """A copy of a pretrained model of the grid's cache without its embeddings."""
+    source = sorted((output / PRETRAINED_DIR).iterdir())[0]
+    copy = tmp_path / PRETRAINED_DIR / "model"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("*.parquet"))
+    return copy
+
+
+def test_cohorts_get_their_rows_of_one_embedding_of_the_distinct_rows(grid, tmp_path, caplog):
+    _, dataset, _, result = grid
+    output = result.suite.output
+    model = _model_copy(output, tmp_path)
+    labels = pl.read_parquet(output / "cohorts" / COHORT / "labels.parquet")
+    # Two overlapping cohorts, one in reverse order and with a repeated row.
+    cohorts = {"first": labels.head(600), "second": pl.concat([labels.tail(500), labels.tail(1)])}
+    cohorts["second"] = cohorts["second"].reverse()
+    meds = open_dataset(dataset)
+    with caplog.at_level(logging.INFO, logger="ehrbench"):
+        embed_cohorts(model, meds, cohorts)
+    distinct = pl.concat([t.select(list(KEY)) for t in cohorts.values()]).unique().height
+    assert f"embedding the {distinct} distinct cohort rows" in caplog.text
+    for name, table in cohorts.items():
+        alone = represent(model, meds, table)
+        mine = pl.read_parquet(model / f"{name}.parquet")
+        assert mine.select(list(KEY)).equals(alone.select(list(KEY)))
+        # Bit for bit: a pass's states do not depend on the other passes of its batch.
+        assert mine.equals(alone)
+
+
+def test_a_changed_cohort_reembeds_and_unchanged_cohorts_are_reused(grid, tmp_path, caplog):
+    _, dataset, _, result = grid
+    model = _model_copy(result.suite.output, tmp_path)
+    labels = pl.read_parquet(result.suite.output / "cohorts" / COHORT / "labels.parquet")
+    meds = open_dataset(dataset)
+    embed_cohorts(model, meds, {"first": labels.head(300), "second": labels.tail(300)})
+    changed = {"first": labels.head(300), "second": labels.tail(200)}
+    distinct = pl.concat([row_frame(t) for t in changed.values()]).unique().sort(list(KEY))
+    with caplog.at_level(logging.INFO, logger="ehrbench"):
+        embed_cohorts(model, meds, changed)
+    assert f"embedding the {distinct.height} distinct cohort rows" in caplog.text
+    assert pl.read_parquet(model / ROWS_FILE).select(list(KEY)).equals(distinct)
+    for name, table in changed.items():
+        assert pl.read_parquet(model / f"{name}.parquet").select(list(KEY)).equals(row_frame(table))
+    caplog.clear()
+    before = _cache_times(tmp_path)
+    with caplog.at_level(logging.INFO, logger="ehrbench"):
+        embed_cohorts(model, meds, changed)
+    assert "distinct cohort rows: reusing" in caplog.text
+    assert _cache_times(tmp_path) == before

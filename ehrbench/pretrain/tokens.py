@@ -73,7 +73,11 @@ def read_events(
     for shard in dataset.shards:
         query = scan_events(dataset, shard, subjects).filter(pl.col("time").is_not_null())
         if until is not None:
-            query = query.join(until.lazy(), on="subject_id").filter(pl.col("time") <= pl.col("t"))
+            # maintain_order: an unordered join reordered same-time events now and then, so a
+            # window starting inside such a group read other tokens from run to run.
+            query = query.join(until.lazy(), on="subject_id", maintain_order="left").filter(
+                pl.col("time") <= pl.col("t")
+            )
         with reading(shard):
             parts.append(query.select("subject_id", "time", "code", "value").collect())
     return pl.concat(parts).sort("subject_id", "time", maintain_order=True)

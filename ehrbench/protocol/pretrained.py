@@ -3,9 +3,12 @@
 Each NAME a model of the suite uses (`HEAD@NAME`) is pretrained on the suite's dataset into
 `<output>/pretrained/<NAME>-<digest>/`, the digest covering the dataset fingerprint and the
 settings: a finished folder (one holding its weights) is reused, an interrupted one resumes
-from its checkpoint. Each cohort is then embedded into `<cohort>.parquet` in that folder,
-reused while it holds exactly the cohort's label rows. NAME then stands for the file pattern
-`<folder>/{cohort}.parquet`, so the grid reads it like a `representations:` entry.
+from its checkpoint. The cohorts share most of their (subject_id, prediction_time) rows, so the
+distinct rows of all of them are embedded once into `rows.parquet` in that folder (reused while
+it holds exactly those rows; a row's embedding reads only its own history, so the cohort it
+comes from does not matter), and each cohort's rows of it are written to `<cohort>.parquet`.
+NAME then stands for the file pattern `<folder>/{cohort}.parquet`, so the grid reads it like a
+`representations:` entry.
 
 torch is imported only when a suite has such a model.
 """
@@ -30,6 +33,8 @@ from ehrbench.protocol.suite import COHORT_PLACEHOLDER, Suite, representation_na
 logger = logging.getLogger(__name__)
 
 PRETRAINED_DIR = "pretrained"
+# The embeddings of the distinct label rows of every cohort, in a pretrained model's folder.
+ROWS_FILE = "rows.parquet"
 
 
 def pretrained_folder(
@@ -57,8 +62,8 @@ def with_pretrained(suite: Suite, dataset: MedsDataset, cohorts: dict[str, Cohor
     for name in sorted(used):
         folder = pretrained_folder(suite.output, name, suite.pretrained[name], fingerprint)
         _pretrain(name, folder, dataset, suite.pretrained[name])
-        for cohort, data in cohorts.items():
-            _represent(name, folder, dataset, data, folder / f"{cohort}.parquet")
+        labels = {cohort: data.labels for cohort, data in cohorts.items()}
+        embed_cohorts(folder, dataset, labels)
         patterns[name] = folder / f"{COHORT_PLACEHOLDER}.parquet"
     return dataclasses.replace(suite, representations={**suite.representations, **patterns})
 
@@ -75,15 +80,36 @@ def _pretrain(name: str, folder: Path, dataset: MedsDataset, settings: PretrainS
     pretrain_dataset(dataset, folder, settings)
 
 
-def _represent(
-    name: str, folder: Path, dataset: MedsDataset, data: CohortData, target: Path
-) -> None:
-    """Embed the cohort's label rows into `target` unless it holds exactly those rows."""
+def embed_cohorts(folder: Path, dataset: MedsDataset, labels: dict[str, pl.DataFrame]) -> None:
+    """Embed the distinct rows of every cohort's `labels` once with the pretrained model in
+    `folder`, and write each cohort's rows (label order) to `<cohort>.parquet` in it.
+
+    The embedding of the distinct rows is kept in `ROWS_FILE` and reused while it holds exactly
+    those rows; a cohort file is rewritten only when it differs from its rows of it.
+    """
+    rows = {cohort: row_frame(table) for cohort, table in labels.items()}
+    if not rows:
+        return
+    embeddings = _distinct_embeddings(folder, dataset, pl.concat(rows.values()).unique())
+    for cohort, cohort_rows in rows.items():
+        target = folder / f"{cohort}.parquet"
+        mine = cohort_rows.join(embeddings, on=list(KEY), how="left", maintain_order="left")
+        if target.is_file() and pl.read_parquet(target).equals(mine):
+            logger.info("embeddings of cohort %s: reusing %s", cohort, target)
+            continue
+        write_parquet_atomic(mine, target)
+
+
+def _distinct_embeddings(folder: Path, dataset: MedsDataset, rows: pl.DataFrame) -> pl.DataFrame:
+    """The embeddings of `rows` (distinct keys), from `ROWS_FILE` while it holds exactly them."""
     from ehrbench.pretrain.represent import represent
 
-    rows = row_frame(data.labels)
-    if target.is_file() and pl.read_parquet(target, columns=list(KEY)).equals(rows):
-        logger.info("pretrained model %s, cohort %s: reusing %s", name, data.name, target)
-        return
-    logger.info("pretrained model %s, cohort %s: embedding %d rows", name, data.name, rows.height)
-    write_parquet_atomic(represent(folder, dataset, data.labels), target)
+    rows = rows.sort(list(KEY))
+    path = folder / ROWS_FILE
+    if path.is_file() and pl.read_parquet(path, columns=list(KEY)).equals(rows):
+        logger.info("embeddings of the %d distinct cohort rows: reusing %s", rows.height, path)
+        return pl.read_parquet(path)
+    logger.info("embedding the %d distinct cohort rows into %s", rows.height, path)
+    embeddings = represent(folder, dataset, rows)
+    write_parquet_atomic(embeddings, path)
+    return embeddings
