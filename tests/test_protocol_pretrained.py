@@ -163,6 +163,8 @@ def test_a_changed_cohort_reembeds_and_unchanged_cohorts_are_reused(grid, tmp_pa
     with caplog.at_level(logging.INFO, logger="ehrbench"):
         embed_cohorts(model, meds, changed)
     assert f"embedding the {distinct.height} distinct cohort rows" in caplog.text
+    assert "embeddings of cohort first: reusing" in caplog.text
+    assert "embeddings of cohort second: reusing" not in caplog.text
     assert pl.read_parquet(model / ROWS_FILE).select(list(KEY)).equals(distinct)
     for name, table in changed.items():
         assert pl.read_parquet(model / f"{name}.parquet").select(list(KEY)).equals(row_frame(table))

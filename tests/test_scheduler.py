@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -54,16 +55,20 @@ def feature_matrices(out: Path) -> list[sp.csr_matrix]:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_local_cluster_gives_the_in_process_outputs(tmp_path_factory, dataset, in_process, workers):
+def test_local_cluster_gives_the_in_process_outputs(
+    tmp_path_factory, dataset, in_process, workers, caplog
+):
     overrides = ["scheduler=local", f"workers={workers}"]
-    out = grid(tmp_path_factory, dataset, f"local{workers}", overrides)
+    with caplog.at_level(logging.INFO, logger="ehrbench"):
+        out = grid(tmp_path_factory, dataset, f"local{workers}", overrides)
+    assert f"a local Dask cluster of {workers} worker(s)" in caplog.text
     labels = f"cohorts/{COHORT}/*.parquet"
     assert files(out, labels) == files(in_process, labels) != {}
     matrices, expected = feature_matrices(out), feature_matrices(in_process)
     assert len(matrices) == len(expected) == 1
     assert (matrices[0] != expected[0]).nnz == 0 and matrices[0].dtype == expected[0].dtype
     for pattern in ("runs/*/predictions.parquet", "runs/*/metrics.parquet"):
-        assert files(out, pattern) == files(in_process, pattern)
+        assert files(out, pattern) == files(in_process, pattern) != {}
     assert len(files(out, "runs/*/metrics.parquet")) == N_RUNS
     results = pl.read_parquet(out / "results.parquet")
     assert results.equals(pl.read_parquet(in_process / "results.parquet"))

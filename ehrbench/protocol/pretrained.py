@@ -59,10 +59,10 @@ def with_pretrained(suite: Suite, dataset: MedsDataset, cohorts: dict[str, Cohor
         return suite
     fingerprint = dataset.fingerprint()
     patterns = {}
+    labels = {cohort: data.labels for cohort, data in cohorts.items()}
     for name in sorted(used):
         folder = pretrained_folder(suite.output, name, suite.pretrained[name], fingerprint)
         _pretrain(name, folder, dataset, suite.pretrained[name])
-        labels = {cohort: data.labels for cohort, data in cohorts.items()}
         embed_cohorts(folder, dataset, labels)
         patterns[name] = folder / f"{COHORT_PLACEHOLDER}.parquet"
     return dataclasses.replace(suite, representations={**suite.representations, **patterns})
@@ -106,9 +106,10 @@ def _distinct_embeddings(folder: Path, dataset: MedsDataset, rows: pl.DataFrame)
 
     rows = rows.sort(list(KEY))
     path = folder / ROWS_FILE
-    if path.is_file() and pl.read_parquet(path, columns=list(KEY)).equals(rows):
+    cached = pl.read_parquet(path) if path.is_file() else None
+    if cached is not None and cached.select(list(KEY)).equals(rows):
         logger.info("embeddings of the %d distinct cohort rows: reusing %s", rows.height, path)
-        return pl.read_parquet(path)
+        return cached
     logger.info("embedding the %d distinct cohort rows into %s", rows.height, path)
     embeddings = represent(folder, dataset, rows)
     write_parquet_atomic(embeddings, path)
