@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from bench_grid import write_suite as grid_suite
-from common import EHRBENCH, RESULTS, synthetic_dataset
+from common import EHRBENCH, RESULTS, machine_load, synthetic_dataset
 
 import ehrbench.protocol.runner as runner
 from ehrbench.protocol.commands import run_suite
@@ -120,7 +120,7 @@ def grid(args: argparse.Namespace) -> dict:
     dataset = synthetic_dataset(args.subjects, 4)
     recorder = Recorder()
     recorder.install()
-    report = {"subjects": args.subjects, "uptime": _uptime(), "schedulers": {}}
+    report = {"subjects": args.subjects, "uptime": machine_load(), "schedulers": {}}
     for scheduler in args.schedulers.split(","):
         recorder.runs.clear()
         with tempfile.TemporaryDirectory() as tmp:
@@ -142,7 +142,7 @@ def grid(args: argparse.Namespace) -> dict:
             "median_task_seconds": {
                 k: round(statistics.median(v), 3) for k, v in by_model_k.items()
             },
-            "uptime_after": _uptime(),
+            "uptime_after": machine_load(),
         }
         if scheduler != "none":
             entry["on_paper_seconds"] = {
@@ -155,7 +155,7 @@ def grid(args: argparse.Namespace) -> dict:
 
 def shards(args: argparse.Namespace) -> dict:
     dataset = synthetic_dataset(args.subjects, 10)
-    report = {"subjects": args.subjects, "shards": 10, "uptime": _uptime(), "schedulers": {}}
+    report = {"subjects": args.subjects, "shards": 10, "uptime": machine_load(), "schedulers": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for scheduler in args.schedulers.split(","):
             option = [] if scheduler == "none" else ["--scheduler", "local", "--workers", scheduler]
@@ -166,7 +166,7 @@ def shards(args: argparse.Namespace) -> dict:
             featurize += ["--labels", str(labels / f"{COHORT}.parquet")]
             featurize += ["--out", str(Path(tmp) / f"features_{scheduler}"), *option]
             entry = {"extract_seconds": _seconds(extract), "featurize_seconds": _seconds(featurize)}
-            entry["uptime_after"] = _uptime()
+            entry["uptime_after"] = machine_load()
             report["schedulers"][scheduler] = entry
             print(scheduler, entry, flush=True)
     return report
@@ -176,10 +176,6 @@ def _seconds(command: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return round(time.perf_counter() - started, 1)
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:

@@ -44,8 +44,8 @@ from common import (
     EHRBENCH,
     GENERATORS,
     RESULTS,
-    WORK,
     benchmark_dataset,
+    features_work,
     machine_load,
     wall_and_peak,
 )
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     generator = "folder" if args.data else args.generator
     root = args.data or benchmark_dataset(generator, args.subjects, args.shards)[0]
-    work = WORK / f"features_{generator}_{args.subjects}_{args.shards}"
+    work = features_work(generator, args.subjects, args.shards)
     work.mkdir(parents=True, exist_ok=True)
     log = work / "log.txt"
     labels = admission_labels(root, work / "labels.parquet")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from common import GENERATORS, RESULTS, WORK, machine_load
+from common import GENERATORS, RESULTS, WORK, features_work, machine_load
 
 from ehrbench.features import storage
 from ehrbench.io import write_text_atomic
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    source = WORK / f"features_{args.generator}_{args.subjects}_{args.shards}" / "ehrbench_out"
+    source = features_work(args.generator, args.subjects, args.shards) / "ehrbench_out"
     if not (source / "features.npz").exists():
         print(f"no {source / 'features.npz'}: run bench_features.py with the same options first")
         return 2

@@ -19,24 +19,30 @@ EHRBENCH = Path(sys.executable).parent / "ehrbench"
 
 def synthetic_dataset(subjects: int, shards: int) -> Path:
     """The synthetic MEDS folder for `subjects` and `shards`, made once by `ehrbench synth`."""
-    root = WORK / f"synth_{subjects}_{shards}"
-    if not (root / "data").is_dir():
-        WORK.mkdir(parents=True, exist_ok=True)
-        args = [str(EHRBENCH), "synth", "--subjects", str(subjects), "--seed", "0"]
-        args += ["--out", str(root), "--shards", str(shards)]
-        subprocess.run(args, check=True)
-    return root
+    command = [str(EHRBENCH), "synth", "--subjects", str(subjects), "--seed", "0"]
+    return _made_once(f"synth_{subjects}_{shards}", command + ["--shards", str(shards)])
 
 
 def longtail_dataset(subjects: int, shards: int) -> Path:
     """The MEDS folder of benchmarks/second_generator.py for `subjects` and `shards`, made once."""
-    root = WORK / f"longtail_{subjects}_{shards}"
+    command = [sys.executable, str(HERE / "second_generator.py"), "--subjects", str(subjects)]
+    return _made_once(
+        f"longtail_{subjects}_{shards}", command + ["--shards", str(shards), "--seed", "0"]
+    )
+
+
+def _made_once(name: str, command: list[str]) -> Path:
+    """`WORK/name`, made by `command` (given `--out` it) unless it already holds a dataset."""
+    root = WORK / name
     if not (root / "data").is_dir():
         WORK.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, str(HERE / "second_generator.py"), "--subjects", str(subjects)]
-        args += ["--shards", str(shards), "--seed", "0", "--out", str(root)]
-        subprocess.run(args, check=True)
+        subprocess.run([*command, "--out", str(root)], check=True)
     return root
+
+
+def features_work(generator: str, subjects: int, shards: int) -> Path:
+    """The work folder of bench_features.py's run on this data (bench_storage.py reads it)."""
+    return WORK / f"features_{generator}_{subjects}_{shards}"
 
 
 # Each benchmark runs on both generators: a speed ratio depends on the data as well as the tools.

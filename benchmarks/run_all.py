@@ -20,10 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from common import GENERATORS
+
 HERE = Path(__file__).resolve().parent
-
-
-GENERATORS = ("synth", "longtail")
 
 
 def on_every_layout(script: str, subjects: int, layouts: tuple[int, ...], *options: str):

@@ -92,10 +92,11 @@ def scan_events(dataset: MedsDataset, shard: Path, subjects: pl.Series) -> pl.La
 
 def events_upto(dataset: MedsDataset, shard: Path, rows: pl.DataFrame) -> pl.LazyFrame:
     """The events of the subjects of `rows` (subject_id, t) in `shard` at or before their row's
-    time `t`, plus their static (null-time) rows, each joined to its row (lazily)."""
+    time `t`, plus their static (null-time) rows, each joined to its row (lazily), in file
+    order per row: an unordered join reordered same-time events now and then."""
     return (
         scan_events(dataset, shard, rows["subject_id"])
-        .join(rows.lazy(), on="subject_id")
+        .join(rows.lazy(), on="subject_id", maintain_order="left")
         .filter(pl.col("time").is_null() | (pl.col("time") <= pl.col("t")))
     )
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 import numpy as np
 import polars as pl
 
-from ehrbench.features.shard_events import BIRTH_CODE, scan_events
+from ehrbench.features.shard_events import BIRTH_CODE, events_upto, scan_events
 from ehrbench.io import reading_saved, write_text_atomic
 from ehrbench.meds import MedsDataset
 from ehrbench.meds.validate import reading
@@ -67,17 +67,18 @@ def read_events(
     dataset: MedsDataset, subjects: pl.Series, until: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """The timed events of `subjects` (subject_id, time in us, code, value), sorted by subject
-    and time, same-time events in file order. With `until` (subject_id, t), only each subject's
-    events at or before its `t` are read."""
+    and time, same-time events in file order. With `until` (subject_id, t), which must name the
+    same subjects, only each subject's events at or before its `t` are read."""
     parts = []
     for shard in dataset.shards:
-        query = scan_events(dataset, shard, subjects).filter(pl.col("time").is_not_null())
-        if until is not None:
-            # maintain_order: an unordered join reordered same-time events now and then, so a
-            # window starting inside such a group read other tokens from run to run.
-            query = query.join(until.lazy(), on="subject_id", maintain_order="left").filter(
-                pl.col("time") <= pl.col("t")
-            )
+        # In file order among same-time events (`events_upto` keeps it), so a window starting
+        # inside such a group reads the same tokens from run to run.
+        query = (
+            scan_events(dataset, shard, subjects)
+            if until is None
+            else events_upto(dataset, shard, until)
+        )
+        query = query.filter(pl.col("time").is_not_null())
         with reading(shard):
             parts.append(query.select("subject_id", "time", "code", "value").collect())
     return pl.concat(parts).sort("subject_id", "time", maintain_order=True)
