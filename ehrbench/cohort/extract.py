@@ -539,18 +539,23 @@ def extract_events(
 
 
 def check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.ndarray:
-    """Raise if a subject of `shard` was in an earlier shard; return the union of subjects.
+    """Raise if a subject of `shard` was in an earlier shard; return the sorted union of subjects.
 
-    Both arrays hold sorted distinct subjects, so one sort of the two together finds the repeats.
+    Both arrays hold sorted distinct subjects, so in one sort of the two together a subject in
+    both is a pair of equal neighbours.
+
+    >>> check_disjoint(np.array([1, 5]), np.array([2, 3]), Path("1.parquet")).tolist()
+    [1, 2, 3, 5]
     """
-    repeated = np.intersect1d(seen, subjects, assume_unique=True)
+    both = np.sort(np.concatenate([seen, subjects]), kind="stable")
+    repeated = both[1:][both[1:] == both[:-1]]
     if len(repeated):
         raise EhrbenchError(
             f"subject {repeated[0]} of {shard} also appears in an earlier shard "
             f"({len(repeated)} such subject(s)); MEDS keeps all rows of a subject in one shard, "
             "and windows cannot span shards."
         )
-    return np.sort(np.concatenate([seen, subjects]))
+    return both
 
 
 @dataclass
