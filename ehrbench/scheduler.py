@@ -148,8 +148,6 @@ class Done:
 class Executor(ABC):
     """Runs calls and hands back their results; see the module docstring."""
 
-    in_flight: int = 0
-
     @property
     @abstractmethod
     def workers(self) -> int:
@@ -196,7 +194,7 @@ class DaskExecutor(Executor):
     """Calls as `dask.distributed` tasks of `client`, a few per worker ahead."""
 
     client: Any
-    cluster: Any = None
+    in_flight: int = field(default=0, repr=False)
     _workers: int = field(default=0, repr=False)
 
     @property
@@ -298,7 +296,7 @@ def use_scheduler(setting: SchedulerSetting) -> Iterator[Executor]:
         return
     client, cluster = _connect(setting)
     try:
-        yield from _current(DaskExecutor(client, cluster))
+        yield from _current(DaskExecutor(client))
     finally:
         client.close()
         if cluster is not None:
