@@ -532,9 +532,7 @@ def extract_events(
     plan = plan_predicates(cohort)
     source = EventSource(events)
     check_columns(cohort, source)
-    piece = ShardPiece.of(
-        cohort, plan, evaluate(cohort, plan, source, count_all=audit), audit=audit
-    )
+    _, piece = extract_shard(cohort, plan, source, audit)
     return _finish(cohort, piece.labels, piece.attrition, piece.audit)
 
 
@@ -577,10 +575,11 @@ class ShardPiece:
 
 
 def extract_shard(
-    cohort: Cohort, plan: PredicatePlan, shard: Path, audit: bool
+    cohort: Cohort, plan: PredicatePlan, source: EventSource, audit: bool
 ) -> tuple[np.ndarray, ShardPiece]:
-    """One shard's subjects and piece of `cohort`'s extraction (a task: `extract`)."""
-    ev = evaluate(cohort, plan, EventSource(shard), count_all=audit)
+    """One shard's subjects and piece of `cohort`'s extraction, its columns checked already (a
+    task: `extract`)."""
+    ev = evaluate(cohort, plan, source, count_all=audit)
     return ev.subject_ids, ShardPiece.of(cohort, plan, ev, audit=audit)
 
 
@@ -615,11 +614,15 @@ def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Ext
     one shard (as MEDS requires); this is checked.
     """
     plan = plan_predicates(cohort)
-    for shard in dataset.shards:
-        check_columns(cohort, EventSource(shard))
+    sources = [EventSource(shard) for shard in dataset.shards]
+    for source in sources:
+        check_columns(cohort, source)
     results = ShardResults(cohort, plan, audit=audit)
     seen = np.zeros(0, dtype=np.int64)
-    calls = (Call(extract_shard, (cohort, plan, shard, audit), shard) for shard in dataset.shards)
+    calls = (
+        Call(extract_shard, (cohort, plan, source, audit), shard)
+        for shard, source in zip(dataset.shards, sources, strict=True)
+    )
     pieces = zip(dataset.shards, current_executor().ordered_values(calls), strict=True)
     for shard, (subjects, piece) in progress(
         pieces, total=len(dataset.shards), desc="extracting", unit="shard"
