@@ -97,7 +97,7 @@ from ehrbench.pretrain.settings import PretrainSettings, settings_from
 from ehrbench.protocol import ehrshot
 from ehrbench.protocol.external import ExternalDataset, parse_external
 from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
-from ehrbench.scheduler import NONE, SchedulerSetting, check_address, check_workers
+from ehrbench.scheduler import NONE, SchedulerSetting, checked_setting
 from ehrbench.synth.sites import DEFAULT_SITE, SITES
 from ehrbench.yaml_source import read_yaml
 
@@ -477,15 +477,7 @@ def load_suite(
 
 def _scheduler(config: dict, reader: _Reader) -> SchedulerSetting:
     """`scheduler` (none, local or an address) and `workers` (local only), checked."""
-    try:
-        address = check_address(config.get("scheduler", NONE))
-    except ValueError as exc:
-        reader.fail("scheduler", f"{exc}.")
-    try:
-        workers = check_workers(config.get("workers"), address)
-    except ValueError as exc:
-        reader.fail("workers", f"{exc}.")
-    return SchedulerSetting(address, workers)
+    return checked_setting(config.get("scheduler", NONE), config.get("workers"), reader.fail)
 
 
 def _text(config: dict, key: str, reader: _Reader, default: str | None) -> str | None:
