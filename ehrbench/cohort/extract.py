@@ -584,10 +584,11 @@ def extract_shard(
 
 
 class ShardResults:
-    """One cohort's per-shard pieces, merged in shard order once every shard is in."""
+    """One cohort's per-shard pieces, merged in shard order once every shard is in (with an
+    audit when the pieces carry one: they do when it was asked)."""
 
-    def __init__(self, cohort: Cohort, plan: PredicatePlan, *, audit: bool = False):
-        self.cohort, self.plan, self.audit = cohort, plan, audit
+    def __init__(self, cohort: Cohort, plan: PredicatePlan):
+        self.cohort, self.plan = cohort, plan
         self._pieces: list[ShardPiece] = []
 
     def add(self, piece: ShardPiece) -> None:
@@ -602,7 +603,7 @@ class ShardResults:
             self.cohort,
             pl.concat([p.labels for p in pieces]) if pieces else empty_labels(),
             Attrition.combine([p.attrition for p in pieces], step_names(self.cohort, self.plan)),
-            pl.concat(audits) if self.audit and audits else None,
+            pl.concat(audits) if audits else None,
         )
 
 
@@ -617,7 +618,7 @@ def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Ext
     sources = [EventSource(shard) for shard in dataset.shards]
     for source in sources:
         check_columns(cohort, source)
-    results = ShardResults(cohort, plan, audit=audit)
+    results = ShardResults(cohort, plan)
     seen = np.zeros(0, dtype=np.int64)
     calls = (
         Call(extract_shard, (cohort, plan, source, audit), shard)

@@ -359,7 +359,12 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
         items,
         "`k=[4,all]`, `models=[logreg]`, `dataset.synthetic.subjects=500`, `output=results/x`",
     )
-    return tree, {item.partition("=")[0].strip() for item in items}
+    return tree, {_override_key(item) for item in items}
+
+
+def _override_key(item: str) -> str:
+    """The dotted key of a `key=value` override."""
+    return item.partition("=")[0].strip()
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -459,7 +464,7 @@ def load_suite(
         bootstrap_seed=_int(config.get("bootstrap") or {}, "seed", "bootstrap", reader, 0),
         age_bands=_age_bands(config, reader),
         output=output,
-        overrides=tuple(o for o in overrides if o.partition("=")[0].strip() not in PLACEMENT),
+        overrides=tuple(o for o in overrides if _override_key(o) not in PLACEMENT),
         resolved=config,
         representations=representations,
         pretrained=pretrained,
