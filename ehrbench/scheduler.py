@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from ehrbench.errors import EhrbenchError
 
@@ -108,22 +108,35 @@ def scheduler_from_args(args) -> SchedulerSetting:
     >>> scheduler_from_args(argparse.Namespace(scheduler="local", workers="2"))
     SchedulerSetting(address='local', workers=2)
     """
-    address = (
-        NONE if args.scheduler is None else _checked("--scheduler", check_address, args.scheduler)
-    )
-    workers = (
-        None
-        if args.workers is None
-        else _checked("--workers", check_workers, args.workers, address)
-    )
-    return SchedulerSetting(address, workers)
+
+    def fail(key: str, message: str) -> NoReturn:
+        raise EhrbenchError(f"--{key} {message}")
+
+    address = NONE if args.scheduler is None else args.scheduler
+    return checked_setting(address, args.workers, fail)
 
 
-def _checked(option: str, check: Callable[..., Any], *values: Any) -> Any:
+def checked_setting(
+    address: Any, workers: Any, fail: Callable[[str, str], NoReturn]
+) -> SchedulerSetting:
+    """`address` and `workers` checked into a setting; the first that is wrong goes to
+    `fail(key, message)` (key `scheduler` or `workers`, message what is expected), which raises.
+
+    >>> def fail(key, message):
+    ...     raise ValueError(f"{key}: {message}")
+    >>> checked_setting("local", 0, fail)
+    Traceback (most recent call last):
+    ValueError: workers: must be a whole number >= 1, got 0.
+    """
     try:
-        return check(*values)
+        address = check_address(address)
     except ValueError as exc:
-        raise EhrbenchError(f"{option} {exc}.") from None
+        fail("scheduler", f"{exc}.")
+    try:
+        workers = check_workers(workers, address)
+    except ValueError as exc:
+        fail("workers", f"{exc}.")
+    return SchedulerSetting(address, workers)
 
 
 @dataclass(frozen=True)
@@ -147,8 +160,6 @@ class Done:
 
 class Executor(ABC):
     """Runs calls and hands back their results; see the module docstring."""
-
-    in_flight: int = 0
 
     @property
     @abstractmethod
@@ -196,7 +207,7 @@ class DaskExecutor(Executor):
     """Calls as `dask.distributed` tasks of `client`, a few per worker ahead."""
 
     client: Any
-    cluster: Any = None
+    in_flight: int = field(default=0, repr=False)
     _workers: int = field(default=0, repr=False)
 
     @property
@@ -298,7 +309,7 @@ def use_scheduler(setting: SchedulerSetting) -> Iterator[Executor]:
         return
     client, cluster = _connect(setting)
     try:
-        yield from _current(DaskExecutor(client, cluster))
+        yield from _current(DaskExecutor(client))
     finally:
         client.close()
         if cluster is not None:

@@ -532,25 +532,28 @@ def extract_events(
     plan = plan_predicates(cohort)
     source = EventSource(events)
     check_columns(cohort, source)
-    piece = ShardPiece.of(
-        cohort, plan, evaluate(cohort, plan, source, count_all=audit), audit=audit
-    )
+    _, piece = extract_shard(cohort, plan, source, audit)
     return _finish(cohort, piece.labels, piece.attrition, piece.audit)
 
 
 def check_disjoint(seen: np.ndarray, subjects: np.ndarray, shard: Path) -> np.ndarray:
-    """Raise if a subject of `shard` was in an earlier shard; return the union of subjects.
+    """Raise if a subject of `shard` was in an earlier shard; return the sorted union of subjects.
 
-    Both arrays hold sorted distinct subjects, so one sort of the two together finds the repeats.
+    Both arrays hold sorted distinct subjects, so in one sort of the two together a subject in
+    both is a pair of equal neighbours.
+
+    >>> check_disjoint(np.array([1, 5]), np.array([2, 3]), Path("1.parquet")).tolist()
+    [1, 2, 3, 5]
     """
-    repeated = np.intersect1d(seen, subjects, assume_unique=True)
+    both = np.sort(np.concatenate([seen, subjects]), kind="stable")
+    repeated = both[1:][both[1:] == both[:-1]]
     if len(repeated):
         raise EhrbenchError(
             f"subject {repeated[0]} of {shard} also appears in an earlier shard "
             f"({len(repeated)} such subject(s)); MEDS keeps all rows of a subject in one shard, "
             "and windows cannot span shards."
         )
-    return np.sort(np.concatenate([seen, subjects]))
+    return both
 
 
 @dataclass
@@ -572,18 +575,20 @@ class ShardPiece:
 
 
 def extract_shard(
-    cohort: Cohort, plan: PredicatePlan, shard: Path, audit: bool
+    cohort: Cohort, plan: PredicatePlan, source: EventSource, audit: bool
 ) -> tuple[np.ndarray, ShardPiece]:
-    """One shard's subjects and piece of `cohort`'s extraction (a task: `extract`)."""
-    ev = evaluate(cohort, plan, EventSource(shard), count_all=audit)
+    """One shard's subjects and piece of `cohort`'s extraction, its columns checked already (a
+    task: `extract`)."""
+    ev = evaluate(cohort, plan, source, count_all=audit)
     return ev.subject_ids, ShardPiece.of(cohort, plan, ev, audit=audit)
 
 
 class ShardResults:
-    """One cohort's per-shard pieces, merged in shard order once every shard is in."""
+    """One cohort's per-shard pieces, merged in shard order once every shard is in (with an
+    audit when the pieces carry one: they do when it was asked)."""
 
-    def __init__(self, cohort: Cohort, plan: PredicatePlan, *, audit: bool = False):
-        self.cohort, self.plan, self.audit = cohort, plan, audit
+    def __init__(self, cohort: Cohort, plan: PredicatePlan):
+        self.cohort, self.plan = cohort, plan
         self._pieces: list[ShardPiece] = []
 
     def add(self, piece: ShardPiece) -> None:
@@ -598,7 +603,7 @@ class ShardResults:
             self.cohort,
             pl.concat([p.labels for p in pieces]) if pieces else empty_labels(),
             Attrition.combine([p.attrition for p in pieces], step_names(self.cohort, self.plan)),
-            pl.concat(audits) if self.audit and audits else None,
+            pl.concat(audits) if audits else None,
         )
 
 
@@ -610,11 +615,15 @@ def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Ext
     one shard (as MEDS requires); this is checked.
     """
     plan = plan_predicates(cohort)
-    for shard in dataset.shards:
-        check_columns(cohort, EventSource(shard))
-    results = ShardResults(cohort, plan, audit=audit)
+    sources = [EventSource(shard) for shard in dataset.shards]
+    for source in sources:
+        check_columns(cohort, source)
+    results = ShardResults(cohort, plan)
     seen = np.zeros(0, dtype=np.int64)
-    calls = (Call(extract_shard, (cohort, plan, shard, audit), shard) for shard in dataset.shards)
+    calls = (
+        Call(extract_shard, (cohort, plan, source, audit), shard)
+        for shard, source in zip(dataset.shards, sources, strict=True)
+    )
     pieces = zip(dataset.shards, current_executor().ordered_values(calls), strict=True)
     for shard, (subjects, piece) in progress(
         pieces, total=len(dataset.shards), desc="extracting", unit="shard"

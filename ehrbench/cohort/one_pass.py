@@ -9,7 +9,6 @@ current executor (`ehrbench.scheduler`); the pieces are merged in shard order.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
@@ -69,7 +68,10 @@ def extract_many(
         return {}, failures
     results = {name: ShardResults(cohort, plan) for name, (cohort, plan) in plans.items()}
     seen = np.zeros(0, dtype=np.int64)
-    calls = (Call(extract_shard_many, (plans, shard), shard) for shard in dataset.shards)
+    calls = (
+        Call(extract_shard_many, (plans, source), shard)
+        for shard, source in zip(dataset.shards, sources, strict=True)
+    )
     pieces = zip(dataset.shards, current_executor().ordered_values(calls), strict=True)
     for shard, (subjects, shard_pieces) in progress(
         pieces, total=len(sources), desc="extracting", unit="shard"
@@ -81,14 +83,15 @@ def extract_many(
 
 
 def extract_shard_many(
-    plans: Mapping[str, tuple[Cohort, PredicatePlan]], shard: Path
+    plans: Mapping[str, tuple[Cohort, PredicatePlan]], source: EventSource
 ) -> tuple[np.ndarray, dict[str, ShardPiece]]:
-    """One shard's subjects and each cohort's piece of its extraction (a task: `extract_many`).
+    """One shard's subjects and each cohort's piece of its extraction, the cohorts' columns
+    checked already (a task: `extract_many`).
 
     The shared reading is made here, where the cohorts are: it knows them by identity.
     """
     reading = SharedReading.of(plans)
-    events = reading.count(EventSource(shard))
+    events = reading.count(source)
     table = reading.tables(events)
     pieces = {}
     for name, (cohort, plan) in plans.items():

@@ -35,7 +35,7 @@ from ehrbench.features.shard_events import read_shard_events, rows_by_shard
 from ehrbench.features.storage import save_csr
 from ehrbench.features.vocabulary import fit_code_statistics, select_codes
 from ehrbench.features.window_spans import CodeGroups, window_spans
-from ehrbench.features.windows import parse_windows
+from ehrbench.features.windows import Window, parse_windows
 from ehrbench.io import write_parquet_atomic, write_text_atomic
 from ehrbench.meds import MedsDataset
 from ehrbench.scheduler import Call, current_executor
@@ -169,12 +169,14 @@ def transform_tabular(
     layout = Layout(
         len(vocabulary.static_codes), vocabulary.value_codes, len(vocabulary.config.windows)
     )
+    executor = current_executor()
+    columns = executor.hold(_BlockColumns.of(vocabulary, layout))
     calls = (
-        Call(_tabular_block, (dataset, shard, shard_rows, vocabulary, layout), shard)
+        Call(_tabular_block, (dataset, shard, shard_rows, columns), shard)
         for shard, shard_rows in rows_by_shard(dataset, rows, desc="tabular features")
     )
     with MatrixBuilder(layout) as builder:
-        for block_rows, block in current_executor().ordered_values(calls):
+        for block_rows, block in executor.ordered_values(calls):
             builder.add(block_rows, block)
         matrix = builder.matrix()
     return TabularFeatures(
@@ -185,23 +187,41 @@ def transform_tabular(
     )
 
 
+@dataclass(frozen=True)
+class _BlockColumns:
+    """What every shard batch maps its events through, built once per `transform_tabular`
+    (the vocabulary's code table, static codes, parsed windows and value flags, the layout)."""
+
+    code_table: pl.DataFrame
+    static_codes: tuple[str, ...]
+    windows: tuple[Window, ...]
+    value_codes: np.ndarray
+    layout: Layout
+
+    @classmethod
+    def of(cls, vocabulary: TabularVocabulary, layout: Layout) -> _BlockColumns:
+        """The columns of `vocabulary` laid out as `layout`."""
+        code_table = pl.DataFrame(
+            {"code": list(vocabulary.codes)}, schema={"code": pl.String}
+        ).with_row_index("code_idx")
+        return cls(
+            code_table=code_table,
+            static_codes=vocabulary.static_codes,
+            windows=parse_windows(vocabulary.config.windows),
+            value_codes=np.asarray(vocabulary.value_codes, dtype=bool),
+            layout=layout,
+        )
+
+
 def _tabular_block(
-    dataset: MedsDataset,
-    shard: Path,
-    shard_rows: pl.DataFrame,
-    vocabulary: TabularVocabulary,
-    layout: Layout,
+    dataset: MedsDataset, shard: Path, shard_rows: pl.DataFrame, columns: _BlockColumns
 ) -> tuple[np.ndarray, sp.csr_matrix]:
     """One shard batch's rows and CSR block (a task of `transform_tabular`)."""
-    code_table = pl.DataFrame(
-        {"code": list(vocabulary.codes)}, schema={"code": pl.String}
-    ).with_row_index("code_idx")
-    events = read_shard_events(dataset, shard, shard_rows, code_table, vocabulary.static_codes)
+    events = read_shard_events(dataset, shard, shard_rows, columns.code_table, columns.static_codes)
     groups = CodeGroups.build(events)
-    spans = window_spans(events, groups, parse_windows(vocabulary.config.windows))
-    value_codes = np.asarray(vocabulary.value_codes, dtype=bool)
-    aggregates = window_aggregates(groups, spans, value_codes)
-    return shard_block(layout, events.row_ids, subject_features(events), aggregates)
+    spans = window_spans(events, groups, columns.windows)
+    aggregates = window_aggregates(groups, spans, columns.value_codes)
+    return shard_block(columns.layout, events.row_ids, subject_features(events), aggregates)
 
 
 def build_tabular(

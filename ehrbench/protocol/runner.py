@@ -227,7 +227,8 @@ class FeatureSource:
         self.suite, self.dataset = suite, dataset
         self.errors: dict[tuple[str, str], Exception] = {}
 
-    def _name(self, data: CohortData, model: str) -> str:
+    def feature_name(self, data: CohortData, model: str) -> str:
+        """The name `model`'s features of `data` are held under."""
         kind = self.suite.model_kind(model)
         if kind is REPRESENTATION:
             return str(self.suite.representation_file(model, data.name))
@@ -242,7 +243,7 @@ class FeatureSource:
 
     def prepare(self, data: CohortData, model: str) -> None:
         """Build (or load from the cache) the features `model` reads if not done yet."""
-        name = self._name(data, model)
+        name = self.feature_name(data, model)
         if name in data.features or (data.name, name) in self.errors:
             return
         started = time.monotonic()
@@ -259,7 +260,7 @@ class FeatureSource:
 
     def get(self, data: CohortData, model: str) -> Any:
         """The features `model` reads, or the error their build raised."""
-        name = self._name(data, model)
+        name = self.feature_name(data, model)
         if (data.name, name) in self.errors:
             raise self.errors[(data.name, name)]
         return data.features[name]
@@ -309,6 +310,13 @@ def compute_run(context: RunContext, data: CohortData, planned: PlannedRun) -> R
     return RunOutcome(
         metrics, predictions, info, model if planned.cohort in context.scored else None
     )
+
+
+def prepare_features(context: RunContext, data: CohortData, model: str) -> None:
+    """Build (or load) the features `model` reads of one cohort, as a task before the cohort's
+    runs: on many workers the first build (and the disk cache it writes) happens once, and the
+    runs' workers then load from that cache."""
+    context.features.prepare(data, model)
 
 
 def longest_first(pending: list[PlannedRun]) -> list[PlannedRun]:
@@ -412,10 +420,27 @@ class GridRunner:
         if executor.workers > 1:
             pending = longest_first(pending)
 
+        def prepare_once(cohort: str) -> None:
+            """One task per distinct feature name the cohort's runs read, waited for (a lost
+            one leaves the build to the runs)."""
+            models: dict[str, str] = {}
+            for planned in pending:
+                if planned.cohort == cohort:
+                    name = features.feature_name(cohorts[cohort], planned.model)
+                    models.setdefault(name, planned.model)
+            prepares = [
+                Call(prepare_features, (held_context, held[cohort], model), (cohort, name))
+                for name, model in models.items()
+            ]
+            for _ in executor.results(prepares):
+                pass
+
         def calls() -> Iterator[Call]:
             for planned in pending:
                 if planned.cohort not in held:
                     held[planned.cohort] = executor.hold(cohorts[planned.cohort])
+                    if executor.workers > 1:
+                        prepare_once(planned.cohort)
                 yield Call(compute_run, (held_context, held[planned.cohort], planned), planned)
 
         # The bar ticks once per run; log lines print above it instead of through it.

@@ -97,7 +97,7 @@ from ehrbench.pretrain.settings import PretrainSettings, settings_from
 from ehrbench.protocol import ehrshot
 from ehrbench.protocol.external import ExternalDataset, parse_external
 from ehrbench.protocol.fewshot import DEFAULT_SEEDS, K_VALUES, FewShotPlan
-from ehrbench.scheduler import NONE, SchedulerSetting, check_address, check_workers
+from ehrbench.scheduler import NONE, SchedulerSetting, checked_setting
 from ehrbench.synth.sites import DEFAULT_SITE, SITES
 from ehrbench.yaml_source import read_yaml
 
@@ -359,7 +359,12 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
         items,
         "`k=[4,all]`, `models=[logreg]`, `dataset.synthetic.subjects=500`, `output=results/x`",
     )
-    return tree, {item.partition("=")[0].strip() for item in items}
+    return tree, {_override_key(item) for item in items}
+
+
+def _override_key(item: str) -> str:
+    """The dotted key of a `key=value` override."""
+    return item.partition("=")[0].strip()
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -459,7 +464,7 @@ def load_suite(
         bootstrap_seed=_int(config.get("bootstrap") or {}, "seed", "bootstrap", reader, 0),
         age_bands=_age_bands(config, reader),
         output=output,
-        overrides=tuple(o for o in overrides if o.partition("=")[0].strip() not in PLACEMENT),
+        overrides=tuple(o for o in overrides if _override_key(o) not in PLACEMENT),
         resolved=config,
         representations=representations,
         pretrained=pretrained,
@@ -477,15 +482,7 @@ def load_suite(
 
 def _scheduler(config: dict, reader: _Reader) -> SchedulerSetting:
     """`scheduler` (none, local or an address) and `workers` (local only), checked."""
-    try:
-        address = check_address(config.get("scheduler", NONE))
-    except ValueError as exc:
-        reader.fail("scheduler", f"{exc}.")
-    try:
-        workers = check_workers(config.get("workers"), address)
-    except ValueError as exc:
-        reader.fail("workers", f"{exc}.")
-    return SchedulerSetting(address, workers)
+    return checked_setting(config.get("scheduler", NONE), config.get("workers"), reader.fail)
 
 
 def _text(config: dict, key: str, reader: _Reader, default: str | None) -> str | None:
