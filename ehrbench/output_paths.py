@@ -136,11 +136,21 @@ def exclusive_folder(folder: Path, command: str) -> Iterator[None]:
 
     The lock is an advisory `flock` on `folder/.lock`, released by the operating system when the
     process ends however it ends, so a killed run never leaves a stale lock. The file says who
-    holds it, for the message a second process gets.
+    holds it, for the message a second process gets. A block that ends with nothing written
+    leaves no trace: the folders this call created are removed again if they hold only the lock.
     """
+    existed = _nearest_existing(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / ".lock"
-    with open(path, "a+", encoding="utf-8") as handle:
+    with _held_lock(folder, command):
+        try:
+            yield
+        finally:
+            _remove_if_only_lock(folder, existed)
+
+
+@contextlib.contextmanager
+def _held_lock(folder: Path, command: str) -> Iterator[None]:
+    with open(folder / ".lock", "a+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -158,6 +168,19 @@ def exclusive_folder(folder: Path, command: str) -> Iterator[None]:
         handle.write(f"{json.dumps({**who, 'since': started})}\n")
         handle.flush()
         yield
+
+
+def _remove_if_only_lock(folder: Path, existed: Path) -> None:
+    """Remove `folder` and its parents below `existed` when they hold nothing but the lock
+    (a command that failed before writing anything)."""
+    if not folder.is_dir() or [p.name for p in folder.iterdir()] != [".lock"]:
+        return
+    (folder / ".lock").unlink()
+    # Another process may have just written here: rmdir refuses a folder that is not empty.
+    with contextlib.suppress(OSError):
+        while folder != existed:
+            folder.rmdir()
+            folder = folder.parent
 
 
 def _empty_folder(path: Path) -> bool:

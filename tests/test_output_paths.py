@@ -156,7 +156,28 @@ def test_a_second_run_into_the_same_folder_is_refused_with_who_holds_it(tmp_path
     ):
         pass
     with exclusive_folder(tmp_path, "`ehrbench run b.yaml`"):  # released when the first ends
+        with (
+            pytest.raises(EhrbenchError, match=r"in use by .*ehrbench run b.yaml"),
+            exclusive_folder(tmp_path, "`ehrbench run c.yaml`"),
+        ):
+            pass
+        assert (tmp_path / ".lock").exists(), "the refused command removed the holder's lock"
+
+
+def test_a_command_that_writes_nothing_leaves_no_folder_behind(tmp_path):
+    out = tmp_path / "new" / "out"
+    with pytest.raises(ValueError, match="fails early"), exclusive_folder(out, "`ehrbench run`"):
+        raise ValueError("fails early")
+    assert list(tmp_path.iterdir()) == []
+    kept = tmp_path / "kept"
+    with exclusive_folder(kept, "`ehrbench run`"):
+        (kept / "runs").mkdir()
+    assert sorted(p.name for p in kept.iterdir()) == [".lock", "runs"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with exclusive_folder(mine, "`ehrbench run`"):  # a folder the user had stays, empty
         pass
+    assert list(mine.iterdir()) == []
 
 
 def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temporary_file(tmp_path, monkeypatch, capsys):
