@@ -222,7 +222,8 @@ class DaskExecutor(Executor):
             return self.client.submit(_same, value, pure=False)
 
     def load(self) -> str:
-        return f"{self._workers} workers, {self.in_flight} in flight"
+        workers = f"{self._workers} worker{'s' if self._workers != 1 else ''}"
+        return f"{workers}, {self.in_flight} in flight"
 
     def results(self, calls: Iterable[Call], *, ordered: bool = False) -> Iterator[Done]:
         from dask.distributed import as_completed
@@ -238,15 +239,16 @@ class DaskExecutor(Executor):
                 future = self.client.submit(call.fn, *call.args, pure=False)
                 flying[future] = (number, call)
                 finished.add(future)
+                self.in_flight += 1
 
         self._workers = self.workers
         launch(AHEAD_PER_WORKER * self._workers)
         try:
             for future in finished:
                 number, call = flying.pop(future)
+                self.in_flight -= 1
                 done = _done(future, call)
                 launch(1)
-                self.in_flight = len(flying)
                 if not ordered:
                     yield done
                     continue
@@ -256,7 +258,8 @@ class DaskExecutor(Executor):
                     next_number += 1
         finally:
             self.client.cancel(list(flying))
-            self.in_flight = 0
+            # Counted over every `results` under way (a run's features are built inside one).
+            self.in_flight -= len(flying)
 
 
 def _done(future: Any, call: Call) -> Done:

@@ -148,3 +148,14 @@ def test_bad_suite_scheduler_keys_name_the_key(tmp_path, dataset, capsys):
     assert main(["run", str(suite), "--scheduler", "local", "--workers", "x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "`workers` (from the command-line override)" in err
+
+
+def test_the_count_of_tasks_in_flight_holds_across_nested_results():
+    with use_scheduler(SchedulerSetting("local", 1)) as executor:
+        outer = executor.results([Call(np.add, (n, 1), f"outer {n}") for n in range(3)])
+        next(outer)
+        assert executor.in_flight == 2
+        assert [d.value for d in executor.results([Call(np.add, (5, 1), "inner")])] == [6]
+        assert executor.load() == "1 worker, 2 in flight"
+        assert len(list(outer)) == 2
+        assert executor.in_flight == 0
