@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ehrbench.cli import main
+from ehrbench.features import shard_events
 from ehrbench.features.representation import read_representation
 from ehrbench.meds import open_dataset
 from ehrbench.pretrain import training
@@ -253,6 +254,20 @@ def test_a_logreg_head_trains_on_the_representation(data, tmp_path, capsys):
     train = ["train", "--data", str(root), "--labels", labels_path, "--model", "logreg"]
     assert main([*train, "--representation", str(reps), "--out", str(run)]) == 0
     assert (run / "predictions.parquet").exists()
+
+
+def test_batches_of_subjects_on_dask_workers_give_the_same_embeddings(data, tmp_path, monkeypatch):
+    folder, root, labels = data
+    whole = represent(folder / "model", open_dataset(root), labels)
+    # Batches of a few subjects each, so the rows are embedded by many tasks on two workers.
+    monkeypatch.setattr(shard_events, "BATCH_EVENTS", 2_000)
+    batches = list(shard_events.rows_by_shard(open_dataset(root), labels, desc="count"))
+    assert len(batches) >= 4
+    reps = tmp_path / "reps.parquet"
+    command = ["represent", "--model", str(folder / "model"), "--data", str(root)]
+    command += ["--labels", str(folder / "labels.parquet"), "--out", str(reps)]
+    assert main([*command, "--scheduler", "local", "--workers", "2"]) == 0
+    assert pl.read_parquet(reps).equals(whole)
 
 
 def _error(capsys, argv: list[str]) -> str:

@@ -27,6 +27,7 @@ from ehrbench.pretrain.settings import (
     parse_settings,
     read_settings,
 )
+from ehrbench.scheduler import add_scheduler_options, scheduler_from_args, use_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ example:
       --labels labels/readmission_30d.parquet --out reps/readmission_30d.parquet
   ehrbench train --data synth_meds --labels labels/readmission_30d.parquet --model logreg \\
       --representation reps/readmission_30d.parquet --out runs/readmission_pretrained
+
+With --scheduler local (or a Dask scheduler address) the rows are embedded a batch of one
+shard's subjects per task, with the same embeddings as in this process.
 """
 
 
@@ -80,6 +84,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 def _represent(args: argparse.Namespace) -> int:
     model_dir = Path(args.model)
+    scheduler = scheduler_from_args(args)
     read_settings(model_dir)  # a folder without a pretrained model fails before any work
     out = check_writable(args.out, "--out")
     refuse_existing([out], "choose another --out (a representation is never overwritten)")
@@ -96,7 +101,8 @@ def _represent(args: argparse.Namespace) -> int:
     check_subjects_in_data(labels, dataset, Path(args.labels))
     from ehrbench.pretrain.represent import represent
 
-    frame = represent(model_dir, dataset, labels)
+    with use_scheduler(scheduler):
+        frame = represent(model_dir, dataset, labels)
     write_parquet_atomic(frame, out)
     print(f"wrote {out}: {frame.height:,} embeddings of size {frame['embedding'].dtype.size}")
     return 0
@@ -134,4 +140,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--labels", required=True, metavar="LABELS.parquet", help="MEDS label table"
     )
     represent.add_argument("--out", required=True, metavar="REPS.parquet", help="new file")
+    add_scheduler_options(represent)
     represent.set_defaults(handler=_represent)

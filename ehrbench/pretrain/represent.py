@@ -20,13 +20,14 @@ import torch
 
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.rows import row_frame
+from ehrbench.features.shard_events import rows_by_shard
 from ehrbench.io import reading_saved
-from ehrbench.logs import progress
 from ehrbench.meds import MedsDataset
 from ehrbench.models.sequence import reproducible, resolve_device
 from ehrbench.pretrain.settings import read_settings
 from ehrbench.pretrain.tokens import BOS, TokenStreams, Vocabulary, gather, read_events, tokenise
 from ehrbench.pretrain.training import WEIGHTS_FILE, as_tensors, build_network
+from ehrbench.scheduler import Call, current_executor
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +55,37 @@ def load_network(folder: Path) -> tuple[torch.nn.Module, Vocabulary, int, torch.
 def represent(folder: Path, dataset: MedsDataset, labels: pl.DataFrame) -> pl.DataFrame:
     """One embedding per row of `labels` (label order): subject_id (int64), prediction_time
     (timestamp[us]) and embedding (fixed-size list of float32), as `read_representation` reads.
+
+    The rows are embedded a batch of one shard's subjects at a time, each batch a task of the
+    current scheduler (`ehrbench.scheduler`); a row's embedding does not depend on its batch.
     """
-    net, vocabulary, max_len, device, threads = load_network(folder)
-    rows = row_frame(labels)
+    network = load_network(folder)
+    rows = row_frame(labels).with_row_index("row")
+    executor = current_executor()
+    held = executor.hold(network)
+    calls = (
+        Call(_embed_rows, (held, dataset, shard, shard_rows), shard)
+        for shard, shard_rows in rows_by_shard(dataset, rows, desc="represent")
+    )
+    width = network[0].norm.normalized_shape[0]
+    # An empty frame first gives the concatenation its columns when `labels` has no rows.
+    parts = [_embedded(rows.clear(), np.zeros((0, width), np.float32))]
+    parts += executor.ordered_values(calls)
+    return pl.concat(parts).sort("row").drop("row")
+
+
+def _embed_rows(
+    network: tuple[torch.nn.Module, Vocabulary, int, torch.device, int],
+    dataset: MedsDataset,
+    shard: Path,
+    rows: pl.DataFrame,
+) -> pl.DataFrame:
+    """`rows` (subjects of `shard`) with their embedding column."""
+    net, vocabulary, max_len, device, threads = network
     times = rows["prediction_time"].cast(pl.Int64).to_numpy()
     until = rows.group_by("subject_id").agg(t=pl.col("prediction_time").cast(pl.Int64).max())
-    streams = _with_lone_bos(tokenise(read_events(dataset, until["subject_id"], until), vocabulary))
+    events = read_events(dataset, until["subject_id"], until, shards=[shard])
+    streams = _with_lone_bos(tokenise(events, vocabulary))
     first, end = _histories(streams, rows["subject_id"].to_numpy(), times)
     # A row whose history fits in one window starts at its stream's start (shared with the
     # subject's other such rows); a longer one reads its own last `max_len` tokens.
@@ -80,6 +106,10 @@ def represent(folder: Path, dataset: MedsDataset, labels: pl.DataFrame) -> pl.Da
         (passes["end"] - passes["start"]).to_numpy() - 1,
         (device, threads),
     )
+    return _embedded(rows, embedding)
+
+
+def _embedded(rows: pl.DataFrame, embedding: np.ndarray) -> pl.DataFrame:
     return rows.with_columns(
         pl.Series("embedding", embedding, dtype=pl.Array(pl.Float32, embedding.shape[1]))
     )
@@ -141,9 +171,7 @@ def _final_states(
     # Rows of batch b are by_pass[bounds[b] : bounds[b + 1]].
     bounds = np.searchsorted(row_pass[by_pass], np.append(np.asarray(batches), starts.size))
     with reproducible(0, threads, device):
-        for number, begin in enumerate(
-            progress(batches, total=len(batches), desc="represent", unit="batch")
-        ):
+        for number, begin in enumerate(batches):
             part = slice(begin, begin + PASSES_PER_BATCH)
             arrays = gather(streams, starts[part], ends[part])
             states = net.states(as_tensors(arrays, device)).float()

@@ -11,6 +11,7 @@ events still has a position to embed. Static (untimed) events are not tokens.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -64,13 +65,17 @@ class Vocabulary:
 
 
 def read_events(
-    dataset: MedsDataset, subjects: pl.Series, until: pl.DataFrame | None = None
+    dataset: MedsDataset,
+    subjects: pl.Series,
+    until: pl.DataFrame | None = None,
+    shards: Sequence[Path] | None = None,
 ) -> pl.DataFrame:
     """The timed events of `subjects` (subject_id, time in us, code, value), sorted by subject
     and time, same-time events in file order. With `until` (subject_id, t), which must name the
-    same subjects, only each subject's events at or before its `t` are read."""
+    same subjects, only each subject's events at or before its `t` are read. `shards` reads only
+    those of the dataset's shards (default: all)."""
     parts = []
-    for shard in dataset.shards:
+    for shard in dataset.shards if shards is None else shards:
         # In file order among same-time events (`events_upto` keeps it), so a window starting
         # inside such a group reads the same tokens from run to run.
         query = (
