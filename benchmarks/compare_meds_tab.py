@@ -79,7 +79,7 @@ CAUSES = {
 
 
 def medstab_npz(path: Path) -> sp.coo_matrix:
-    """A matrix as MEDS-Tab stores it: `array` holds rows data, row, col; `shape` the shape."""
+    """A matrix as MEDS-Tab stores it: `array` holds three rows (data, row, col)."""
     stored = np.load(path)
     data, row, col = stored["array"]
     shape = tuple(int(n) for n in stored["shape"])
