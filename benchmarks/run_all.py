@@ -6,6 +6,8 @@ Each script writes its table under benchmarks/results/; this runner only sequenc
 benchmark can also be rerun alone with the command it prints. The cohort and feature benchmarks
 run on both data generators (`ehrbench synth` and benchmarks/second_generator.py) and on both
 shard layouts (3 large shards, 10 small ones); every table records the machine's load.
+compare_meds_tab.py checks the feature values against MEDS-Tab's cell by cell (200 subjects, a
+few minutes per generator).
 
 Usage: .venv/bin/python benchmarks/run_all.py [--quick]
   --quick  small sizes only (2,000 subjects for cohorts; features at 200 subjects in one shard,
@@ -44,6 +46,7 @@ def steps(quick: bool) -> list[list[str]]:
             ["bench_synth.py", "--sizes", "10000"],
             *on_every_layout("bench_cohort.py", 2000, (3, 10), "--repeats", "1"),
             *on_every_layout("bench_features.py", 200, (1,), "--repeats", "1"),
+            *on_every_layout("compare_meds_tab.py", 200, (1,)),
             ["bench_storage.py", "--subjects", "200", "--shards", "1", "--repeats", "3"],
         ]
     return [
@@ -52,6 +55,7 @@ def steps(quick: bool) -> list[list[str]]:
         ["bench_synth.py", "--sizes", "10000", "100000"],
         *on_every_layout("bench_cohort.py", 100_000, (3, 10), "--repeats", "1"),
         *on_every_layout("bench_features.py", 1000, (3, 10), "--repeats", "1"),
+        *on_every_layout("compare_meds_tab.py", 200, (1,)),
         *on_every_layout("bench_features.py", 100_000, (3, 10), "--no-medstab", "--repeats", "1"),
         ["bench_storage.py", "--subjects", "100000", "--shards", "10", "--repeats", "3"],
     ]
