@@ -38,6 +38,10 @@ N_RESAMPLES = 1000
 CI_LEVEL = 0.95
 # Weight-matrix cells per block: bounds memory (about 32 MB per float64 matrix) on large sets.
 _BLOCK_CELLS = 4_000_000
+# Cells of a block of per-score sums [resamples, distinct scores]: the metrics make about twenty
+# passes over each block, several times faster while it stays in the CPU cache (128 K cells: 1 MB
+# as float64) than from main memory.
+_CACHED_CELLS = 1 << 17
 # Metrics that get a bootstrap distribution (counts are reported without an interval).
 BOOTSTRAP_METRICS = ("auroc", "auprc", "brier", "ece", "prevalence")
 METRIC_ROW_SCHEMA: dict[str, pl.DataType] = {
@@ -119,25 +123,35 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rank_metrics(pos_s: np.ndarray, neg_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted AUROC and AUPRC from positive/negative weight per distinct score, ascending."""
-    n_pos = pos_s.sum(axis=1)
-    n_neg = neg_s.sum(axis=1)
+def _rank_metrics(
+    pos_s: np.ndarray, neg_s: np.ndarray, all_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted AUROC and AUPRC from positive, negative and total weight per distinct score,
+    ascending."""
+    n_pos, n_neg = pos_s.sum(axis=1), neg_s.sum(axis=1)
     both = (n_pos > 0) & (n_neg > 0)
     auroc = _auroc_sum(pos_s, neg_s, n_pos, n_neg)
-    # Precision at each threshold, thresholds descending (as scikit-learn's PR curve).
-    tp = np.cumsum(pos_s[:, ::-1], axis=1)
-    predicted = tp + np.cumsum(neg_s[:, ::-1], axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    auprc = _safe_ratio((pos_s[:, ::-1] * precision).sum(axis=1), n_pos)
+    # Precision at each threshold, thresholds descending (as scikit-learn's PR curve). The
+    # descending copies keep the final sum in that order (float sums depend on their order).
+    pos_desc, all_desc = (np.ascontiguousarray(s[:, ::-1]) for s in (pos_s, all_s))
+    tp = _cumsum(pos_desc)
+    predicted = _cumsum(all_desc)
+    precision = np.divide(tp, predicted, out=np.zeros(tp.shape), where=predicted > 0)
+    auprc = _safe_ratio((pos_desc * precision).sum(axis=1), n_pos)
     return np.where(both, auroc, math.nan), np.where(both, auprc, math.nan)
+
+
+def _cumsum(weights: np.ndarray) -> np.ndarray:
+    """Running sums along each row, in the weights' own type: whole-number counts stay integers
+    (exact, and an order of magnitude faster than a float cumsum)."""
+    return np.cumsum(weights, axis=1, dtype=weights.dtype)
 
 
 def _auroc_sum(
     pos_s: np.ndarray, neg_s: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray
 ) -> np.ndarray:
     """The Mann-Whitney AUROC of each weighting (NaN where a class has no weight)."""
-    neg_below = np.cumsum(neg_s, axis=1) - neg_s
+    neg_below = _cumsum(neg_s) - neg_s
     return _safe_ratio((pos_s * (neg_below + 0.5 * neg_s)).sum(axis=1), n_pos * n_neg)
 
 
@@ -192,7 +206,7 @@ def _metrics_from_sums(
     all rows sharing a score share its calibration bin and its threshold."""
     neg_s = all_s - pos_s
     total = all_s.sum(axis=1)
-    auroc, auprc = _rank_metrics(pos_s, neg_s)
+    auroc, auprc = _rank_metrics(pos_s, neg_s, all_s)
     bins = bin_index(score, n_bins)
     bin_starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
     gap = np.add.reduceat(all_s * score - pos_s, bin_starts, axis=1)
@@ -220,13 +234,13 @@ def bootstrap_distribution(
     columns = resamples.columns(subject_id)
     subjects, columns = np.unique(columns, return_inverse=True)  # only the subjects scored
     score, positives, rows = _subject_score_counts(y, p, columns, subjects.size)
-    block = max(1, _BLOCK_CELLS // y.size)
+    block = max(1, _CACHED_CELLS // score.size)
     parts = []
     for start in range(0, resamples.n_resamples, block):
-        # The weight per distinct score of each resample is matrix @ counts, whole numbers (so
-        # int32 is exact): no [resample, row] weight matrix is built.
+        # The weight per distinct score of each resample is matrix @ counts, whole numbers kept
+        # as int32 (exact): no [resample, row] weight matrix is built.
         counts = np.ascontiguousarray(resamples.by_subject[subjects, start : start + block])
-        pos_s, all_s = ((m @ counts).T.astype(np.float64, order="C") for m in (positives, rows))
+        pos_s, all_s = (np.ascontiguousarray((m @ counts).T) for m in (positives, rows))
         parts.append(_metrics_from_sums(score, pos_s, all_s, n_bins))
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
