@@ -55,7 +55,7 @@ def test_scikit_learn_checks_still_refuse_what_they_refused(data):
             get_model("random_forest", max_features="most").fit(
                 train, y_train, tuning, y_tuning, seed=0
             )
-    broken = take_rows(train, np.arange(train.shape[0]))
+    broken = take_rows(train, np.arange(train.matrix.shape[0]))
     broken.matrix.data[0] = np.inf
     for _ in range(2):
         with pytest.raises(ValueError, match="infinity"):

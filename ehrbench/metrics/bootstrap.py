@@ -24,11 +24,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
 from ehrbench.errors import EhrbenchError
@@ -66,11 +64,6 @@ class Resamples:
     subjects: np.ndarray
     counts: np.ndarray
     seed: int
-
-    @cached_property
-    def by_subject(self) -> np.ndarray:
-        """`counts` transposed, [n_subjects, n_resamples], C-ordered: each subject's in a row."""
-        return np.ascontiguousarray(self.counts.T)
 
     @property
     def n_resamples(self) -> int:
@@ -163,10 +156,39 @@ def _score_sums(
         # Callers that score many weightings sort once and so skip this column gather.
         order = np.argsort(p, kind="stable")
         p, y, w = p[order], y[order], w[:, order]
-    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-    pos_s = np.add.reduceat(w * y, starts, axis=1)
-    all_s = np.add.reduceat(w, starts, axis=1)
-    return p[starts], pos_s, all_s
+    starts = _score_starts(p)
+    return (p[starts], *_sums_by_score(w, y, starts))
+
+
+def _score_starts(p: np.ndarray) -> np.ndarray:
+    """The first row of each distinct score of ascending scores `p`."""
+    return np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+
+
+def _sums_by_score(
+    w: np.ndarray, y: np.ndarray, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positive weight, total weight) of each distinct score per weighting: the sums of `w`
+    over the score's rows (rows sorted by score; `starts` from `_score_starts`). The sums are
+    C-ordered: the metrics' float sums along each row then add in the same order."""
+    if starts.size == y.size:  # every score distinct: each sum is one row's weight
+        w = np.ascontiguousarray(w)
+        return w * y, w
+    if np.issubdtype(w.dtype, np.integer):
+        return _segment_sums(w * y, starts), _segment_sums(w, starts)
+    return np.add.reduceat(w * y, starts, axis=1), np.add.reduceat(w, starts, axis=1)
+
+
+def _segment_sums(counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """`np.add.reduceat(counts, starts, axis=1)` for whole numbers, as differences of running
+    sums (exact for integers, and about twice as fast over many short segments).
+
+    >>> _segment_sums(np.array([[1, 2, 3, 4]]), np.array([0, 1, 3]))
+    array([[1, 5, 4]])
+    """
+    ends = np.r_[starts[1:], counts.shape[1]] - 1
+    running = np.take(_cumsum(counts), ends, axis=1)
+    return np.diff(running, axis=1, prepend=0)
 
 
 def weighted_auroc(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -231,39 +253,17 @@ def bootstrap_distribution(
     y, p = as_arrays(y_true, y_prob)
     if y.size == 0:
         return {name: np.full(resamples.n_resamples, math.nan) for name in BOOTSTRAP_METRICS}
-    columns = resamples.columns(subject_id)
-    subjects, columns = np.unique(columns, return_inverse=True)  # only the subjects scored
-    score, positives, rows = _subject_score_counts(y, p, columns, subjects.size)
-    block = max(1, _CACHED_CELLS // score.size)
+    order = np.argsort(p, kind="stable")
+    y, p, columns = y[order], p[order], resamples.columns(subject_id)[order]
+    starts = _score_starts(p)
+    block = max(1, _CACHED_CELLS // y.size)
     parts = []
     for start in range(0, resamples.n_resamples, block):
-        # The weight per distinct score of each resample is matrix @ counts, whole numbers kept
-        # as int32 (exact): no [resample, row] weight matrix is built.
-        counts = np.ascontiguousarray(resamples.by_subject[subjects, start : start + block])
-        pos_s, all_s = (np.ascontiguousarray((m @ counts).T) for m in (positives, rows))
-        parts.append(_metrics_from_sums(score, pos_s, all_s, n_bins))
+        # Each row weighs its subject's count in the resample: whole numbers, kept as int32.
+        weights = np.take(resamples.counts[start : start + block], columns, axis=1)
+        pos_s, all_s = _sums_by_score(weights, y, starts)
+        parts.append(_metrics_from_sums(p[starts], pos_s, all_s, n_bins))
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-
-
-def _subject_score_counts(
-    y: np.ndarray, p: np.ndarray, columns: np.ndarray, n_subjects: int
-) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
-    """(distinct scores ascending, and two [n_scores, n_subjects] matrices: how many positive
-    rows, and how many rows, each subject (numbered by `columns`) has at each score).
-
-    A resample's weight per distinct score is then its subject counts times these matrices;
-    the weights are whole numbers, so they equal the row-weight sums of `weighted_metrics` to
-    the bit, whatever the order of addition.
-    """
-    order = np.argsort(p, kind="stable")
-    p, y, columns = p[order], y[order], columns[order]
-    new_score = np.r_[True, p[1:] != p[:-1]]
-    score_of_row = np.cumsum(new_score) - 1
-    shape = (int(score_of_row[-1]) + 1, n_subjects)
-    ones = np.ones(y.size, dtype=np.int32)
-    rows = sp.csr_matrix((ones, (score_of_row, columns)), shape=shape)
-    positives = sp.csr_matrix((ones[y], (score_of_row[y], columns[y])), shape=shape)
-    return p[new_score], positives, rows
 
 
 def blockwise(
