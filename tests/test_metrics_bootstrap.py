@@ -116,11 +116,15 @@ def test_blocks_of_resamples_give_the_same_result(monkeypatch):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_integer_counts_path_equals_float_row_weights_to_the_bit(seed, monkeypatch):
-    # bootstrap_distribution sums whole-number counts as integers, in cache-sized blocks;
-    # weighted_metrics sums float row weights: the same metrics, bit for bit.
+@pytest.mark.parametrize("decimals", [None, 2, 1])
+def test_integer_counts_path_equals_float_row_weights_to_the_bit(seed, decimals, monkeypatch):
+    # bootstrap_distribution sums whole-number counts as integers, in cache-sized blocks, from
+    # row weights (many distinct scores) or subject counts (few); weighted_metrics sums float
+    # row weights: the same metrics, bit for bit.
     y, p, subject = _held_out(seed, n_rows=500, n_subjects=150)
-    p = np.random.default_rng(seed).random(p.size)  # distinct scores: full-length float sums
+    p = np.random.default_rng(seed).random(p.size)
+    if decimals is not None:  # tied scores: 100 or 10 distinct ones
+        p = np.round(p, decimals)
     resamples = draw_resamples(subject, 200, seed=seed)
     monkeypatch.setattr(bootstrap_module, "_CACHED_CELLS", 37 * y.size)
     by_counts = bootstrap_distribution(y, p, subject, resamples)

@@ -22,11 +22,12 @@ computed for a block of resamples at once from a weight matrix W [block, n_rows]
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
 from ehrbench.errors import EhrbenchError
@@ -36,9 +37,9 @@ N_RESAMPLES = 1000
 CI_LEVEL = 0.95
 # Weight-matrix cells per block: bounds memory (about 32 MB per float64 matrix) on large sets.
 _BLOCK_CELLS = 4_000_000
-# Cells of a block of per-score sums [resamples, distinct scores]: the metrics make about twenty
-# passes over each block, several times faster while it stays in the CPU cache (128 K cells: 1 MB
-# as float64) than from main memory.
+# Cells of a block of row weights [resamples, rows] in `bootstrap_distribution`: the metrics make
+# about twenty passes over each block (and its per-score sums), several times faster while it
+# stays in the CPU cache (128 K cells: 1 MB as float64) than from main memory.
 _CACHED_CELLS = 1 << 17
 # Metrics that get a bootstrap distribution (counts are reported without an interval).
 BOOTSTRAP_METRICS = ("auroc", "auprc", "brier", "ece", "prevalence")
@@ -256,14 +257,45 @@ def bootstrap_distribution(
     order = np.argsort(p, kind="stable")
     y, p, columns = y[order], p[order], resamples.columns(subject_id)[order]
     starts = _score_starts(p)
-    block = max(1, _CACHED_CELLS // y.size)
-    parts = []
-    for start in range(0, resamples.n_resamples, block):
-        # Each row weighs its subject's count in the resample: whole numbers, kept as int32.
-        weights = np.take(resamples.counts[start : start + block], columns, axis=1)
-        pos_s, all_s = _sums_by_score(weights, y, starts)
-        parts.append(_metrics_from_sums(p[starts], pos_s, all_s, n_bins))
+    # Whole-number weights, kept as int32: the sums are exact, whichever way they are formed.
+    few_scores = 2 * starts.size <= y.size  # tree models: a few leaf values
+    sums = _subject_score_sums if few_scores else _row_weight_sums
+    parts = [
+        _metrics_from_sums(p[starts], pos_s, all_s, n_bins)
+        for pos_s, all_s in sums(resamples, columns, y, starts)
+    ]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _row_weight_sums(
+    resamples: Resamples, columns: np.ndarray, y: np.ndarray, starts: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per block of resamples, (positive, total) weight per distinct score, summed from the row
+    weights (each row's subject count; rows sorted by score, their subjects at `columns` of
+    the counts): the cost grows with the rows."""
+    block = max(1, _CACHED_CELLS // y.size)
+    for start in range(0, resamples.n_resamples, block):
+        weights = np.take(resamples.counts[start : start + block], columns, axis=1)
+        yield _sums_by_score(weights, y, starts)
+
+
+def _subject_score_sums(
+    resamples: Resamples, columns: np.ndarray, y: np.ndarray, starts: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """What `_row_weight_sums` gives, as the subject counts times two sparse [subjects, scores]
+    matrices (how many positive rows, and rows, each subject has at each score): the cost
+    grows with the distinct scores, so it is the cheaper way when they are few."""
+    subjects, columns = np.unique(columns, return_inverse=True)  # only the subjects scored
+    score_of_row = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, y.size]))
+    shape = (subjects.size, starts.size)
+    ones = np.ones(y.size, dtype=np.int32)
+    rows = sp.csr_matrix((ones, (columns, score_of_row)), shape=shape)
+    positives = sp.csr_matrix((ones[y], (columns[y], score_of_row[y])), shape=shape)
+    counts = resamples.counts[:, subjects]
+    block = max(1, _CACHED_CELLS // starts.size)
+    for start in range(0, resamples.n_resamples, block):
+        drawn = counts[start : start + block]
+        yield np.ascontiguousarray(drawn @ positives), np.ascontiguousarray(drawn @ rows)
 
 
 def blockwise(
