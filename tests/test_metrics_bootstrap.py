@@ -119,7 +119,7 @@ def test_blocks_of_resamples_give_the_same_result(monkeypatch):
 @pytest.mark.parametrize("decimals", [None, 2, 1])
 def test_integer_counts_path_equals_float_row_weights_to_the_bit(seed, decimals, monkeypatch):
     # bootstrap_distribution sums whole-number counts as integers, in cache-sized blocks, from
-    # row weights (many distinct scores) or subject counts (few); weighted_metrics sums float
+    # row weights (distinct scores) or subject counts (tied ones); weighted_metrics sums float
     # row weights: the same metrics, bit for bit.
     y, p, subject = _held_out(seed, n_rows=500, n_subjects=150)
     p = np.random.default_rng(seed).random(p.size)

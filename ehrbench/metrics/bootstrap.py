@@ -158,38 +158,14 @@ def _score_sums(
         order = np.argsort(p, kind="stable")
         p, y, w = p[order], y[order], w[:, order]
     starts = _score_starts(p)
-    return (p[starts], *_sums_by_score(w, y, starts))
+    pos_s = np.add.reduceat(w * y, starts, axis=1)
+    all_s = np.add.reduceat(w, starts, axis=1)
+    return p[starts], pos_s, all_s
 
 
 def _score_starts(p: np.ndarray) -> np.ndarray:
     """The first row of each distinct score of ascending scores `p`."""
     return np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-
-
-def _sums_by_score(
-    w: np.ndarray, y: np.ndarray, starts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(positive weight, total weight) of each distinct score per weighting: the sums of `w`
-    over the score's rows (rows sorted by score; `starts` from `_score_starts`). The sums are
-    C-ordered: the metrics' float sums along each row then add in the same order."""
-    if starts.size == y.size:  # every score distinct: each sum is one row's weight
-        w = np.ascontiguousarray(w)
-        return w * y, w
-    if np.issubdtype(w.dtype, np.integer):
-        return _segment_sums(w * y, starts), _segment_sums(w, starts)
-    return np.add.reduceat(w * y, starts, axis=1), np.add.reduceat(w, starts, axis=1)
-
-
-def _segment_sums(counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """`np.add.reduceat(counts, starts, axis=1)` for whole numbers, as differences of running
-    sums (exact for integers, and about twice as fast over many short segments).
-
-    >>> _segment_sums(np.array([[1, 2, 3, 4]]), np.array([0, 1, 3]))
-    array([[1, 5, 4]])
-    """
-    ends = np.r_[starts[1:], counts.shape[1]] - 1
-    running = np.take(_cumsum(counts), ends, axis=1)
-    return np.diff(running, axis=1, prepend=0)
 
 
 def weighted_auroc(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -258,8 +234,7 @@ def bootstrap_distribution(
     y, p, columns = y[order], p[order], resamples.columns(subject_id)[order]
     starts = _score_starts(p)
     # Whole-number weights, kept as int32: the sums are exact, whichever way they are formed.
-    few_scores = 2 * starts.size <= y.size  # tree models: a few leaf values
-    sums = _subject_score_sums if few_scores else _row_weight_sums
+    sums = _row_weights if starts.size == y.size else _subject_score_sums
     parts = [
         _metrics_from_sums(p[starts], pos_s, all_s, n_bins)
         for pos_s, all_s in sums(resamples, columns, y, starts)
@@ -267,24 +242,24 @@ def bootstrap_distribution(
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def _row_weight_sums(
+def _row_weights(
     resamples: Resamples, columns: np.ndarray, y: np.ndarray, starts: np.ndarray
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Per block of resamples, (positive, total) weight per distinct score, summed from the row
-    weights (each row's subject count; rows sorted by score, their subjects at `columns` of
-    the counts): the cost grows with the rows."""
+    """Per block of resamples, (positive, total) weight per distinct score when every score is
+    distinct: each row's weight, its subject's count (rows sorted by score, their subjects at
+    `columns` of the counts), gathered C-ordered so the metrics' float sums add in row order."""
     block = max(1, _CACHED_CELLS // y.size)
     for start in range(0, resamples.n_resamples, block):
         weights = np.take(resamples.counts[start : start + block], columns, axis=1)
-        yield _sums_by_score(weights, y, starts)
+        yield weights * y, weights
 
 
 def _subject_score_sums(
     resamples: Resamples, columns: np.ndarray, y: np.ndarray, starts: np.ndarray
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """What `_row_weight_sums` gives, as the subject counts times two sparse [subjects, scores]
-    matrices (how many positive rows, and rows, each subject has at each score): the cost
-    grows with the distinct scores, so it is the cheaper way when they are few."""
+    """Per block of resamples, (positive, total) weight per distinct score, as the subject
+    counts times two sparse [subjects, scores] matrices (how many positive rows, and rows, each
+    subject has at each score); for tied scores this beats summing gathered row weights."""
     subjects, columns = np.unique(columns, return_inverse=True)  # only the subjects scored
     score_of_row = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, y.size]))
     shape = (subjects.size, starts.size)
