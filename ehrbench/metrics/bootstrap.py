@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -65,6 +66,11 @@ class Resamples:
     subjects: np.ndarray
     counts: np.ndarray
     seed: int
+
+    @cached_property
+    def by_subject(self) -> np.ndarray:
+        """`counts` transposed, [n_subjects, n_resamples], C-ordered: each subject's in a row."""
+        return np.ascontiguousarray(self.counts.T)
 
     @property
     def n_resamples(self) -> int:
@@ -257,20 +263,19 @@ def _row_weights(
 def _subject_score_sums(
     resamples: Resamples, columns: np.ndarray, y: np.ndarray, starts: np.ndarray
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Per block of resamples, (positive, total) weight per distinct score, as the subject
-    counts times two sparse [subjects, scores] matrices (how many positive rows, and rows, each
-    subject has at each score); for tied scores this beats summing gathered row weights."""
+    """Per block of resamples, (positive, total) weight per distinct score, as two sparse
+    [scores, subjects] matrices (how many positive rows, and rows, each subject has at each
+    score) times the subject counts; for tied scores this beats summing gathered row weights."""
     subjects, columns = np.unique(columns, return_inverse=True)  # only the subjects scored
     score_of_row = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, y.size]))
-    shape = (subjects.size, starts.size)
+    shape = (starts.size, subjects.size)
     ones = np.ones(y.size, dtype=np.int32)
-    rows = sp.csr_matrix((ones, (columns, score_of_row)), shape=shape)
-    positives = sp.csr_matrix((ones[y], (columns[y], score_of_row[y])), shape=shape)
-    counts = resamples.counts[:, subjects]
+    rows = sp.csr_matrix((ones, (score_of_row, columns)), shape=shape)
+    positives = sp.csr_matrix((ones[y], (score_of_row[y], columns[y])), shape=shape)
     block = max(1, _CACHED_CELLS // starts.size)
     for start in range(0, resamples.n_resamples, block):
-        drawn = counts[start : start + block]
-        yield np.ascontiguousarray(drawn @ positives), np.ascontiguousarray(drawn @ rows)
+        counts = np.ascontiguousarray(resamples.by_subject[subjects, start : start + block])
+        yield np.ascontiguousarray((positives @ counts).T), np.ascontiguousarray((rows @ counts).T)
 
 
 def blockwise(
