@@ -109,10 +109,28 @@ def test_blocks_of_resamples_give_the_same_result(monkeypatch):
     y, p, subject = _held_out()
     resamples = draw_resamples(subject, 64, seed=2)
     whole = bootstrap_distribution(y, p, subject, resamples)
-    monkeypatch.setattr(bootstrap_module, "_BLOCK_CELLS", 7 * y.size)
+    monkeypatch.setattr(bootstrap_module, "_CACHED_CELLS", 7 * y.size)
     blocked = bootstrap_distribution(y, p, subject, resamples)
     for name, values in whole.items():
         assert np.allclose(values, blocked[name], equal_nan=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("decimals", [None, 2, 1])
+def test_integer_counts_path_equals_float_row_weights_to_the_bit(seed, decimals, monkeypatch):
+    # bootstrap_distribution sums whole-number counts as integers, in cache-sized blocks, from
+    # row weights (distinct scores) or subject counts (tied ones); weighted_metrics sums float
+    # row weights: the same metrics, bit for bit.
+    y, p, subject = _held_out(seed, n_rows=500, n_subjects=150)
+    p = np.random.default_rng(seed).random(p.size)
+    if decimals is not None:  # tied scores: 100 or 10 distinct ones
+        p = np.round(p, decimals)
+    resamples = draw_resamples(subject, 200, seed=seed)
+    monkeypatch.setattr(bootstrap_module, "_CACHED_CELLS", 37 * y.size)
+    by_counts = bootstrap_distribution(y, p, subject, resamples)
+    by_rows = weighted_metrics(y, p, resamples.row_weights(subject))
+    for name, values in by_rows.items():
+        assert np.array_equal(by_counts[name], values, equal_nan=True), name
 
 
 def test_interval_contains_point_and_counts_have_none():

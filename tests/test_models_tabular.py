@@ -44,3 +44,19 @@ def test_random_forest_seed_changes_the_model(data):
     a = get_model("random_forest").fit(train, y_train, tuning, y_tuning, seed=0)
     b = get_model("random_forest").fit(train, y_train, tuning, y_tuning, seed=1)
     assert a.predict_proba(test).tobytes() != b.predict_proba(test).tobytes()
+
+
+def test_scikit_learn_checks_still_refuse_what_they_refused(data):
+    # Fits skip scikit-learn's parameter validation only for a setting that passed it, and its
+    # finiteness checks only for finite matrices: a bad setting or value still fails each time.
+    (train, y_train), (tuning, y_tuning), _ = data
+    for _ in range(2):
+        with pytest.raises(ValueError, match="max_features"):
+            get_model("random_forest", max_features="most").fit(
+                train, y_train, tuning, y_tuning, seed=0
+            )
+    broken = take_rows(train, np.arange(train.matrix.shape[0]))
+    broken.matrix.data[0] = np.inf
+    for _ in range(2):
+        with pytest.raises(ValueError, match="infinity"):
+            get_model("logreg").fit(broken, y_train, tuning, y_tuning, seed=0)

@@ -22,7 +22,7 @@ computed for a block of resamples at once from a weight matrix W [block, n_rows]
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -38,6 +38,10 @@ N_RESAMPLES = 1000
 CI_LEVEL = 0.95
 # Weight-matrix cells per block: bounds memory (about 32 MB per float64 matrix) on large sets.
 _BLOCK_CELLS = 4_000_000
+# Cells of a block of row weights [resamples, rows] in `bootstrap_distribution`: the metrics make
+# about twenty passes over each block (and its per-score sums), several times faster while it
+# stays in the CPU cache (128 K cells: 1 MB as float64) than from main memory.
+_CACHED_CELLS = 1 << 17
 # Metrics that get a bootstrap distribution (counts are reported without an interval).
 BOOTSTRAP_METRICS = ("auroc", "auprc", "brier", "ece", "prevalence")
 METRIC_ROW_SCHEMA: dict[str, pl.DataType] = {
@@ -119,25 +123,35 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rank_metrics(pos_s: np.ndarray, neg_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted AUROC and AUPRC from positive/negative weight per distinct score, ascending."""
-    n_pos = pos_s.sum(axis=1)
-    n_neg = neg_s.sum(axis=1)
+def _rank_metrics(
+    pos_s: np.ndarray, neg_s: np.ndarray, all_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted AUROC and AUPRC from positive, negative and total weight per distinct score,
+    ascending."""
+    n_pos, n_neg = pos_s.sum(axis=1), neg_s.sum(axis=1)
     both = (n_pos > 0) & (n_neg > 0)
     auroc = _auroc_sum(pos_s, neg_s, n_pos, n_neg)
-    # Precision at each threshold, thresholds descending (as scikit-learn's PR curve).
-    tp = np.cumsum(pos_s[:, ::-1], axis=1)
-    predicted = tp + np.cumsum(neg_s[:, ::-1], axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    auprc = _safe_ratio((pos_s[:, ::-1] * precision).sum(axis=1), n_pos)
+    # Precision at each threshold, thresholds descending (as scikit-learn's PR curve). The
+    # descending copies keep the final sum in that order (float sums depend on their order).
+    pos_desc, all_desc = (np.ascontiguousarray(s[:, ::-1]) for s in (pos_s, all_s))
+    tp = _cumsum(pos_desc)
+    predicted = _cumsum(all_desc)
+    precision = np.divide(tp, predicted, out=np.zeros(tp.shape), where=predicted > 0)
+    auprc = _safe_ratio((pos_desc * precision).sum(axis=1), n_pos)
     return np.where(both, auroc, math.nan), np.where(both, auprc, math.nan)
+
+
+def _cumsum(weights: np.ndarray) -> np.ndarray:
+    """Running sums along each row, in the weights' own type: whole-number counts stay integers
+    (exact, and an order of magnitude faster than a float cumsum)."""
+    return np.cumsum(weights, axis=1, dtype=weights.dtype)
 
 
 def _auroc_sum(
     pos_s: np.ndarray, neg_s: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray
 ) -> np.ndarray:
     """The Mann-Whitney AUROC of each weighting (NaN where a class has no weight)."""
-    neg_below = np.cumsum(neg_s, axis=1) - neg_s
+    neg_below = _cumsum(neg_s) - neg_s
     return _safe_ratio((pos_s * (neg_below + 0.5 * neg_s)).sum(axis=1), n_pos * n_neg)
 
 
@@ -149,10 +163,15 @@ def _score_sums(
         # Callers that score many weightings sort once and so skip this column gather.
         order = np.argsort(p, kind="stable")
         p, y, w = p[order], y[order], w[:, order]
-    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+    starts = _score_starts(p)
     pos_s = np.add.reduceat(w * y, starts, axis=1)
     all_s = np.add.reduceat(w, starts, axis=1)
     return p[starts], pos_s, all_s
+
+
+def _score_starts(p: np.ndarray) -> np.ndarray:
+    """The first row of each distinct score of ascending scores `p`."""
+    return np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
 
 
 def weighted_auroc(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -192,7 +211,7 @@ def _metrics_from_sums(
     all rows sharing a score share its calibration bin and its threshold."""
     neg_s = all_s - pos_s
     total = all_s.sum(axis=1)
-    auroc, auprc = _rank_metrics(pos_s, neg_s)
+    auroc, auprc = _rank_metrics(pos_s, neg_s, all_s)
     bins = bin_index(score, n_bins)
     bin_starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
     gap = np.add.reduceat(all_s * score - pos_s, bin_starts, axis=1)
@@ -217,39 +236,46 @@ def bootstrap_distribution(
     y, p = as_arrays(y_true, y_prob)
     if y.size == 0:
         return {name: np.full(resamples.n_resamples, math.nan) for name in BOOTSTRAP_METRICS}
-    columns = resamples.columns(subject_id)
-    subjects, columns = np.unique(columns, return_inverse=True)  # only the subjects scored
-    score, positives, rows = _subject_score_counts(y, p, columns, subjects.size)
-    block = max(1, _BLOCK_CELLS // y.size)
-    parts = []
-    for start in range(0, resamples.n_resamples, block):
-        # The weight per distinct score of each resample is matrix @ counts, whole numbers (so
-        # int32 is exact): no [resample, row] weight matrix is built.
-        counts = np.ascontiguousarray(resamples.by_subject[subjects, start : start + block])
-        pos_s, all_s = ((m @ counts).T.astype(np.float64, order="C") for m in (positives, rows))
-        parts.append(_metrics_from_sums(score, pos_s, all_s, n_bins))
+    order = np.argsort(p, kind="stable")
+    y, p, columns = y[order], p[order], resamples.columns(subject_id)[order]
+    starts = _score_starts(p)
+    # Whole-number weights, kept as int32: the sums are exact, whichever way they are formed.
+    sums = _row_weights if starts.size == y.size else _subject_score_sums
+    parts = [
+        _metrics_from_sums(p[starts], pos_s, all_s, n_bins)
+        for pos_s, all_s in sums(resamples, columns, y, starts)
+    ]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def _subject_score_counts(
-    y: np.ndarray, p: np.ndarray, columns: np.ndarray, n_subjects: int
-) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
-    """(distinct scores ascending, and two [n_scores, n_subjects] matrices: how many positive
-    rows, and how many rows, each subject (numbered by `columns`) has at each score).
+def _row_weights(
+    resamples: Resamples, columns: np.ndarray, y: np.ndarray, starts: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per block of resamples, (positive, total) weight per distinct score when every score is
+    distinct: each row's weight, its subject's count (rows sorted by score, their subjects at
+    `columns` of the counts), gathered C-ordered so the metrics' float sums add in row order."""
+    block = max(1, _CACHED_CELLS // y.size)
+    for start in range(0, resamples.n_resamples, block):
+        weights = np.take(resamples.counts[start : start + block], columns, axis=1)
+        yield weights * y, weights
 
-    A resample's weight per distinct score is then its subject counts times these matrices;
-    the weights are whole numbers, so they equal the row-weight sums of `weighted_metrics` to
-    the bit, whatever the order of addition.
-    """
-    order = np.argsort(p, kind="stable")
-    p, y, columns = p[order], y[order], columns[order]
-    new_score = np.r_[True, p[1:] != p[:-1]]
-    score_of_row = np.cumsum(new_score) - 1
-    shape = (int(score_of_row[-1]) + 1, n_subjects)
+
+def _subject_score_sums(
+    resamples: Resamples, columns: np.ndarray, y: np.ndarray, starts: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per block of resamples, (positive, total) weight per distinct score, as two sparse
+    [scores, subjects] matrices (how many positive rows, and rows, each subject has at each
+    score) times the subject counts; for tied scores this beats summing gathered row weights."""
+    subjects, columns = np.unique(columns, return_inverse=True)  # only the subjects scored
+    score_of_row = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, y.size]))
+    shape = (starts.size, subjects.size)
     ones = np.ones(y.size, dtype=np.int32)
     rows = sp.csr_matrix((ones, (score_of_row, columns)), shape=shape)
     positives = sp.csr_matrix((ones[y], (score_of_row[y], columns[y])), shape=shape)
-    return p[new_score], positives, rows
+    block = max(1, _CACHED_CELLS // starts.size)
+    for start in range(0, resamples.n_resamples, block):
+        counts = np.ascontiguousarray(resamples.by_subject[subjects, start : start + block])
+        yield np.ascontiguousarray((positives @ counts).T), np.ascontiguousarray((rows @ counts).T)
 
 
 def blockwise(
