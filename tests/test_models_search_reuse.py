@@ -100,7 +100,8 @@ def test_random_forest_on_a_dense_copy_grows_the_sparse_trees(rows):
 
 
 @pytest.mark.parametrize("name", ["logreg", "lightgbm", "random_forest"])
-def test_a_searched_model_keeps_no_search_state(rows, name):
+def test_a_fitted_model_keeps_no_search_state(rows, name):
     _, models = _searched(name, rows, model_class(name).param_grid()[:2])
+    models.append(get_model(name, **models[0].params).fit(*rows, seed=3))
     assert all(model._shared == {} for model in models)
     assert pickle.loads(pickle.dumps(models[0]))._shared == {}

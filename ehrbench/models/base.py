@@ -94,8 +94,11 @@ class Model(ABC):
         self.target = target
         y_train = _checked_labels(train, y_train, "training", target)
         y_tuning = _checked_labels(tuning, y_tuning, "tuning", target)
-        with plugins.blamed(plugin_of(self.name), "fitting"):
-            self._fit(train, y_train, tuning, y_tuning, seed)
+        try:
+            with plugins.blamed(plugin_of(self.name), "fitting"):
+                self._fit(train, y_train, tuning, y_tuning, seed)
+        finally:
+            self._shared = {}  # a fitted model holds no search state (it is pickled and shipped)
         self.fitted = True
         return self
 
@@ -119,11 +122,7 @@ class Model(ABC):
         for setting in settings:
             model = cls(**setting)
             model._shared = shared
-            try:
-                model.fit(train, y_train, tuning, y_tuning, seed, target)
-            finally:
-                model._shared = {}  # a fitted model holds no search state (it is pickled)
-            yield model
+            yield model.fit(train, y_train, tuning, y_tuning, seed, target)
 
     def reuse(self, key: Any, compute: Callable[[], Any]) -> Any:
         """`compute()`, or what it returned for an earlier setting of the same search (see

@@ -1,7 +1,8 @@
 """Tabular models on the sparse feature matrix: logistic regression, ridge, LightGBM, random
 forest.
 
-Each reads `features.matrix` (scipy CSR, float32, one row per label) and never densifies it.
+Each reads `features.matrix` (scipy CSR, float32, one row per label); only the random forest
+fits a dense copy, and only when that is at most twice the sparse matrix's size (`forest_input`).
 Label kinds: logistic regression (multinomial for multiclass) and the random forest classify;
 ridge regresses; LightGBM does all three (binary, multiclass or regression objective).
 """
@@ -30,8 +31,9 @@ from ehrbench.models.base import Model, above, at_least, register
 PICKLE_FILE = "model.pkl"
 BOOSTER_FILE = "booster.txt"
 # LightGBM settings that shape the trees but not the binned datasets: settings of a search
-# that differ only in these boost on the same datasets, binned once (binning is a quarter of a
-# large run's time). Any other setting (min_data_in_leaf, which pre-filters features) rebins.
+# that differ only in these boost on the same datasets, binned once rather than once per setting
+# (its own grid varies nothing else). Any other setting (min_data_in_leaf, which pre-filters
+# features) gets datasets of its own.
 BOOSTING_ONLY = frozenset(
     {"learning_rate", "num_leaves", "max_depth", "feature_fraction", "lambda_l2"}
 )
