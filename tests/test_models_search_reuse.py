@@ -10,9 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import MaxAbsScaler
 
 from ehrbench.cli import main
 from ehrbench.features.config import TabularConfig
@@ -49,21 +46,6 @@ def _searched(name, rows, grid=None, **overrides):
     """Every setting of the search fitted through `fit_each` (the settings sharing work)."""
     settings = expand_grid(name, grid, overrides)
     return settings, list(model_class(name).fit_each(settings, *rows, seed=3))
-
-
-def test_logreg_on_the_shared_scaling_is_the_pipeline_fitted_whole(rows):
-    train, y_train, tuning, _ = rows
-    settings, models = _searched("logreg", rows, [{"C": 1e-3}, {"C": 1.0}, {"C": 100.0}])
-    for setting, model in zip(settings, models, strict=True):
-        whole = make_pipeline(
-            MaxAbsScaler(),
-            LogisticRegression(
-                C=setting["C"], l1_ratio=0.0, solver="lbfgs", max_iter=1000, random_state=3
-            ),
-        ).fit(train.matrix, y_train)
-        assert model.estimator[-1].coef_.tobytes() == whole[-1].coef_.tobytes()
-        expected = whole.predict_proba(tuning.matrix)[:, 1].astype(np.float64)
-        assert model.predict_proba(tuning).tobytes() == expected.tobytes()
 
 
 @pytest.mark.parametrize(

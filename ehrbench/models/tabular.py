@@ -143,12 +143,11 @@ class LogisticRegressionModel(_SklearnModel):
             max_iter=self.hyperparameters.max_iter,
             random_state=seed,
         )
-        scaler, scaled = self.reuse("max-abs scaled", lambda: _max_abs_scaled(train.matrix))
+        self.estimator = make_pipeline(MaxAbsScaler(), classifier)
         # Weak regularisation on few rows may stop at max_iter; the grid then judges the result.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            classifier.fit(scaled, y_train)
-        self.estimator = make_pipeline(scaler, classifier)
+            self.estimator.fit(train.matrix, y_train)
 
 
 @register
@@ -338,13 +337,6 @@ def _binned_sets(
         tuning, label=np.asarray(y_tuning, dtype=np.float32), reference=train_set
     )
     return train_set, tuning_set
-
-
-def _max_abs_scaled(matrix: Any) -> tuple[MaxAbsScaler, Any]:
-    """A max-abs scaler fitted on `matrix` and `matrix` scaled by it (the scaling is the same for
-    every setting of a search, so it is computed once)."""
-    scaler = MaxAbsScaler()
-    return scaler, scaler.fit_transform(matrix)
 
 
 def forest_input(matrix: Any) -> Any:
