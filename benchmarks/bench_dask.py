@@ -9,11 +9,18 @@ wall time is taken around the runner's run phase. From the per-run times it prin
 64 workers would give on paper: runs placed in submission order on the first free worker, each
 worker paying once per cohort for its features (as measured on the first run of a worker).
 
+Whole grid (`wholegrid`): the grid above over every library cohort that the three models all
+take (binary and multiclass labels: 21 cohorts; `length_of_stay` is a regression), on `local`
+workers (2 by default). Beside the per-run times it records each cohort's runs (count, sum of
+task seconds, and its span: from the grid's start or the previous cohort's last saved run to its
+own last) and the on-paper figures, where each worker pays for a cohort's features once.
+
 Shards (`shards`): `ehrbench cohorts extract` (five library cohorts in one read) and `ehrbench
 featurize tabular` (mortality_in_hospital's labels) at 100,000 subjects (10 shards), in a
 subprocess per scheduler.
 
     python benchmarks/bench_dask.py grid [--subjects 10000] [--schedulers none,1,2]
+    python benchmarks/bench_dask.py wholegrid [--subjects 10000] [--schedulers 2] [--cohorts a,b]
     python benchmarks/bench_dask.py shards [--subjects 100000] [--schedulers none,1,2]
 
 Prints Markdown rows and writes benchmarks/results/dask_<part>.json. Record `uptime` beside it:
@@ -37,6 +44,9 @@ from bench_grid import write_suite as grid_suite
 from common import EHRBENCH, RESULTS, machine_load, synthetic_dataset
 
 import ehrbench.protocol.runner as runner
+from ehrbench.cohort.library import list_cohorts, load_library, predicates_paths
+from ehrbench.meds.label_kinds import VALUE_COLUMNS
+from ehrbench.models.base import model_class
 from ehrbench.protocol.commands import run_suite
 
 COHORT = "mortality_in_hospital"
@@ -61,6 +71,7 @@ class Recorder:
     def __init__(self) -> None:
         self.runs: list[dict] = []
         self.grid_seconds = 0.0
+        self.grid_started = time.perf_counter()
 
     def install(self) -> None:
         runner.untimed_compute_run, runner.compute_run = runner.compute_run, timed_compute_run
@@ -70,24 +81,25 @@ class Recorder:
         def _record(self, planned, outcome, *rest):
             seconds, pid = getattr(outcome, "bench", (None, None))
             recorder.runs.append(
-                {"model": planned.model, "k": str(planned.run.k), "seed": planned.run.seed,
-                 "seconds": seconds, "pid": pid}
+                {"cohort": planned.cohort, "model": planned.model, "k": str(planned.run.k),
+                 "seed": planned.run.seed, "seconds": seconds, "pid": pid,
+                 "saved": time.perf_counter() - recorder.grid_started}
             )  # fmt: skip
             return record(self, planned, outcome, *rest)
 
         def _compute(self, *args):
-            started = time.perf_counter()
+            recorder.grid_started = time.perf_counter()
             compute(self, *args)
-            recorder.grid_seconds = time.perf_counter() - started
+            recorder.grid_seconds = time.perf_counter() - recorder.grid_started
 
         runner.GridRunner._record, runner.GridRunner._compute = _record, _compute
 
 
-def write_suite(folder: Path, dataset: Path, scheduler: str) -> Path:
+def write_suite(folder: Path, dataset: Path, scheduler: str, cohorts: list[str]) -> Path:
     """The grid's suite file in `folder`; `scheduler` is none or a number of local workers."""
     changes = {
         "name": "bench_dask",
-        "cohorts": [COHORT],
+        "cohorts": cohorts,
         "models": MODELS,
         "k": [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, "all"],
         "features": {"tabular": {"windows": ["1d", "7d", "30d", "365d", "full"], "min_count": 10}},
@@ -97,27 +109,53 @@ def write_suite(folder: Path, dataset: Path, scheduler: str) -> Path:
     return grid_suite(folder, dataset, folder / "out", **changes)
 
 
+def mark_firsts(runs: list[dict]) -> None:
+    """Mark each run that was its worker's first of its cohort (it also loaded the features)."""
+    seen: set[tuple[int, str]] = set()
+    for run in runs:
+        run["first"] = (run["pid"], run["cohort"]) not in seen
+        seen.add((run["pid"], run["cohort"]))
+
+
 def on_paper(runs: list[dict], workers: int) -> float:
     """Seconds for `runs` (in submission order) on `workers` workers: each run goes to the first
-    free worker, and a worker's first run also loads the cohort's features (their cost: the
-    median first run of a measured worker minus the median of the other runs)."""
+    free worker, and a worker's first run of a cohort also loads the cohort's features (their
+    cost: the median first run of a measured worker minus the median of the other runs)."""
     firsts = [r["seconds"] for r in runs if r["first"]]
     others = [r["seconds"] for r in runs if not r["first"]]
     features = max(0.0, statistics.median(firsts) - statistics.median(others))
     free = [(0.0, worker) for worker in range(workers)]
-    loaded: set[int] = set()
+    loaded: set[tuple[int, str]] = set()
     for run in runs:
         start, worker = heapq.heappop(free)
         cost = run["seconds"] - (features if run["first"] else 0.0)
-        if worker not in loaded:
-            loaded.add(worker)
+        if (worker, run["cohort"]) not in loaded:
+            loaded.add((worker, run["cohort"]))
             cost += features
         heapq.heappush(free, (start + cost, worker))
     return max(end for end, _ in free)
 
 
 def grid(args: argparse.Namespace) -> dict:
-    dataset = synthetic_dataset(args.subjects, 4)
+    return measure(args, synthetic_dataset(args.subjects, 4), [COHORT])
+
+
+def wholegrid(args: argparse.Namespace) -> dict:
+    cohorts = args.cohorts.split(",") if args.cohorts else grid_cohorts()
+    report = measure(args, synthetic_dataset(args.subjects, 4), cohorts)
+    report["cohorts"] = cohorts
+    return report
+
+
+def grid_cohorts() -> list[str]:
+    """The library cohorts whose label kind every model of `MODELS` fits (synthetic predicates)."""
+    loaded, _ = load_library(list_cohorts(), predicates_paths()["synthetic"])
+    kinds = set.intersection(*(set(model_class(name).label_kinds) for name in MODELS))
+    return [name for name, cohort in loaded.items() if VALUE_COLUMNS[cohort.label_column] in kinds]
+
+
+def measure(args: argparse.Namespace, dataset: Path, cohorts: list[str]) -> dict:
+    """The grid of `cohorts` under each of `args.schedulers`, each into a fresh output folder."""
     recorder = Recorder()
     recorder.install()
     report = {"subjects": args.subjects, "uptime": machine_load(), "schedulers": {}}
@@ -125,12 +163,9 @@ def grid(args: argparse.Namespace) -> dict:
         recorder.runs.clear()
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
-            run_suite(write_suite(Path(tmp), dataset, scheduler), [])
+            run_suite(write_suite(Path(tmp), dataset, scheduler, cohorts), [])
             total = time.perf_counter() - started
-        seen_pids: set[int] = set()
-        for run in recorder.runs:
-            run["first"] = run["pid"] not in seen_pids
-            seen_pids.add(run["pid"])
+        mark_firsts(recorder.runs)
         by_model_k: dict[str, list[float]] = {}
         for run in recorder.runs:
             by_model_k.setdefault(f"{run['model']} k={run['k']}", []).append(run["seconds"])
@@ -144,13 +179,37 @@ def grid(args: argparse.Namespace) -> dict:
             },
             "uptime_after": machine_load(),
         }
+        if len(cohorts) > 1:
+            entry["cohorts"] = per_cohort(recorder.runs)
         if scheduler != "none":
             entry["on_paper_seconds"] = {
                 str(w): round(on_paper(recorder.runs, w), 1) for w in (1, 2, 16, 64)
             }
+        entry["task_seconds"] = [
+            [r["cohort"], r["model"], r["k"], r["seed"], round(r["seconds"], 3)]
+            for r in recorder.runs
+        ]
         report["schedulers"][scheduler] = entry
-        print(scheduler, json.dumps(entry, indent=1), flush=True)
+        print(scheduler, json.dumps({k: v for k, v in entry.items() if k != "task_seconds"},
+                                    indent=1), flush=True)  # fmt: skip
     return report
+
+
+def per_cohort(runs: list[dict]) -> dict[str, dict]:
+    """Each cohort's runs, sum of task seconds and span (see the module docstring), in the
+    order the cohorts finished."""
+    cohorts: dict[str, dict] = {}
+    for run in sorted(runs, key=lambda r: r["saved"]):
+        entry = cohorts.setdefault(run["cohort"], {"runs": 0, "task_seconds": 0.0, "last": 0.0})
+        entry["runs"] += 1
+        entry["task_seconds"] += run["seconds"]
+        entry["last"] = run["saved"]
+    previous = 0.0
+    for entry in sorted(cohorts.values(), key=lambda e: e["last"]):
+        entry["span_seconds"] = round(entry["last"] - previous, 1)
+        entry["task_seconds"] = round(entry["task_seconds"], 1)
+        previous = entry.pop("last")
+    return cohorts
 
 
 def shards(args: argparse.Namespace) -> dict:
@@ -180,12 +239,14 @@ def _seconds(command: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["grid", "shards"])
+    parser.add_argument("part", choices=["grid", "wholegrid", "shards"])
     parser.add_argument("--subjects", type=int, default=None)
-    parser.add_argument("--schedulers", default="1,2", help="none and/or local worker counts")
+    parser.add_argument("--schedulers", default=None, help="none and/or local worker counts")
+    parser.add_argument("--cohorts", default=None, help="wholegrid: these cohorts, not all")
     args = parser.parse_args()
-    args.subjects = args.subjects or (10_000 if args.part == "grid" else 100_000)
-    report = grid(args) if args.part == "grid" else shards(args)
+    args.subjects = args.subjects or (100_000 if args.part == "shards" else 10_000)
+    args.schedulers = args.schedulers or ("2" if args.part == "wholegrid" else "1,2")
+    report = {"grid": grid, "wholegrid": wholegrid, "shards": shards}[args.part](args)
     path = RESULTS / f"dask_{args.part}.json"
     path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {path}")

@@ -25,7 +25,7 @@ import json
 import numbers
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -48,7 +48,8 @@ class Model(ABC):
     `self.hyperparameters`) and, when they fit more than binary labels, `label_kinds`; they
     implement `param_grid`, `_fit`, `predict_proba`, `n_parameters`, `_save_state` and
     `_load_state`. `fit` checks the inputs, sets `self.target` (the `LabelTarget` being fitted),
-    calls `_fit` and marks the model fitted.
+    calls `_fit` and marks the model fitted. `fit_each` fits a search's settings on the same rows;
+    `_fit` may compute what depends on the rows alone through `reuse`, once per search.
     """
 
     name: ClassVar[str]
@@ -60,6 +61,7 @@ class Model(ABC):
         self.hyperparameters = typed_settings(self.Hyperparameters, params, f"model `{self.name}`")
         self.fitted = False
         self.target: LabelTarget = BINARY_TARGET
+        self._shared: dict[Any, Any] = {}
 
     @property
     def params(self) -> dict[str, Any]:
@@ -92,10 +94,47 @@ class Model(ABC):
         self.target = target
         y_train = _checked_labels(train, y_train, "training", target)
         y_tuning = _checked_labels(tuning, y_tuning, "tuning", target)
-        with plugins.blamed(plugin_of(self.name), "fitting"):
-            self._fit(train, y_train, tuning, y_tuning, seed)
+        try:
+            with plugins.blamed(plugin_of(self.name), "fitting"):
+                self._fit(train, y_train, tuning, y_tuning, seed)
+        finally:
+            self._shared = {}  # a fitted model holds no search state (it is pickled and shipped)
         self.fitted = True
         return self
+
+    @classmethod
+    def fit_each(
+        cls,
+        settings: list[dict[str, Any]],
+        train: Any,
+        y_train: np.ndarray,
+        tuning: Any,
+        y_tuning: np.ndarray,
+        seed: int,
+        target: LabelTarget = BINARY_TARGET,
+    ) -> Iterator[Self]:
+        """Each of `settings` fitted on the same rows (see `fit`), in order: a search's fits.
+
+        What a setting's `_fit` computes through `reuse` is kept for the later settings, so work
+        on the rows alone (scaling, binning) is done once per search, not once per setting.
+        """
+        shared: dict[Any, Any] = {}
+        for setting in settings:
+            model = cls(**setting)
+            model._shared = shared
+            yield model.fit(train, y_train, tuning, y_tuning, seed, target)
+
+    def reuse(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()`, or what it returned for an earlier setting of the same search (see
+        `fit_each`). `key` names the work and every setting it depends on besides the rows.
+
+        >>> model = get_model("logreg")
+        >>> model.reuse("rows", lambda: [1.0]) is model.reuse("rows", list)
+        True
+        """
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
     @abstractmethod
     def _fit(

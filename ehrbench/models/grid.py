@@ -140,8 +140,8 @@ def select_and_fit(
     best: Model | None = None
     best_score = -math.inf
     scores: list[dict[str, Any]] = []
-    for number, setting in enumerate(settings, start=1):
-        model = model_cls(**setting).fit(train, y_train, tuning, y_tuning, seed, target)
+    fitted = model_cls.fit_each(settings, train, y_train, tuning, y_tuning, seed, target)
+    for number, (setting, model) in enumerate(zip(settings, fitted, strict=True), start=1):
         score = tuning_score(target, y_tuning, predict(model, tuning))
         scores.append({"params": setting, f"tuning_{score_name}": score})
         logger.debug(

@@ -1,0 +1,89 @@
+"""A search's settings share work on the same rows (`Model.fit_each`, `Model.reuse`) and the
+random forest fits a dense copy of dense-enough features: every fitted model is the one the
+setting gives fitted alone on the sparse matrix, byte for byte, on real synthetic features."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+from ehrbench.cli import main
+from ehrbench.features.config import TabularConfig
+from ehrbench.features.tabular import build_tabular
+from ehrbench.meds import label_values, open_dataset, read_labels
+from ehrbench.models.base import get_model, model_class, take_rows
+from ehrbench.models.grid import expand_grid
+from ehrbench.models.tabular import forest_input
+from ehrbench.synth import generate_dataset
+
+COHORTS = Path(__file__).parents[1] / "cohorts"
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    """Train and tuning rows (features, labels) of synthetic in-hospital mortality, with the
+    benchmark's windows: counts about as dense as the grid's."""
+    root = tmp_path_factory.mktemp("search_reuse")
+    generate_dataset(root / "meds", n_subjects=400, seed=0)
+    argv = ["-q", "cohort", "extract", str(COHORTS / "mortality_in_hospital.yaml"),
+            "--predicates", str(COHORTS / "predicates" / "synthetic.yaml"),
+            "--data", str(root / "meds"), "--out", str(root / "labels.parquet")]  # fmt: skip
+    assert main(argv) == 0
+    labels = read_labels(root / "labels.parquet")
+    features = build_tabular(open_dataset(root / "meds", deep=False), labels, TabularConfig())
+    y = label_values(labels, "labels.parquet")
+    order = np.random.default_rng(0).permutation(len(y))
+    train, tuning = order[: len(y) // 2], order[len(y) // 2 :]
+    assert 0 < y[train].sum() < train.size and 0 < y[tuning].sum() < tuning.size
+    return take_rows(features, train), y[train], take_rows(features, tuning), y[tuning]
+
+
+def _searched(name, rows, grid=None, **overrides):
+    """Every setting of the search fitted through `fit_each` (the settings sharing work)."""
+    settings = expand_grid(name, grid, overrides)
+    return settings, list(model_class(name).fit_each(settings, *rows, seed=3))
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        model_class("lightgbm").param_grid()[1:4],  # depth, leaves and rate: one binning
+        [{"min_data_in_leaf": 5}, {"min_data_in_leaf": 40}, {"min_data_in_leaf": 5}],
+    ],
+    ids=["own grid", "rebinning settings"],
+)
+def test_lightgbm_on_shared_datasets_is_each_setting_fitted_alone(rows, grid):
+    train, y_train, tuning, y_tuning = rows
+    settings, models = _searched("lightgbm", rows, grid, n_estimators=100)
+    for setting, model in zip(settings, models, strict=True):
+        alone = get_model("lightgbm", **setting).fit(train, y_train, tuning, y_tuning, seed=3)
+        assert model.booster.model_to_string() == alone.booster.model_to_string()
+        assert model.predict_proba(tuning).tobytes() == alone.predict_proba(tuning).tobytes()
+
+
+def test_random_forest_on_a_dense_copy_grows_the_sparse_trees(rows):
+    train, y_train, tuning, _ = rows
+    assert isinstance(forest_input(train.matrix), np.ndarray)  # the dense path is the one tested
+    settings, models = _searched("random_forest", rows, n_estimators=25)
+    for setting, model in zip(settings, models, strict=True):
+        sparse = RandomForestClassifier(random_state=3, **setting)
+        sparse.fit(train.matrix, y_train)
+        trees = zip(model.estimator.estimators_, sparse.estimators_, strict=True)
+        for dense_tree, sparse_tree in trees:
+            for part in ("feature", "threshold", "value", "children_left"):
+                got, want = getattr(dense_tree.tree_, part), getattr(sparse_tree.tree_, part)
+                assert got.tobytes() == want.tobytes()
+        expected = sparse.predict_proba(tuning.matrix)[:, 1]
+        assert model.predict_proba(tuning).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("name", ["logreg", "lightgbm", "random_forest"])
+def test_a_fitted_model_keeps_no_search_state(rows, name):
+    _, models = _searched(name, rows, model_class(name).param_grid()[:2])
+    models.append(get_model(name, **models[0].params).fit(*rows, seed=3))
+    assert all(model._shared == {} for model in models)
+    assert pickle.loads(pickle.dumps(models[0]))._shared == {}
