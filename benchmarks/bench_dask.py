@@ -46,7 +46,6 @@ from common import EHRBENCH, RESULTS, machine_load, synthetic_dataset
 import ehrbench.protocol.runner as runner
 from ehrbench.cohort.library import list_cohorts, load_library, predicates_paths
 from ehrbench.meds.label_kinds import VALUE_COLUMNS
-from ehrbench.models.base import model_class
 from ehrbench.protocol.commands import run_suite
 
 COHORT = "mortality_in_hospital"
@@ -137,12 +136,12 @@ def on_paper(runs: list[dict], workers: int) -> float:
 
 
 def grid(args: argparse.Namespace) -> dict:
-    return measure(args, synthetic_dataset(args.subjects, 4), [COHORT])
+    return measure(args, [COHORT])
 
 
 def wholegrid(args: argparse.Namespace) -> dict:
     cohorts = args.cohorts.split(",") if args.cohorts else grid_cohorts()
-    report = measure(args, synthetic_dataset(args.subjects, 4), cohorts)
+    report = measure(args, cohorts)
     report["cohorts"] = cohorts
     return report
 
@@ -150,12 +149,17 @@ def wholegrid(args: argparse.Namespace) -> dict:
 def grid_cohorts() -> list[str]:
     """The library cohorts whose label kind every model of `MODELS` fits (synthetic predicates)."""
     loaded, _ = load_library(list_cohorts(), predicates_paths()["synthetic"])
-    kinds = set.intersection(*(set(model_class(name).label_kinds) for name in MODELS))
-    return [name for name, cohort in loaded.items() if VALUE_COLUMNS[cohort.label_column] in kinds]
+    return [
+        name
+        for name, cohort in loaded.items()
+        if all(runner.fits(model, VALUE_COLUMNS[cohort.label_column]) for model in MODELS)
+    ]
 
 
-def measure(args: argparse.Namespace, dataset: Path, cohorts: list[str]) -> dict:
-    """The grid of `cohorts` under each of `args.schedulers`, each into a fresh output folder."""
+def measure(args: argparse.Namespace, cohorts: list[str]) -> dict:
+    """The grid of `cohorts` under each of `args.schedulers` on `args.subjects` synthetic
+    subjects, each into a fresh output folder."""
+    dataset = synthetic_dataset(args.subjects, 4)
     recorder = Recorder()
     recorder.install()
     report = {"subjects": args.subjects, "uptime": machine_load(), "schedulers": {}}
@@ -199,7 +203,7 @@ def per_cohort(runs: list[dict]) -> dict[str, dict]:
     """Each cohort's runs, sum of task seconds and span (see the module docstring), in the
     order the cohorts finished."""
     cohorts: dict[str, dict] = {}
-    for run in sorted(runs, key=lambda r: r["saved"]):
+    for run in runs:  # in the order they were saved
         entry = cohorts.setdefault(run["cohort"], {"runs": 0, "task_seconds": 0.0, "last": 0.0})
         entry["runs"] += 1
         entry["task_seconds"] += run["seconds"]

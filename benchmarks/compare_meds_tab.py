@@ -48,6 +48,7 @@ from bench_features import (
 )
 from common import GENERATORS, RESULTS, WORK, benchmark_dataset, machine_load
 
+from ehrbench.features.tabular import TabularFeatures
 from ehrbench.features.windows import parse_window
 from ehrbench.io import write_text_atomic
 
@@ -145,13 +146,13 @@ def _static_columns(shard: Path, vocabulary: dict[str, list[str]]) -> list[str]:
 def ehrbench_cells(out: Path) -> tuple[pl.DataFrame, list[str]]:
     """Every nonzero ehrbench cell as (subject_id, prediction_time, feature, ehrbench), and its
     feature names."""
-    matrix = sp.load_npz(out / "features.npz").tocoo()
-    rows = pl.read_parquet(out / "rows.parquet")
-    names = pl.read_parquet(out / "feature_names.parquet")["feature"]
-    cells = rows[matrix.row].with_columns(
+    features = TabularFeatures.load(out)
+    matrix = features.matrix.tocoo()
+    names = pl.Series("feature", features.feature_names, dtype=pl.String)
+    cells = features.rows[matrix.row].with_columns(
         feature=names.gather(matrix.col), ehrbench=pl.Series(matrix.data.astype(np.float64))
     )
-    return cells, names.to_list()
+    return cells, features.feature_names
 
 
 def medstab_feature_names(vocabulary: dict[str, list[str]], windows: tuple[str, ...]) -> set[str]:
@@ -312,13 +313,14 @@ def static_by_position(data: Path, kept_static: list[str]) -> pl.DataFrame:
 
 
 def compared_cells(
-    data: Path, medstab_out: Path, ehrbench_out: Path, windows: tuple[str, ...]
-) -> tuple[pl.DataFrame, dict]:
+    data: Path, medstab_out: Path, ehrbench_out: Path
+) -> tuple[pl.DataFrame, dict, dict[str, list[str]]]:
     """The cells of the columns both tools keep that are nonzero in either, as (subject_id,
-    prediction_time, feature, ehrbench, medstab), and the column counts of each tool."""
+    prediction_time, feature, ehrbench, medstab), the column counts of each tool, and MEDS-Tab's
+    vocabulary."""
     vocabulary = medstab_vocabulary(medstab_out, MIN_COUNT)
     ours, our_names = ehrbench_cells(ehrbench_out)
-    theirs = medstab_feature_names(vocabulary, windows)
+    theirs = medstab_feature_names(vocabulary, WINDOWS)
     common = sorted(theirs & set(our_names))
     in_common = pl.col("feature").is_in(common)
     cells = (
@@ -338,7 +340,7 @@ def compared_cells(
         "only_ehrbench": column_kinds(set(our_names) - theirs),
         "only_medstab": column_kinds(theirs - set(our_names)),
     }
-    return cells, columns | {"vocabulary": vocabulary}
+    return cells, columns, vocabulary
 
 
 def feature_kind(feature: pl.Expr) -> pl.Expr:
@@ -392,8 +394,7 @@ def explain(
 def compare(data: Path, medstab_out: Path, ehrbench_out: Path) -> dict:
     """Compare every cell of the columns both tools keep, explain every differing cell, and
     check ehrbench's cells of those columns against the definition."""
-    cells, columns = compared_cells(data, medstab_out, ehrbench_out, WINDOWS)
-    vocabulary = columns.pop("vocabulary")
+    cells, columns, vocabulary = compared_cells(data, medstab_out, ehrbench_out)
     labels = pl.concat(pl.read_parquet(p) for p in sorted((data / "labels").rglob("*.parquet")))
     readings = count_readings(data, labels, vocabulary["kept/code"], WINDOWS)
     positional = static_by_position(data, vocabulary["kept/static/present"])

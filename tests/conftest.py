@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from meds_builders import synthetic_mortality
 
 from ehrbench.cli import main
 
@@ -57,14 +58,4 @@ def mimic_meds(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_with_labels(tmp_path_factory) -> tuple[Path, Path]:
     """A valid 40-subject synthetic MEDS folder and its in-hospital mortality labels."""
-    from ehrbench.synth import generate_dataset
-
-    root = tmp_path_factory.mktemp("synthetic") / "meds"
-    generate_dataset(root, n_subjects=40, seed=0)
-    labels = root.parent / "labels.parquet"
-    cohorts = Path(__file__).parents[1] / "cohorts"
-    argv = ["-q", "cohort", "extract", str(cohorts / "mortality_in_hospital.yaml"),
-            "--predicates", str(cohorts / "predicates" / "synthetic.yaml"),
-            "--data", str(root), "--out", str(labels)]  # fmt: skip
-    assert main(argv) == 0
-    return root, labels
+    return synthetic_mortality(tmp_path_factory.mktemp("synthetic"), 40)

@@ -2,7 +2,8 @@
 
 `write_meds_folder` writes what it is given: it does not validate, so tests can also build broken
 folders. With `sort=True` (default) rows are sorted by subject then time, static rows first.
-`meds_validates` checks a folder with the `meds` package's schemas alone.
+`meds_validates` checks a folder with the `meds` package's schemas alone. `synthetic_mortality`
+writes a synthetic folder and its in-hospital mortality labels, through the command line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ehrbench.cli import main
 from ehrbench.meds.splits import hash_splits
+from ehrbench.synth import generate_dataset
 
 
 def _arrow(frame: pl.DataFrame) -> pa.Table:
@@ -95,3 +98,17 @@ def meds_validates(root: Path) -> None:
     meds.CodeMetadataSchema.validate(pq.read_table(root / "metadata" / "codes.parquet"))
     meds.SubjectSplitSchema.validate(pq.read_table(root / "metadata" / "subject_splits.parquet"))
     meds.DatasetMetadataSchema.validate(json.loads((root / "metadata/dataset.json").read_text()))
+
+
+def synthetic_mortality(folder: Path, n_subjects: int) -> tuple[Path, Path]:
+    """A synthetic MEDS folder of `n_subjects` in `folder`/meds and its in-hospital mortality
+    labels (`folder`/labels.parquet)."""
+    root = folder / "meds"
+    generate_dataset(root, n_subjects=n_subjects, seed=0)
+    labels = folder / "labels.parquet"
+    cohorts = Path(__file__).parents[1] / "cohorts"
+    argv = ["-q", "cohort", "extract", str(cohorts / "mortality_in_hospital.yaml"),
+            "--predicates", str(cohorts / "predicates" / "synthetic.yaml"),
+            "--data", str(root), "--out", str(labels)]  # fmt: skip
+    assert main(argv) == 0
+    return root, labels

@@ -5,36 +5,27 @@ setting gives fitted alone on the sparse matrix, byte for byte, on real syntheti
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
+from meds_builders import synthetic_mortality
 from sklearn.ensemble import RandomForestClassifier
 
-from ehrbench.cli import main
 from ehrbench.features.config import TabularConfig
 from ehrbench.features.tabular import build_tabular
 from ehrbench.meds import label_values, open_dataset, read_labels
 from ehrbench.models.base import get_model, model_class, take_rows
 from ehrbench.models.grid import expand_grid
 from ehrbench.models.tabular import forest_input
-from ehrbench.synth import generate_dataset
-
-COHORTS = Path(__file__).parents[1] / "cohorts"
 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
     """Train and tuning rows (features, labels) of synthetic in-hospital mortality, with the
     benchmark's windows: counts about as dense as the grid's."""
-    root = tmp_path_factory.mktemp("search_reuse")
-    generate_dataset(root / "meds", n_subjects=400, seed=0)
-    argv = ["-q", "cohort", "extract", str(COHORTS / "mortality_in_hospital.yaml"),
-            "--predicates", str(COHORTS / "predicates" / "synthetic.yaml"),
-            "--data", str(root / "meds"), "--out", str(root / "labels.parquet")]  # fmt: skip
-    assert main(argv) == 0
-    labels = read_labels(root / "labels.parquet")
-    features = build_tabular(open_dataset(root / "meds", deep=False), labels, TabularConfig())
+    meds, labels_path = synthetic_mortality(tmp_path_factory.mktemp("search_reuse"), 400)
+    labels = read_labels(labels_path)
+    features = build_tabular(open_dataset(meds, deep=False), labels, TabularConfig())
     y = label_values(labels, "labels.parquet")
     order = np.random.default_rng(0).permutation(len(y))
     train, tuning = order[: len(y) // 2], order[len(y) // 2 :]

@@ -22,7 +22,7 @@ computed for a block of resamples at once from a weight matrix W [block, n_rows]
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -200,11 +200,29 @@ def weighted_metrics(
         raise EhrbenchError(f"bootstrap: weights must be [n, {y.size}], got {w.shape}.")
     if y.size == 0:
         return {name: np.full(w.shape[0], math.nan) for name in BOOTSTRAP_METRICS}
-    return _metrics_from_sums(*_score_sums(y, p, w), n_bins)
+    score, pos_s, all_s = _score_sums(y, p, w)
+    return _metrics_from_sums(_ScoreTerms.of(score, n_bins), pos_s, all_s)
+
+
+@dataclass(frozen=True)
+class _ScoreTerms:
+    """What the metrics need of the distinct scores alone (ascending), computed once for every
+    block of weightings: the scores, their calibration bins' first scores, and each score's
+    squared error as a positive and as a negative."""
+
+    score: np.ndarray
+    bin_starts: np.ndarray
+    positive_error: np.ndarray
+    negative_error: np.ndarray
+
+    @classmethod
+    def of(cls, score: np.ndarray, n_bins: int) -> _ScoreTerms:
+        bin_starts = _score_starts(bin_index(score, n_bins))
+        return cls(score, bin_starts, (1.0 - score) ** 2, score**2)
 
 
 def _metrics_from_sums(
-    score: np.ndarray, pos_s: np.ndarray, all_s: np.ndarray, n_bins: int
+    terms: _ScoreTerms, pos_s: np.ndarray, all_s: np.ndarray
 ) -> dict[str, np.ndarray]:
     """`BOOTSTRAP_METRICS` of each weighting from its positive and total weight per distinct
     score (ascending): every metric works on these [n_weightings, n_distinct_scores] sums, as
@@ -212,10 +230,8 @@ def _metrics_from_sums(
     neg_s = all_s - pos_s
     total = all_s.sum(axis=1)
     auroc, auprc = _rank_metrics(pos_s, neg_s, all_s)
-    bins = bin_index(score, n_bins)
-    bin_starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
-    gap = np.add.reduceat(all_s * score - pos_s, bin_starts, axis=1)
-    squared_error = (pos_s * (1.0 - score) ** 2 + neg_s * score**2).sum(axis=1)
+    gap = np.add.reduceat(all_s * terms.score - pos_s, terms.bin_starts, axis=1)
+    squared_error = (pos_s * terms.positive_error + neg_s * terms.negative_error).sum(axis=1)
     return {
         "auroc": auroc,
         "auprc": auprc,
@@ -239,43 +255,54 @@ def bootstrap_distribution(
     order = np.argsort(p, kind="stable")
     y, p, columns = y[order], p[order], resamples.columns(subject_id)[order]
     starts = _score_starts(p)
+    terms = _ScoreTerms.of(p[starts], n_bins)
     # Whole-number weights, kept as int32: the sums are exact, whichever way they are formed.
-    sums = _row_weights if starts.size == y.size else _subject_score_sums
+    if starts.size == y.size:
+        sums = _row_weights(resamples, columns, y)
+    else:
+        sums = _subject_score_sums(resamples, columns, y, starts)
+    block = max(1, _CACHED_CELLS // starts.size)
     parts = [
-        _metrics_from_sums(p[starts], pos_s, all_s, n_bins)
-        for pos_s, all_s in sums(resamples, columns, y, starts)
+        _metrics_from_sums(terms, *sums(slice(start, start + block)))
+        for start in range(0, resamples.n_resamples, block)
     ]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def _row_weights(
-    resamples: Resamples, columns: np.ndarray, y: np.ndarray, starts: np.ndarray
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Per block of resamples, (positive, total) weight per distinct score when every score is
-    distinct: each row's weight, its subject's count (rows sorted by score, their subjects at
-    `columns` of the counts), gathered C-ordered so the metrics' float sums add in row order."""
-    block = max(1, _CACHED_CELLS // y.size)
-    for start in range(0, resamples.n_resamples, block):
-        weights = np.take(resamples.counts[start : start + block], columns, axis=1)
-        yield weights * y, weights
+# A block's (positive, total) weight per distinct score, given the block's slice of resamples.
+BlockSums = Callable[[slice], tuple[np.ndarray, np.ndarray]]
+
+
+def _row_weights(resamples: Resamples, columns: np.ndarray, y: np.ndarray) -> BlockSums:
+    """Block sums when every score is distinct: each row's weight, its subject's count (rows
+    sorted by score, their subjects at `columns` of the counts), gathered C-ordered so the
+    metrics' float sums add in row order."""
+
+    def sums(block: slice) -> tuple[np.ndarray, np.ndarray]:
+        weights = np.take(resamples.counts[block], columns, axis=1)
+        return weights * y, weights
+
+    return sums
 
 
 def _subject_score_sums(
     resamples: Resamples, columns: np.ndarray, y: np.ndarray, starts: np.ndarray
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Per block of resamples, (positive, total) weight per distinct score, as two sparse
-    [scores, subjects] matrices (how many positive rows, and rows, each subject has at each
-    score) times the subject counts; for tied scores this beats summing gathered row weights."""
+) -> BlockSums:
+    """Block sums as two sparse [scores, subjects] matrices (how many positive rows, and rows,
+    each subject has at each score) times the subject counts; for tied scores this beats
+    summing gathered row weights."""
     subjects, columns = np.unique(columns, return_inverse=True)  # only the subjects scored
     score_of_row = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, y.size]))
     shape = (starts.size, subjects.size)
     ones = np.ones(y.size, dtype=np.int32)
     rows = sp.csr_matrix((ones, (score_of_row, columns)), shape=shape)
     positives = sp.csr_matrix((ones[y], (score_of_row[y], columns[y])), shape=shape)
-    block = max(1, _CACHED_CELLS // starts.size)
-    for start in range(0, resamples.n_resamples, block):
-        counts = np.ascontiguousarray(resamples.by_subject[subjects, start : start + block])
-        yield np.ascontiguousarray((positives @ counts).T), np.ascontiguousarray((rows @ counts).T)
+
+    def sums(block: slice) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.ascontiguousarray(resamples.by_subject[subjects, block])
+        return np.ascontiguousarray((positives @ counts).T), np.ascontiguousarray((rows @ counts).T)
+
+    return sums
 
 
 def blockwise(

@@ -122,11 +122,16 @@ class _SklearnModel(Model):
             self.estimator.fit(matrix, y)
         _VALIDATED_SETTINGS.add(setting)
 
+    def _predicted(self, method: str, features: Any) -> np.ndarray:
+        """`self.estimator.<method>` of the rows' matrix, as float64 (prediction takes no
+        parameters, so none are validated)."""
+        with lean_sklearn(features.matrix, validated=True):
+            return getattr(self.estimator, method)(features.matrix).astype(np.float64)
+
     def predict_proba(self, features: Any) -> np.ndarray:
         """The probability of the positive class for each row (binary), or of each class of
         the target (multiclass; a class absent from the training rows gets 0)."""
-        with lean_sklearn(features.matrix, validated=True):  # prediction takes no parameters
-            fitted = self.estimator.predict_proba(features.matrix).astype(np.float64)
+        fitted = self._predicted("predict_proba", features)
         if self.target.kind == BINARY:
             return fitted[:, 1]
         probabilities = np.zeros((fitted.shape[0], len(self.target.classes)))
@@ -212,8 +217,7 @@ class RidgeModel(_SklearnModel):
 
     def predict_proba(self, features: Any) -> np.ndarray:
         """The predicted value of each row."""
-        with lean_sklearn(features.matrix, validated=True):
-            return self.estimator.predict(features.matrix).astype(np.float64)
+        return self._predicted("predict", features)
 
 
 @register
