@@ -79,8 +79,12 @@ class Resamples:
 
     def row_weights(self, subject_id: ArrayLike, rows: slice | None = None) -> np.ndarray:
         """Weight matrix [n_resamples (or the `rows` slice of them), n_rows] for these rows."""
-        counts = self.counts if rows is None else self.counts[rows]
-        return counts[:, self.columns(subject_id)].astype(np.float64)
+        return self.row_counts(self.columns(subject_id), rows).astype(np.float64)
+
+    def row_counts(self, columns: np.ndarray, rows: slice | None = None) -> np.ndarray:
+        """The int32 counts [n_resamples (or the `rows` slice), n_rows] of rows whose subjects
+        are `columns` of `counts` (see `columns`), C-ordered."""
+        return np.take(self.counts if rows is None else self.counts[rows], columns, axis=1)
 
     def columns(self, subject_id: ArrayLike) -> np.ndarray:
         """Each row's subject as a column of `counts`; raises if one was not resampled."""
@@ -279,7 +283,7 @@ def _row_weights(resamples: Resamples, columns: np.ndarray, y: np.ndarray) -> Bl
     metrics' float sums add in row order."""
 
     def sums(block: slice) -> tuple[np.ndarray, np.ndarray]:
-        weights = np.take(resamples.counts[block], columns, axis=1)
+        weights = resamples.row_counts(columns, block)
         return weights * y, weights
 
     return sums
