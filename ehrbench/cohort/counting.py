@@ -34,6 +34,9 @@ from ehrbench.errors import EhrbenchError
 
 # Where a `{cohort: ...}` predicate counts 1: sorted distinct (subjects, times) arrays.
 Rows = tuple[np.ndarray, np.ndarray]
+# Rows of a count table: subjects, int64 microsecond times, counts by predicate name (int32,
+# or boolean hits before they are summed per timestamp).
+TableRows = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,9 @@ def count_plain(
     >>> counts.subjects.tolist(), counts.counts["a"].tolist()
     ([1, 2], [2, 1])
     """
-    subjects = _subject_query(source, specials)
-    queries = [subjects, _count_query(plain, specials, subjects, source)]
+    queries = [_subject_query(source, specials), _hit_query(plain, source)]
+    if ANY_EVENT in specials:
+        queries.append(_timestamp_query(source))
     for name in valued:
         pred = next(p for p in plain if p.name == name)
         queries.append(_value_query(pred, source))
@@ -147,17 +151,16 @@ def count_plain(
         untimed = _rows(source, pl.col(TIME).is_null() & any_code_test(statics))
         hits = (row_match(p, source.schema).alias(p.name) for p in statics)
         queries.append(untimed.select(SUBJECT, *hits))
-    distinct, counted, *rest = source.collect(queries)
+    distinct, hit_rows, *rest = source.collect(queries)
+    table = _sum_per_timestamp(_frame_rows(hit_rows, [p.name for p in plain]))
+    del hit_rows  # the largest result: freed before the table grows
+    if ANY_EVENT in specials:
+        table = _sum_per_timestamp(_concat_rows([table, _frame_rows(rest.pop(0))]))
+    for end in _ends(specials):
+        table = _with_subject_end(table, _end_rows(distinct, end), end)
     values = {name: _value_rows(rest[i]) for i, name in enumerate(valued)}
     static_subjects = {p.name: _static_subjects(rest[-1], p.name) for p in statics}
-    return EventCounts(
-        counted[SUBJECT].to_numpy(),
-        counted[TIME].to_numpy(),
-        {p.name: counted[p.name].to_numpy() for p in plain},
-        np.sort(distinct[SUBJECT].to_numpy()),
-        static_subjects,
-        values,
-    )
+    return EventCounts(*table, np.sort(distinct[SUBJECT].to_numpy()), static_subjects, values)
 
 
 def _micros(source: EventSource) -> pl.Expr:
@@ -198,34 +201,113 @@ def _rows(source: EventSource, where: pl.Expr | None = None) -> pl.LazyFrame:
 
 def _subject_query(source: EventSource, specials: Collection[str]) -> pl.LazyFrame:
     """Every distinct subject of `source` and, per end `specials` need (`_ends`), its first or
-    last timestamp (null for a subject without a timed row): one grouping of every row."""
+    last timestamp (null for a subject without a timed row): one pass over every row.
+
+    The rows are first cut into runs of one subject (`rle_id`): a MEDS shard holds each
+    subject's rows together, so only about one run per subject is hashed, not every row. A
+    subject split over several runs still comes out once (its runs are grouped again).
+    """
     ends = _ends(specials)
     if not ends:
-        return _rows(source).select(pl.col(SUBJECT).unique())
-    return _rows(source).group_by(SUBJECT).agg(*ends.values())
+        runs = pl.col(SUBJECT).rle().struct.field("value")
+        return _rows(source).select(runs.unique().alias(SUBJECT))
+    run = pl.col(SUBJECT).rle_id().alias("_run")
+    # Selected before grouping: polars streams this form (a grouping on the expression
+    # itself runs about twice as slowly).
+    rows = _rows(source).select(run, SUBJECT, TIME)
+    runs = rows.group_by("_run").agg(pl.col(SUBJECT).first(), *ends.values())
+    merged = {RECORD_START: pl.col(RECORD_START).min(), RECORD_END: pl.col(RECORD_END).max()}
+    return runs.group_by(SUBJECT).agg(merged[name] for name in ends)
 
 
-def _count_query(
-    plain: list[PlainPredicate],
-    specials: Collection[str],
-    subjects: pl.LazyFrame,
-    source: EventSource,
-) -> pl.LazyFrame:
-    """Per (subject, time), sorted, each plain predicate's matching rows (int32), at every
-    timestamp where one is non-zero and every timestamp `specials` need (there all may be 0).
+def _hit_query(plain: list[PlainPredicate], source: EventSource) -> pl.LazyFrame:
+    """The timed rows whose code some predicate of `plain` accepts, in file order: subject,
+    time and, per predicate, whether the row matches it.
 
-    Only rows whose code some predicate accepts are tested and grouped: most rows match none.
-    `subjects` is `_subject_query`'s: the subjects' ends, when needed.
+    One code test picks the rows (most rows match no predicate); each predicate's own test then
+    runs on those only.
     """
     timed = pl.col(TIME).is_not_null()
-    hits = (row_match(p, source.schema).cast(pl.Int32).alias(p.name) for p in plain)
-    parts = [_rows(source, timed & any_code_test(plain)).select(SUBJECT, TIME, *hits)]
-    if ANY_EVENT in specials:
-        parts.append(_rows(source, timed).select(SUBJECT, TIME).unique())
-    for end in _ends(specials):
-        parts.append(subjects.select(SUBJECT, pl.col(end).alias(TIME)).drop_nulls(TIME))
-    grouped = pl.concat(parts, how="diagonal").group_by(SUBJECT, TIME)
-    return grouped.agg(pl.col(p.name).sum() for p in plain).sort(SUBJECT, TIME)
+    hits = (row_match(p, source.schema).alias(p.name) for p in plain)
+    return _rows(source, timed & any_code_test(plain)).select(SUBJECT, TIME, *hits)
+
+
+def _timestamp_query(source: EventSource) -> pl.LazyFrame:
+    """Every distinct (subject, time) of the timed rows (`_ANY_EVENT`'s), unordered."""
+    return _rows(source, pl.col(TIME).is_not_null()).select(SUBJECT, TIME).unique()
+
+
+def _end_rows(subjects: pl.DataFrame, end: str) -> pl.DataFrame:
+    """Each subject's `end` timestamp (`_subject_query`'s column) as a (subject, time) row."""
+    return subjects.select(SUBJECT, pl.col(end).alias(TIME)).drop_nulls(TIME)
+
+
+def _frame_rows(frame: pl.DataFrame, names: Collection[str] = ()) -> TableRows:
+    """`frame`'s subject and time columns, and its count columns `names`, as arrays."""
+    counts = {name: frame[name].to_numpy() for name in names}
+    return frame[SUBJECT].to_numpy(), frame[TIME].to_numpy(), counts
+
+
+def _concat_rows(parts: list[TableRows]) -> TableRows:
+    """The rows of `parts` one after the other; a count a part lacks is 0 in its rows."""
+    names = dict.fromkeys(name for _, _, counts in parts for name in counts)
+    counts = {
+        name: np.concatenate([c.get(name, np.zeros(len(s), dtype=np.int32)) for s, _, c in parts])
+        for name in names
+    }
+    subjects = np.concatenate([s for s, _, _ in parts])
+    return subjects, np.concatenate([t for _, t, _ in parts]), counts
+
+
+def _sum_per_timestamp(rows: TableRows) -> TableRows:
+    """One row per distinct (subject, time) of `rows`, sorted, each count (or boolean hit)
+    summed over the rows there, as int32.
+
+    Rows that come in file order from a MEDS shard (sorted by subject and time) need no sort:
+    one linear pass sums each timestamp's run of rows. Others are sorted first, stably.
+    """
+    subjects, times, counts = rows
+    later_subject = subjects[1:] > subjects[:-1]
+    same_subject = subjects[1:] == subjects[:-1]
+    if not np.all(later_subject | (same_subject & (times[1:] >= times[:-1]))):
+        order = np.lexsort((times, subjects))
+        subjects, times = subjects[order], times[order]
+        counts = {name: c[order] for name, c in counts.items()}
+    new = np.ones(len(subjects), dtype=bool)
+    new[1:] = (subjects[1:] != subjects[:-1]) | (times[1:] != times[:-1])
+    if new.all():
+        return subjects, times, {name: c.astype(np.int32) for name, c in counts.items()}
+    starts = np.flatnonzero(new)
+    summed = {name: np.add.reduceat(c, starts, dtype=np.int32) for name, c in counts.items()}
+    return subjects[starts], times[starts], summed
+
+
+def _with_subject_end(table: TableRows, ends: pl.DataFrame, end: str) -> TableRows:
+    """`table` (sorted, one row per timestamp) with a row, its counts 0, at each subject's `end`
+    timestamp in `ends` (`_RECORD_START`'s first or `_RECORD_END`'s last) that has none yet.
+
+    A subject's first timestamp is at or before each of its rows in the table, and its last at
+    or after each (the table holds some of the subject's timestamps), so the row belongs at the
+    start or the end of the subject's block: a search on the subjects alone finds it, and the
+    table needs no sort.
+    """
+    subjects, times, counts = table
+    order = np.argsort(ends[SUBJECT].to_numpy(), kind="stable")
+    end_subjects, end_times = ends[SUBJECT].to_numpy()[order], ends[TIME].to_numpy()[order]
+    at_start = end == RECORD_START
+    at = np.searchsorted(subjects, end_subjects, side="left" if at_start else "right")
+    # The subject's first (or last) row in the table, if it has one there.
+    neighbour = np.clip(at if at_start else at - 1, 0, max(len(subjects) - 1, 0))
+    present = np.zeros(len(at), dtype=bool)
+    if len(subjects):
+        present = (subjects[neighbour] == end_subjects) & (times[neighbour] == end_times)
+    at, end_subjects, end_times = at[~present], end_subjects[~present], end_times[~present]
+    zeros = np.zeros(len(at), dtype=np.int32)
+    return (
+        np.insert(subjects, at, end_subjects),
+        np.insert(times, at, end_times),
+        {name: np.insert(c, at, zeros) for name, c in counts.items()},
+    )
 
 
 def _value_query(pred: PlainPredicate, source: EventSource) -> pl.LazyFrame:
@@ -303,30 +385,16 @@ def _with_rows(
     times: np.ndarray,
     counts: dict[str, np.ndarray],
     cohort_rows: Mapping[str, Rows],
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+) -> TableRows:
     """The table's rows joined with the cohort predicates' rows, each counting 1 at its own.
 
     Every part's (subject, time) pairs are distinct; the result has each pair once, sorted.
     """
-    parts = [(subjects, times), *cohort_rows.values()]
-    all_subjects = np.concatenate([s for s, _ in parts])
-    all_times = np.concatenate([t for _, t in parts])
-    order = np.lexsort((all_times, all_subjects))
-    change = np.ones(len(order), dtype=bool)
-    change[1:] = (np.diff(all_subjects[order]) != 0) | (np.diff(all_times[order]) != 0)
-    group = np.empty(len(order), dtype=np.int64)
-    group[order] = np.cumsum(change) - 1
-    size = int(change.sum())
-    merged = {}
-    for name, values in counts.items():
-        merged[name] = np.zeros(size, dtype=values.dtype)
-        merged[name][group[: len(subjects)]] = values
-    offset = len(subjects)
-    for name, (part, _) in cohort_rows.items():
-        merged[name] = np.zeros(size, dtype=np.int32)
-        merged[name][group[offset : offset + len(part)]] = 1
-        offset += len(part)
-    return all_subjects[order][change], all_times[order][change], merged
+    parts = [(subjects, times, counts)]
+    for name, (part_subjects, part_times) in cohort_rows.items():
+        ones = np.ones(len(part_subjects), dtype=np.int32)
+        parts.append((part_subjects, part_times, {name: ones}))
+    return _sum_per_timestamp(_concat_rows(parts))
 
 
 def _add_special_counts(
