@@ -9,7 +9,9 @@ extracted by both tools, alternating runs so both see the same machine load:
 
 - ACES: one `aces-cli -m data=sharded data.shard=...` process that goes through the event
   files one after the other (how ACES documents running on a sharded MEDS dataset);
-- ehrbench: `ehrbench cohort extract` on the whole folder, one process.
+- ehrbench: `ehrbench cohort extract` on the whole folder, one process;
+- the scan limit (`scan_limit.py`): one polars scan that only keeps the rows whose code a
+  predicate of the cohort accepts, the least work any extraction must do.
 
 Each process runs under `/usr/bin/time -v` (peak RSS). Times are medians over `--repeats` runs;
 peaks are the largest over runs. Labels are compared row for row by `aces_compare`, with the
@@ -72,20 +74,33 @@ def startup_cost() -> dict:
     return cost
 
 
+def run_scan_limit(cohort: Path, data: Path) -> dict:
+    """Run `scan_limit.py` on `cohort` in a process under `/usr/bin/time -v`: its scan seconds,
+    and the whole process's wall seconds and peak RSS."""
+    args = ["/usr/bin/time", "-v", sys.executable, str(HERE / "scan_limit.py"), str(cohort)]
+    started = time.perf_counter()
+    proc = subprocess.run([*args, str(data)], capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - started
+    return {**json.loads(proc.stdout), "seconds": seconds, "peak_kib": peak_rss_kib(proc.stderr)}
+
+
 def bench_cohort(name: str, data: Path, repeats: int) -> dict:
-    """Time both tools `repeats` times on cohort `name` and compare their labels."""
+    """Time both tools and the scan limit `repeats` times on cohort `name`; compare the labels."""
     cohort = HERE / "cohorts" / f"{name}.yaml"
     load = machine_load()
-    aces_runs, ours_runs = [], []
+    aces_runs, ours_runs, scans = [], [], []
     for _ in range(repeats):
         ours_runs.append(run_ehrbench(cohort, data, measure=True))
         aces_runs.append(run_aces(cohort, data, measure=True))
+        scans.append(run_scan_limit(cohort, data))
     comparison = compare_cohort(cohort, data, aces=aces_runs[0], ehrbench=ours_runs[0])
     labels = ours_runs[0].labels["boolean_value"]
     aces_s = statistics.median(r.seconds for r in aces_runs)
     ours_s = statistics.median(r.seconds for r in ours_runs)
     aces_kib = max(r.peak_rss_kib for r in aces_runs)
     ours_kib = max(r.peak_rss_kib for r in ours_runs)
+    scan_s = statistics.median(s["scan_seconds"] for s in scans)
+    scan_process_s = statistics.median(s["seconds"] for s in scans)
     return {
         "cohort": name,
         "load": load,
@@ -100,8 +115,23 @@ def bench_cohort(name: str, data: Path, repeats: int) -> dict:
         "aces_peak_mib": round(aces_kib / 1024),
         "ehrbench_peak_mib": round(ours_kib / 1024),
         "memory_ratio": round(ours_kib / aces_kib, 3),
+        "scan_seconds": round(scan_s, 2),
+        "scan_process_seconds": round(scan_process_s, 2),
+        "scan_peak_mib": round(max(s["peak_kib"] for s in scans) / 1024),
+        "over_scan": round(ours_s / scan_s, 1),
+        "over_scan_process": round(ours_s / scan_process_s, 1),
         "repeats": repeats,
     }
+
+
+def _scan_cells(cohort: dict) -> str:
+    """The two scan-limit cells of a cohort's row (`-` for runs made before it was measured)."""
+    if "scan_seconds" not in cohort:
+        return "- | -"
+    return (
+        f"{cohort['scan_seconds']} / {cohort['scan_process_seconds']} "
+        f"| {cohort['over_scan']}x / {cohort['over_scan_process']}x"
+    )
 
 
 def render(results: list[dict]) -> str:
@@ -114,6 +144,11 @@ def render(results: list[dict]) -> str:
         "ehrbench runs `ehrbench cohort extract` on the folder; both under `/usr/bin/time -v`",
         "(wall time, peak RSS). Times are medians of the repeats, peaks the largest.",
         "speedup = ACES time / ehrbench time; memory = ehrbench peak / ACES peak.",
+        "The scan limit (`scan_limit.py`) keeps the rows whose code a predicate of the cohort",
+        "accepts, nothing more: `scan s` is its polars scan alone, `scan process s` the whole",
+        "process with Python's start-up and imports, like the two tools' times. `x scan` =",
+        "ehrbench time / scan time (scan alone, then the process). Runs made before the scan",
+        "limit was measured show `-` there.",
         "",
     ]
     for run in sorted(results, key=lambda r: (r["subjects"], r["generator"], r["shards"])):
@@ -125,15 +160,16 @@ def render(results: list[dict]) -> str:
             f"{run['load_before']} before, {run['load_after']} after.",
             "",
             "| cohort | load before | rows (ACES / ehrbench) | positives | mismatches | ACES s "
-            "| ehrbench s | speedup | ACES peak MiB | ehrbench peak MiB | memory |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| ehrbench s | speedup | ACES peak MiB | ehrbench peak MiB | memory "
+            "| scan s / process s | x scan |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for c in run["cohorts"]:
             lines.append(
                 f"| {c['cohort']} | {c['load']} | {c['rows_aces']} / {c['rows_ehrbench']} "
                 f"| {c['positives']} | {c['mismatches']} | {c['aces_seconds']} "
                 f"| {c['ehrbench_seconds']} | {c['speedup']}x | {c['aces_peak_mib']} "
-                f"| {c['ehrbench_peak_mib']} | {c['memory_ratio']:.1%} |"
+                f"| {c['ehrbench_peak_mib']} | {c['memory_ratio']:.1%} | {_scan_cells(c)} |"
             )
         notes = [
             f"- {c['cohort']}: {reason}: {n}"
