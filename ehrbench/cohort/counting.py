@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ehrbench.cohort.blocks import position
 from ehrbench.cohort.matching import any_code_test, row_match
 from ehrbench.cohort.model import (
     ANY_EVENT,
@@ -35,7 +36,7 @@ from ehrbench.errors import EhrbenchError
 # Where a `{cohort: ...}` predicate counts 1: sorted distinct (subjects, times) arrays.
 Rows = tuple[np.ndarray, np.ndarray]
 # Rows of a count table: subjects, int64 microsecond times, counts by predicate name (int32,
-# or boolean hits before they are summed per timestamp).
+# or uint8 hits before they are summed per timestamp).
 TableRows = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
 
 
@@ -157,7 +158,8 @@ def count_plain(
     if ANY_EVENT in specials:
         table = _sum_per_timestamp(_concat_rows([table, _frame_rows(rest.pop(0))]))
     for end in _ends(specials):
-        table = _with_subject_end(table, _end_rows(distinct, end), end)
+        ends = _end_rows(distinct, end).sort(SUBJECT)
+        table = _with_timestamps(table, ends[SUBJECT].to_numpy(), ends[TIME].to_numpy(), {})
     values = {name: _value_rows(rest[i]) for i, name in enumerate(valued)}
     static_subjects = {p.name: _static_subjects(rest[-1], p.name) for p in statics}
     return EventCounts(*table, np.sort(distinct[SUBJECT].to_numpy()), static_subjects, values)
@@ -222,13 +224,14 @@ def _subject_query(source: EventSource, specials: Collection[str]) -> pl.LazyFra
 
 def _hit_query(plain: list[PlainPredicate], source: EventSource) -> pl.LazyFrame:
     """The timed rows whose code some predicate of `plain` accepts, in file order: subject,
-    time and, per predicate, whether the row matches it.
+    time and, per predicate, 1 if the row matches it, else 0 (uint8: a byte per row, which
+    numpy takes over far faster than polars' packed booleans).
 
     One code test picks the rows (most rows match no predicate); each predicate's own test then
     runs on those only.
     """
     timed = pl.col(TIME).is_not_null()
-    hits = (row_match(p, source.schema).alias(p.name) for p in plain)
+    hits = (row_match(p, source.schema).cast(pl.UInt8).alias(p.name) for p in plain)
     return _rows(source, timed & any_code_test(plain)).select(SUBJECT, TIME, *hits)
 
 
@@ -260,8 +263,8 @@ def _concat_rows(parts: list[TableRows]) -> TableRows:
 
 
 def _sum_per_timestamp(rows: TableRows) -> TableRows:
-    """One row per distinct (subject, time) of `rows`, sorted, each count (or boolean hit)
-    summed over the rows there, as int32.
+    """One row per distinct (subject, time) of `rows`, sorted, each count (or hit) summed over
+    the rows there, as int32.
 
     Rows that come in file order from a MEDS shard (sorted by subject and time) need no sort:
     one linear pass sums each timestamp's run of rows. Others are sorted first, stably.
@@ -278,35 +281,57 @@ def _sum_per_timestamp(rows: TableRows) -> TableRows:
     if new.all():
         return subjects, times, {name: c.astype(np.int32) for name, c in counts.items()}
     starts = np.flatnonzero(new)
-    summed = {name: np.add.reduceat(c, starts, dtype=np.int32) for name, c in counts.items()}
+    ends = np.append(starts[1:], len(subjects))
+    summed = {}
+    for name, values in counts.items():
+        running = running_sums(values)
+        summed[name] = (running[ends] - running[starts]).astype(np.int32, copy=False)
     return subjects[starts], times[starts], summed
 
 
-def _with_subject_end(table: TableRows, ends: pl.DataFrame, end: str) -> TableRows:
-    """`table` (sorted, one row per timestamp) with a row, its counts 0, at each subject's `end`
-    timestamp in `ends` (`_RECORD_START`'s first or `_RECORD_END`'s last) that has none yet.
+def running_sums(values: np.ndarray) -> np.ndarray:
+    """0, then the running sums of `values` (one more entry than `values`), so that the sum of
+    `values[i:j]` is `sums[j] - sums[i]`. int32 when the total fits (always, short of 2**31
+    matching rows in a shard): half the memory of int64, and faster.
 
-    A subject's first timestamp is at or before each of its rows in the table, and its last at
-    or after each (the table holds some of the subject's timestamps), so the row belongs at the
-    start or the end of the subject's block: a search on the subjects alone finds it, and the
-    table needs no sort.
+    >>> running_sums(np.array([1, 0, 2], dtype=np.uint8)).tolist()
+    [0, 1, 1, 3]
     """
-    subjects, times, counts = table
-    order = np.argsort(ends[SUBJECT].to_numpy(), kind="stable")
-    end_subjects, end_times = ends[SUBJECT].to_numpy()[order], ends[TIME].to_numpy()[order]
-    at_start = end == RECORD_START
-    at = np.searchsorted(subjects, end_subjects, side="left" if at_start else "right")
-    # The subject's first (or last) row in the table, if it has one there.
-    neighbour = np.clip(at if at_start else at - 1, 0, max(len(subjects) - 1, 0))
-    present = np.zeros(len(at), dtype=bool)
-    if len(subjects):
-        present = (subjects[neighbour] == end_subjects) & (times[neighbour] == end_times)
-    at, end_subjects, end_times = at[~present], end_subjects[~present], end_times[~present]
-    zeros = np.zeros(len(at), dtype=np.int32)
+    wide = values.sum(dtype=np.int64) >= np.iinfo(np.int32).max
+    running = np.zeros(len(values) + 1, dtype=np.int64 if wide else np.int32)
+    np.cumsum(values, dtype=running.dtype, out=running[1:])
+    return running
+
+
+def _with_timestamps(
+    table: TableRows, subjects: np.ndarray, times: np.ndarray, counts: dict[str, np.ndarray]
+) -> TableRows:
+    """`table` (sorted, one row per timestamp) with the rows (`subjects`, `times`), sorted and
+    distinct, added: each adds its `counts` to the table's row at its timestamp, or is inserted
+    in order as a row of its own (its other counts 0). A count the table lacks is 0 in its rows.
+
+    Each row is found by a search among its subject's rows, so the table is not sorted again:
+    cheap when the rows are few against the table (each subject's first or last timestamp, a
+    cohort predicate's rows). `table`'s arrays are not changed.
+    """
+    table_subjects, table_times, table_counts = table
+    lo = np.searchsorted(table_subjects, subjects, side="left")
+    hi = np.searchsorted(table_subjects, subjects, side="right")
+    at = position(table_times, lo, hi, times, after=False)
+    present = at < hi
+    present[present] = table_times[at[present]] == times[present]
+    new = ~present
+    merged = {}
+    for name in dict.fromkeys([*table_counts, *counts]):
+        column = table_counts.get(name, np.zeros(len(table_subjects), dtype=np.int32))
+        added = counts.get(name, np.zeros(len(subjects), dtype=np.int32))
+        column = column.astype(np.int32)  # a copy: the table's own column stays as it was
+        column[at[present]] += added[present]
+        merged[name] = np.insert(column, at[new], added[new])
     return (
-        np.insert(subjects, at, end_subjects),
-        np.insert(times, at, end_times),
-        {name: np.insert(c, at, zeros) for name, c in counts.items()},
+        np.insert(table_subjects, at[new], subjects[new]),
+        np.insert(table_times, at[new], times[new]),
+        merged,
     )
 
 
@@ -390,11 +415,11 @@ def _with_rows(
 
     Every part's (subject, time) pairs are distinct; the result has each pair once, sorted.
     """
-    parts = [(subjects, times, counts)]
-    for name, (part_subjects, part_times) in cohort_rows.items():
-        ones = np.ones(len(part_subjects), dtype=np.int32)
-        parts.append((part_subjects, part_times, {name: ones}))
-    return _sum_per_timestamp(_concat_rows(parts))
+    table = (subjects, times, counts)
+    for name, (rows_subjects, rows_times) in cohort_rows.items():
+        ones = np.ones(len(rows_subjects), dtype=np.int32)
+        table = _with_timestamps(table, rows_subjects, rows_times, {name: ones})
+    return table
 
 
 def _add_special_counts(

@@ -29,9 +29,10 @@ import polars as pl
 
 from ehrbench.cohort.artifact import Extraction
 from ehrbench.cohort.attrition import Attrition, AttritionStep
+from ehrbench.cohort.blocks import position
 from ehrbench.cohort.config import PREDICATE_KEYS
-from ehrbench.cohort.counting import CountTable, Rows, count_events
-from ehrbench.cohort.label_values import label_columns, label_values, position
+from ehrbench.cohort.counting import CountTable, Rows, count_events, running_sums
+from ehrbench.cohort.label_values import label_columns, label_values
 from ehrbench.cohort.model import (
     CODE,
     SUBJECT,
@@ -54,13 +55,18 @@ from ehrbench.meds import LABEL_SCHEMA, MedsDataset, empty_labels
 from ehrbench.scheduler import Call, current_executor
 
 Side = tuple[str, str]  # (window name, "start" | "end")
+# Per query (trigger), the first and past-the-last count-table rows of its subject (a block),
+# or of the rows inside a window (a span).
+Block = tuple[np.ndarray, np.ndarray]
+Span = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass
 class Evaluation:
     """Every trigger of one event table with its windows placed and counted.
 
-    Times are int64 microseconds since the epoch. `placed[w]` says whether window `w` (and
+    Triggers are in count-table order (sorted by subject, then time). Times are int64
+    microseconds since the epoch. `placed[w]` says whether window `w` (and
     everything it hangs on) could be placed; `failed_step[i]` is the index in `steps` of the
     first step trigger `i` failed (-1: kept). `found[(w, side)]` says whether that boundary's
     own event search succeeded. Times and counts are only meaningful where placed.
@@ -104,7 +110,7 @@ class Timeline:
         self._cumulative: dict[str, np.ndarray] = {}
         self._events: dict[str, np.ndarray] = {}
 
-    def blocks(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def blocks(self, rows: np.ndarray) -> Block:
         """For count-table `rows`, the first and past-the-last row of each one's subject."""
         block = np.searchsorted(self._starts, rows, side="right") - 1
         ends = np.append(self._starts[1:], len(self.times))
@@ -114,24 +120,24 @@ class Timeline:
         """Per query, the first row in [lo, hi) whose time is > t (`after`) or >= t, else hi."""
         return position(self.times, lo, hi, t, after)
 
-    def count(
+    def span(
         self,
-        name: str,
-        block: tuple[np.ndarray, np.ndarray],
+        block: Block,
         times: tuple[np.ndarray, np.ndarray],
         inclusive: tuple[bool, bool],
-    ) -> np.ndarray:
-        """`name`'s count over rows between times[0] and times[1] with the given edges."""
-        if name not in self._cumulative:
-            counts = self._counts[name]
-            # int32 sums when they fit (always, short of 2**31 matches in a shard): half the size.
-            wide = counts.sum(dtype=np.int64) >= np.iinfo(np.int32).max
-            cumulative = np.zeros(len(counts) + 1, dtype=np.int64 if wide else np.int32)
-            np.cumsum(counts, dtype=cumulative.dtype, out=cumulative[1:])
-            self._cumulative[name] = cumulative
-        cumulative = self._cumulative[name]
+    ) -> Span:
+        """The first and past-the-last rows between times[0] and times[1], with the given
+        edges, in each query's block: what `count` sums over (one search for all names)."""
         first = self.position(*block, times[0], after=not inclusive[0])
         past = self.position(*block, times[1], after=inclusive[1])
+        return first, past
+
+    def count(self, name: str, span: Span) -> np.ndarray:
+        """`name`'s count over the rows of `span` (from `span`), per query."""
+        if name not in self._cumulative:
+            self._cumulative[name] = running_sums(self._counts[name])
+        cumulative = self._cumulative[name]
+        first, past = span
         return np.maximum(cumulative[past].astype(np.int64) - cumulative[first], 0)
 
     def _event_rows(self, name: str) -> np.ndarray:
@@ -140,7 +146,7 @@ class Timeline:
         return self._events[name]
 
     def next_event(
-        self, name: str, block: tuple[np.ndarray, np.ndarray], ref: np.ndarray, inclusive: bool
+        self, name: str, block: Block, ref: np.ndarray, inclusive: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """First time at/after (`inclusive`) or after `ref` where `name` > 0; (times, found)."""
         rows = self._event_rows(name)
@@ -153,7 +159,7 @@ class Timeline:
         return self.times[rows[clipped]], found
 
     def prev_event(
-        self, name: str, block: tuple[np.ndarray, np.ndarray], ref: np.ndarray, inclusive: bool
+        self, name: str, block: Block, ref: np.ndarray, inclusive: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """Last time at/before (`inclusive`) or before `ref` where `name` > 0; (times, found)."""
         rows = self._event_rows(name)
@@ -298,9 +304,6 @@ def _drop(ev: Evaluation, holds: np.ndarray, step: int) -> None:
     ev.failed_step[(ev.failed_step < 0) & ~holds] = step
 
 
-Block = tuple[np.ndarray, np.ndarray]
-
-
 def _place_windows(
     cohort: Cohort,
     plan: PredicatePlan,
@@ -338,8 +341,9 @@ def _place_windows(
         valid &= placed
         step += 1
         names = plan.timed if count_all else _counted_names(window)
+        span = _window_span(window, ev, block, timeline) if names else None
         for name in names:
-            ev.counts[(window.name, name)] = _window_count(window, name, ev, block, timeline)
+            ev.counts[(window.name, name)] = timeline.count(name, span)
         for constraint in window.has:
             count = ev.counts[(window.name, constraint.predicate)]
             holds = np.ones(len(valid), dtype=bool)
@@ -381,15 +385,22 @@ def _resolve(
     return timeline.prev_event(boundary.predicate, block, ref, inclusive)
 
 
-def _window_count(
-    window: Window, name: str, ev: Evaluation, block: Block, timeline: Timeline
-) -> np.ndarray:
-    """`name`'s count in `window` for every trigger: earlier edge start_inclusive, later end."""
+def _window_span(window: Window, ev: Evaluation, block: Block, timeline: Timeline) -> Span:
+    """The rows in `window` for every trigger: earlier edge start_inclusive, later end."""
     start = ev.times[(window.name, "start")]
     end = ev.times[(window.name, "end")]
     edges = (np.minimum(start, end), np.maximum(start, end))
     inclusive = (window.start_inclusive, window.end_inclusive)
-    return timeline.count(name, block, edges, inclusive)
+    return timeline.span(block, edges, inclusive)
+
+
+def _distinct_sorted(values: np.ndarray) -> int:
+    """How many distinct values a sorted array holds (one comparison pass, no hashing).
+
+    >>> _distinct_sorted(np.array([3, 3, 5, 8, 8]))
+    3
+    """
+    return int(len(values) > 0) + int(np.count_nonzero(values[1:] != values[:-1]))
 
 
 def shard_attrition(ev: Evaluation) -> Attrition:
@@ -400,7 +411,7 @@ def shard_attrition(ev: Evaluation) -> Attrition:
         AttritionStep(
             ev.steps[1],
             ev.subjects_demographic,
-            len(np.unique(ev.trigger_subjects)),
+            _distinct_sorted(ev.trigger_subjects),
             None,
             len(failed),
         ),
@@ -412,7 +423,7 @@ def shard_attrition(ev: Evaluation) -> Attrition:
             AttritionStep(
                 name,
                 before.subjects_kept,
-                len(np.unique(ev.trigger_subjects[survives])),
+                _distinct_sorted(ev.trigger_subjects[survives]),
                 before.triggers_kept,
                 int(survives.sum()),
             )

@@ -1,0 +1,146 @@
+"""Benchmark: the cohort library in one read of the data, against each cohort extracted alone.
+
+On one dataset (either generator of `common.GENERATORS`, made once under results/work/):
+
+- one pass: `ehrbench cohorts extract --data D --predicates synthetic --out DIR`, one process
+  that counts every cohort's predicates in one read of each shard;
+- one by one: `ehrbench cohort extract cohorts/<name>.yaml --predicates ... --out ...` for each
+  cohort the one pass wrote, each its own process.
+
+Every process runs under `/usr/bin/time -v` (wall seconds, peak RSS). Each cohort's label file
+and attrition file from the one pass must be byte-identical to its own extraction's, or the run
+fails (exit 1). The goal (issue 16): the whole library in under twice the time of the slowest
+cohort alone. Results go to results/library_<generator>_<N>_<K>.json, and results/library.md is
+rebuilt from every such file.
+
+Usage: .venv/bin/python benchmarks/bench_library.py --generator longtail --subjects 100000 \\
+    --shards 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    EHRBENCH,
+    GENERATORS,
+    RESULTS,
+    benchmark_dataset,
+    machine_load,
+    wall_and_peak,
+)
+
+from ehrbench.io import write_text_atomic  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PREDICATES = REPO / "cohorts" / "predicates" / "synthetic.yaml"
+
+
+def timed(args: list[str]) -> tuple[float, float]:
+    """Run `ehrbench args` under `/usr/bin/time -v`: (wall seconds, peak RSS MiB)."""
+    command = ["/usr/bin/time", "-v", str(EHRBENCH), "--quiet", *args]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`ehrbench {' '.join(args)}` failed:\n{proc.stdout}{proc.stderr}")
+    return wall_and_peak(proc.stderr)
+
+
+def bench_library(data: Path) -> dict:
+    """The one pass and each cohort alone on `data`; raises if an output differs."""
+    with tempfile.TemporaryDirectory(prefix="bench-library-") as tmp:
+        together, alone = Path(tmp) / "together", Path(tmp) / "alone"
+        alone.mkdir()
+        load_before = machine_load()
+        pass_s, pass_mib = timed(
+            ["cohorts", "extract", "--data", str(data), "--predicates", str(PREDICATES)]
+            + ["--out", str(together)]
+        )
+        singles = {}
+        for labels in sorted(together.glob("*.parquet")):
+            name = labels.stem
+            out = alone / labels.name
+            singles[name] = timed(
+                ["cohort", "extract", str(REPO / "cohorts" / f"{name}.yaml"), "--data", str(data)]
+                + ["--predicates", str(PREDICATES), "--out", str(out)]
+            )
+            for suffix in (".parquet", ".attrition.json"):
+                mine, theirs = together / f"{name}{suffix}", alone / f"{name}{suffix}"
+                if mine.read_bytes() != theirs.read_bytes():
+                    raise RuntimeError(f"{mine.name}: the one pass differs from `cohort extract`")
+    slowest = max(singles, key=lambda name: singles[name][0])
+    return {
+        "load_before": load_before,
+        "load_after": machine_load(),
+        "cohorts": len(singles),
+        "one_pass_seconds": round(pass_s, 2),
+        "one_pass_peak_mib": round(pass_mib),
+        "slowest_cohort": slowest,
+        "slowest_seconds": round(singles[slowest][0], 2),
+        "one_by_one_seconds": round(sum(s for s, _ in singles.values()), 2),
+        "largest_single_peak_mib": round(max(m for _, m in singles.values())),
+        "over_slowest": round(pass_s / singles[slowest][0], 2),
+        "singles": {name: [round(s, 2), round(m)] for name, (s, m) in singles.items()},
+    }
+
+
+def render(runs: list[dict]) -> str:
+    """The markdown report of every run on disk."""
+    lines = [
+        "# The cohort library in one pass",
+        "",
+        "Written by `benchmarks/bench_library.py`. `ehrbench cohorts extract` (every library",
+        "cohort the synthetic predicates express, one read of the data) against",
+        "`ehrbench cohort extract` of each of those cohorts alone; wall seconds and peak RSS of",
+        "each process under `/usr/bin/time -v`. Each cohort's labels and attrition are",
+        "byte-identical both ways (checked on every run). Goal: the one pass in under twice the",
+        "time of the slowest cohort alone.",
+        "",
+        "| subjects | generator | shards | load before / after | cohorts | one pass s / MiB "
+        "| slowest alone s | one pass / slowest | one by one s | largest alone MiB |",
+        "|---:|---|---:|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for run in sorted(runs, key=lambda r: (r["subjects"], r["generator"], r["shards"])):
+        lines.append(
+            f"| {run['subjects']:,} | {run['generator']} | {run['shards']} "
+            f"| {run['load_before']} / {run['load_after']} | {run['cohorts']} "
+            f"| {run['one_pass_seconds']} / {run['one_pass_peak_mib']} "
+            f"| {run['slowest_seconds']} ({run['slowest_cohort']}) | {run['over_slowest']}x "
+            f"| {run['one_by_one_seconds']} | {run['largest_single_peak_mib']} |"
+        )
+    lines += ["", "Per-cohort times and peaks are in the JSON files beside this one.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", choices=sorted(GENERATORS), default="synth")
+    parser.add_argument("--subjects", type=int, default=10_000)
+    parser.add_argument("--shards", type=int, default=3)
+    args = parser.parse_args(argv)
+    data, origin = benchmark_dataset(args.generator, args.subjects, args.shards)
+    started = time.perf_counter()
+    try:
+        run = bench_library(data)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    run |= {"generator": args.generator, "subjects": args.subjects, "shards": args.shards}
+    run |= {"data": origin, "benchmark_seconds": round(time.perf_counter() - started, 1)}
+    name = f"library_{args.generator}_{args.subjects}_{args.shards}.json"
+    RESULTS.mkdir(exist_ok=True)
+    write_text_atomic(json.dumps(run, indent=2) + "\n", RESULTS / name)
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("library_*.json"))]
+    write_text_atomic(render(runs), RESULTS / "library.md")
+    print(render([run]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
