@@ -153,10 +153,10 @@ def count_plain(
         hits = (row_match(p, source.schema).alias(p.name) for p in statics)
         queries.append(untimed.select(SUBJECT, *hits))
     distinct, hit_rows, *rest = source.collect(queries)
-    table = _sum_per_timestamp(_frame_rows(hit_rows, [p.name for p in plain]))
+    table = sum_per_timestamp(_frame_rows(hit_rows, [p.name for p in plain]))
     del hit_rows  # the largest result: freed before the table grows
     if ANY_EVENT in specials:
-        table = _sum_per_timestamp(_concat_rows([table, _frame_rows(rest.pop(0))]))
+        table = sum_per_timestamp(_concat_rows([table, _frame_rows(rest.pop(0))]))
     for end in _ends(specials):
         ends = _end_rows(distinct, end).sort(SUBJECT)
         table = _with_timestamps(table, ends[SUBJECT].to_numpy(), ends[TIME].to_numpy(), {})
@@ -262,7 +262,7 @@ def _concat_rows(parts: list[TableRows]) -> TableRows:
     return subjects, np.concatenate([t for _, t, _ in parts]), counts
 
 
-def _sum_per_timestamp(rows: TableRows) -> TableRows:
+def sum_per_timestamp(rows: TableRows) -> TableRows:
     """One row per distinct (subject, time) of `rows`, sorted, each count (or hit) summed over
     the rows there, as int32.
 
@@ -324,10 +324,10 @@ def _with_timestamps(
     merged = {}
     for name in dict.fromkeys([*table_counts, *counts]):
         column = table_counts.get(name, np.zeros(len(table_subjects), dtype=np.int32))
-        added = counts.get(name, np.zeros(len(subjects), dtype=np.int32))
-        column = column.astype(np.int32)  # a copy: the table's own column stays as it was
-        column[at[present]] += added[present]
-        merged[name] = np.insert(column, at[new], added[new])
+        if name in counts:
+            column = column.copy()  # the table's own column stays as it was
+            column[at[present]] += counts[name][present]
+        merged[name] = np.insert(column, at[new], counts[name][new] if name in counts else 0)
     return (
         np.insert(table_subjects, at[new], subjects[new]),
         np.insert(table_times, at[new], times[new]),

@@ -2,8 +2,9 @@
 
 Design. ACES aggregates every window over every row; only the trigger anchors need answers.
 Per shard, `counting.count_events` reduces the events to per-(subject, time) counts of the
-referenced predicates (polars' streaming engine filters the rows whose code some predicate
-accepts and groups them), kept only where some count is non-zero, sorted by (subject, time).
+referenced predicates (polars' streaming engine keeps the rows whose code some predicate
+accepts, in file order, and numpy sums them per timestamp), kept only where some count is
+non-zero, sorted by (subject, time).
 The counts become cumulative sums, and every window edge of every trigger is then a vectorised
 search inside the trigger's subject block of that table (`Timeline`):
 
@@ -31,7 +32,13 @@ from ehrbench.cohort.artifact import Extraction
 from ehrbench.cohort.attrition import Attrition, AttritionStep
 from ehrbench.cohort.blocks import position
 from ehrbench.cohort.config import PREDICATE_KEYS
-from ehrbench.cohort.counting import CountTable, Rows, count_events, running_sums
+from ehrbench.cohort.counting import (
+    CountTable,
+    Rows,
+    count_events,
+    running_sums,
+    sum_per_timestamp,
+)
 from ehrbench.cohort.label_values import label_columns, label_values
 from ehrbench.cohort.model import (
     CODE,
@@ -133,7 +140,8 @@ class Timeline:
         return first, past
 
     def count(self, name: str, span: Span) -> np.ndarray:
-        """`name`'s count over the rows of `span` (from `span`), per query."""
+        """Per query, `name`'s count over the rows of its `span` (a difference of running sums
+        at the span's two ends, never below 0: an empty span may end before it starts)."""
         if name not in self._cumulative:
             self._cumulative[name] = running_sums(self._counts[name])
         cumulative = self._cumulative[name]
@@ -256,12 +264,8 @@ def cohort_predicate_rows(cohort: Cohort, table: TableMaker) -> dict[str, Rows]:
             kept &= ev.label_values == (predicate.label == "true")
         times = _prediction_times(inner, ev)
         assert times is not None
-        subjects, times = ev.trigger_subjects[kept], times[kept]
-        order = np.lexsort((times, subjects))
-        subjects, times = subjects[order], times[order]
-        distinct = np.ones(len(order), dtype=bool)
-        distinct[1:] = (np.diff(subjects) != 0) | (np.diff(times) != 0)
-        rows[name] = (subjects[distinct], times[distinct])
+        subjects, times, _ = sum_per_timestamp((ev.trigger_subjects[kept], times[kept], {}))
+        rows[name] = (subjects, times)
     return rows
 
 

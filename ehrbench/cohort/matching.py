@@ -93,10 +93,9 @@ def row_match(pred: PlainPredicate, schema: pl.Schema) -> pl.Expr:
 def any_code_test(preds: list[PlainPredicate]) -> pl.Expr:
     """A boolean expression: does a row's code pass the code test of any of `preds`?
 
-    One hash lookup for every exact code, a string test for every plain-text pattern and one
-    search for all other patterns (an alternation), so the cost per row barely grows with the
-    number of predicates; a filter on it keeps the few rows on which each predicate's own test
-    (`row_match`) is then run.
+    One hash lookup for every exact code, one search for all plain-text prefixes and one for all
+    other patterns, so the cost per row barely grows with the number of predicates; a filter on
+    it keeps the few rows on which each predicate's own test (`row_match`) is then run.
 
     >>> preds = [PlainPredicate("a", RegexCode("^ADMIT")), PlainPredicate("l", ExactCode("LAB"))]
     >>> codes = pl.DataFrame({"code": ["ADMIT//ER", "LAB", "RX", None]})
@@ -114,8 +113,17 @@ def any_code_test(preds: list[PlainPredicate]) -> pl.Expr:
                 patterns[pattern] = None
     code = pl.col(CODE).cast(pl.String)
     tests = [code.is_in(list(exact))] if exact else []
-    # Plain-text patterns get string tests of their own; the others share one alternation.
-    tests += [regex_test(code, p) for p in patterns if _plain_text(p) is not None]
-    regexes = [f"(?:{p})" for p in patterns if _plain_text(p) is None]
+    # Plain-text prefixes (`^HOSPITAL_ADMISSION//`, the usual form) share one anchored group,
+    # which the regex engine matches by its literal prefixes, about as fast as a string prefix
+    # test and faster than an alternation of anchored patterns; the others share one
+    # alternation.
+    prefixes, regexes = [], []
+    for pattern in patterns:
+        plain = _plain_text(pattern)
+        if plain is not None and plain[1]:
+            prefixes.append(plain[0])
+        else:
+            regexes.append(f"(?:{pattern})")
+    tests += [code.str.contains(f"^(?:{'|'.join(prefixes)})")] if prefixes else []
     tests += [code.str.contains("|".join(regexes))] if regexes else []
     return pl.any_horizontal(tests).fill_null(False) if tests else pl.lit(False)
