@@ -5,13 +5,15 @@ The dataset is made once under benchmarks/results/work/ and reused, by one of tw
 benchmarks/second_generator.py (other code frequencies, row groups and shard sizes). Three
 cohorts from benchmarks/cohorts/ (in-hospital mortality at 24 h with a gap and an event-bound
 outcome window, 30-day readmission at a live discharge, hyperkalemia with `value_min`) are
-extracted by both tools, alternating runs so both see the same machine load:
+extracted by both tools, each repeat running ehrbench, ACES and the scan limit one after the
+other so that all three see the same machine load:
 
 - ACES: one `aces-cli -m data=sharded data.shard=...` process that goes through the event
   files one after the other (how ACES documents running on a sharded MEDS dataset);
 - ehrbench: `ehrbench cohort extract` on the whole folder, one process;
 - the scan limit (`scan_limit.py`): one polars scan that only keeps the rows whose code a
-  predicate of the cohort accepts, the least work any extraction must do.
+  predicate of the cohort accepts, the least work a polars-based extraction must do, in a
+  process that imports only polars.
 
 Each process runs under `/usr/bin/time -v` (peak RSS). Times are medians over `--repeats` runs;
 peaks are the largest over runs. Labels are compared row for row by `aces_compare`, with the
@@ -30,9 +32,8 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -45,9 +46,11 @@ from common import (  # noqa: E402
     GENERATORS,
     RESULTS,
     benchmark_dataset,
+    code_commit,
     machine_load,
-    peak_rss_kib,
+    timed,
 )
+from scan_limit import write_plan  # noqa: E402
 
 from ehrbench.io import write_text_atomic  # noqa: E402
 
@@ -67,21 +70,17 @@ def startup_cost() -> dict:
         ("ehrbench", [str(EHRBENCH), "cohort", "extract", "--help"]),
         ("aces", [str(ACES_CLI), "--help"]),
     ):
-        started = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-v", *args], capture_output=True, text=True)
-        cost[f"{tool}_seconds"] = round(time.perf_counter() - started, 2)
-        cost[f"{tool}_peak_mib"] = round((peak_rss_kib(proc.stderr) or 0) / 1024)
+        seconds, peak_mib, _ = timed(args)
+        cost[f"{tool}_seconds"] = round(seconds, 2)
+        cost[f"{tool}_peak_mib"] = round(peak_mib)
     return cost
 
 
-def run_scan_limit(cohort: Path, data: Path) -> dict:
-    """Run `scan_limit.py` on `cohort` in a process under `/usr/bin/time -v`: its scan seconds,
+def run_scan_limit(plan: Path) -> dict:
+    """Run `scan_limit.py` on its `plan` in a process under `/usr/bin/time -v`: its scan seconds,
     and the whole process's wall seconds and peak RSS."""
-    args = ["/usr/bin/time", "-v", sys.executable, str(HERE / "scan_limit.py"), str(cohort)]
-    started = time.perf_counter()
-    proc = subprocess.run([*args, str(data)], capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - started
-    return {**json.loads(proc.stdout), "seconds": seconds, "peak_kib": peak_rss_kib(proc.stderr)}
+    seconds, peak_mib, out = timed([sys.executable, str(HERE / "scan_limit.py"), str(plan)])
+    return {**json.loads(out), "seconds": seconds, "peak_mib": peak_mib}
 
 
 def bench_cohort(name: str, data: Path, repeats: int) -> dict:
@@ -89,10 +88,13 @@ def bench_cohort(name: str, data: Path, repeats: int) -> dict:
     cohort = HERE / "cohorts" / f"{name}.yaml"
     load = machine_load()
     aces_runs, ours_runs, scans = [], [], []
-    for _ in range(repeats):
-        ours_runs.append(run_ehrbench(cohort, data, measure=True))
-        aces_runs.append(run_aces(cohort, data, measure=True))
-        scans.append(run_scan_limit(cohort, data))
+    with tempfile.TemporaryDirectory(prefix="scan-limit-") as tmp:
+        plan = Path(tmp) / "plan.json"
+        write_plan(cohort, data, plan)
+        for _ in range(repeats):
+            ours_runs.append(run_ehrbench(cohort, data, measure=True))
+            aces_runs.append(run_aces(cohort, data, measure=True))
+            scans.append(run_scan_limit(plan))
     comparison = compare_cohort(cohort, data, aces=aces_runs[0], ehrbench=ours_runs[0])
     labels = ours_runs[0].labels["boolean_value"]
     aces_s = statistics.median(r.seconds for r in aces_runs)
@@ -117,7 +119,7 @@ def bench_cohort(name: str, data: Path, repeats: int) -> dict:
         "memory_ratio": round(ours_kib / aces_kib, 3),
         "scan_seconds": round(scan_s, 2),
         "scan_process_seconds": round(scan_process_s, 2),
-        "scan_peak_mib": round(max(s["peak_kib"] for s in scans) / 1024),
+        "scan_peak_mib": round(max(s["peak_mib"] for s in scans)),
         "over_scan": round(ours_s / scan_s, 1),
         "over_scan_process": round(ours_s / scan_process_s, 1),
         "repeats": repeats,
@@ -146,15 +148,17 @@ def render(results: list[dict]) -> str:
         "speedup = ACES time / ehrbench time; memory = ehrbench peak / ACES peak.",
         "The scan limit (`scan_limit.py`) keeps the rows whose code a predicate of the cohort",
         "accepts, nothing more: `scan s` is its polars scan alone, `scan process s` the whole",
-        "process with Python's start-up and imports, like the two tools' times. `x scan` =",
-        "ehrbench time / scan time (scan alone, then the process). Runs made before the scan",
-        "limit was measured show `-` there.",
+        "process (Python's start-up, polars' import and the scan), like the two tools' times.",
+        "`x scan` = ehrbench time / scan time (scan alone, then the process). Runs made before",
+        "the scan limit was measured show `-` there. Each run's header names the ehrbench",
+        "commit it measured, when it was recorded.",
         "",
     ]
     for run in sorted(results, key=lambda r: (r["subjects"], r["generator"], r["shards"])):
         lines += [
             f"## {run['subjects']:,} subjects, {run['generator']}, {run['shards']} shard(s), "
-            f"{run['event_rows']:,} event rows ({run['repeats']} repeat(s), {run['machine']})",
+            f"{run['event_rows']:,} event rows ({run['repeats']} repeat(s), {run['machine']}"
+            + (f", ehrbench {run['commit']})" if "commit" in run else ")"),
             "",
             f"Data: {run['data']}. Load average (1, 5, 15 min, as `uptime` prints it): "
             f"{run['load_before']} before, {run['load_after']} after.",
@@ -229,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_after": machine_load(),
         "repeats": args.repeats,
         "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "commit": code_commit(),
         "startup": startup_cost(),
         "cohorts": cohorts,
     }

@@ -36,7 +36,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -47,7 +46,7 @@ from common import (
     benchmark_dataset,
     features_work,
     machine_load,
-    wall_and_peak,
+    timed,
 )
 
 from ehrbench.io import write_text_atomic
@@ -116,15 +115,6 @@ def medstab_input(root: Path, labels: pl.DataFrame, target: Path) -> Path:
     return target
 
 
-def timed(args: list[str], log: Path) -> tuple[float, float]:
-    """Run `args` under /usr/bin/time -v; return (wall seconds, peak RSS in MiB)."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as report, log.open("a") as out:
-        cmd = ["/usr/bin/time", "-v", "-o", report.name, *args]
-        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT)
-        text = report.read()
-    return wall_and_peak(text)
-
-
 def run_ehrbench(root: Path, labels_path: Path, work: Path, log: Path) -> dict:
     """One ehrbench run with a fresh output folder and an empty cache."""
     out = work / "ehrbench_out"
@@ -132,7 +122,7 @@ def run_ehrbench(root: Path, labels_path: Path, work: Path, log: Path) -> dict:
     args = [str(EHRBENCH), "featurize", "tabular", "--data", str(root)]
     args += ["--labels", str(labels_path), "--out", str(out), "--windows", ",".join(WINDOWS)]
     args += ["--min-count", str(MIN_COUNT)]
-    wall, peak = timed(args, log)
+    wall, peak, _ = timed(args, log)
     import scipy.sparse as sp
 
     matrix = sp.load_npz(out / "features.npz")
@@ -171,7 +161,7 @@ def run_medstab(data: Path, work: Path, log: Path, static_at_labels: bool = Fals
     }
     result = {"stages": {}}
     for name, args in stages.items():
-        wall, peak = timed(args, log)
+        wall, peak, _ = timed(args, log)
         result["stages"][name] = {"seconds": wall, "peak_mib": peak}
     result["seconds"] = sum(s["seconds"] for s in result["stages"].values())
     result["peak_mib"] = max(s["peak_mib"] for s in result["stages"].values())

@@ -7,6 +7,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,36 @@ def wall_and_peak(report: str) -> tuple[float, float]:
     wall = re.search(r"Elapsed \(wall clock\) time .*: (?:(\d+):)?(\d+):([\d.]+)", report)
     hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
     return hours * 3600 + minutes * 60 + seconds, peak_rss_kib(report) / 1024
+
+
+def timed(args: list[str], log: Path | None = None) -> tuple[float, float, str]:
+    """Run `args` under `/usr/bin/time -v`, its report in a file of its own (so the command's
+    output cannot mix with it): (wall seconds, peak RSS MiB, the command's stdout). The command's
+    output is appended to `log` when given; a failure raises RuntimeError with that output."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        command = ["/usr/bin/time", "-v", "-o", report.name, *args]
+        proc = subprocess.run(command, capture_output=True, text=True)
+        text = report.read()
+    if log is not None:
+        with log.open("a") as out:
+            out.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(args)}` failed:\n{proc.stdout}{proc.stderr}")
+    wall, peak = wall_and_peak(text)
+    return wall, peak, proc.stdout
+
+
+def code_commit() -> str:
+    """The ehrbench commit being measured (short hash, `-dirty` if ehrbench/ has uncommitted
+    changes), or `unknown` outside a git checkout: recorded beside each benchmark result."""
+    repo = HERE.parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True)
+    if head.returncode != 0:
+        return "unknown"
+    changes = subprocess.run(
+        ["git", "status", "--porcelain", "--", "ehrbench"], cwd=repo, capture_output=True
+    )
+    return head.stdout.decode().strip() + ("-dirty" if changes.stdout.strip() else "")
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

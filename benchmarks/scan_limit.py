@@ -1,4 +1,4 @@
-"""The scan limit of a cohort: the least work any engine must do to extract it.
+"""The scan limit of a cohort: the least work a polars-based extraction must do.
 
 One polars lazy scan of every event shard of a MEDS folder, on the streaming engine, that keeps
 (subject_id, time, code) of each row whose code one of the cohort's predicates accepts (the code
@@ -6,49 +6,54 @@ test ehrbench's engine uses, `ehrbench.cohort.matching.any_code_test`). Nothing 
 sorted or evaluated, so an extraction cannot read less; a cohort that needs `_ANY_EVENT` must
 also group every row, which this scan does not.
 
-Prints one JSON line: the rows kept and the seconds of the scan alone (`collect`), without the
-start-up of Python and the imports. `bench_cohort.py` runs it as a process under
-`/usr/bin/time -v`, so the whole process is measured too.
+`write_plan` (run by `bench_cohort.py`, which imports ehrbench anyway) writes the shard list and
+the code test (a serialised polars expression) to a JSON file; this script, given that file,
+imports nothing but polars, so its process is Python's start-up, polars' import and the scan.
+It prints one JSON line: the rows kept and the seconds of the scan alone (`collect`).
 
-Usage: .venv/bin/python benchmarks/scan_limit.py COHORT.yaml MEDS_FOLDER
+Usage: .venv/bin/python benchmarks/scan_limit.py PLAN.json
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from pathlib import Path
 
 import polars as pl
 
-from ehrbench.cohort.config import load_cohort
-from ehrbench.cohort.matching import any_code_test
-from ehrbench.cohort.model import CODE, SUBJECT, TIME, PlainPredicate
-from ehrbench.meds import open_dataset
+COLUMNS = ("subject_id", "time", "code")
 
 
-def scan_limit(cohort_path: Path, data: Path) -> dict:
-    """Run the scan of `cohort_path`'s codes over the dataset at `data`; return rows, seconds."""
+def write_plan(cohort_path: Path, data: Path, plan: Path) -> None:
+    """Write the scan of `cohort_path`'s codes over the dataset at `data` to the file `plan`."""
+    from ehrbench.cohort.config import load_cohort
+    from ehrbench.cohort.matching import any_code_test
+    from ehrbench.cohort.model import PlainPredicate
+    from ehrbench.meds import open_dataset
+
     cohort = load_cohort(cohort_path)
     plain = [p for p in cohort.predicates.values() if isinstance(p, PlainPredicate)]
     shards = [str(shard) for shard in open_dataset(data, validate=False).shards]
+    test = any_code_test(plain).meta.serialize(format="json")
+    plan.write_text(json.dumps({"shards": shards, "test": test}), encoding="utf-8")
+
+
+def scan(plan: dict) -> dict:
+    """Run the planned scan; return the rows kept and the seconds it took."""
+    test = pl.Expr.deserialize(io.StringIO(plan["test"]), format="json")
     started = time.perf_counter()
-    kept = (
-        pl.scan_parquet(shards)
-        .filter(any_code_test(plain))
-        .select(SUBJECT, TIME, CODE)
-        .collect(engine="streaming")
-    )
+    kept = pl.scan_parquet(plan["shards"]).filter(test).select(COLUMNS).collect(engine="streaming")
     return {"rows": kept.height, "scan_seconds": round(time.perf_counter() - started, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cohort", type=Path)
-    parser.add_argument("data", type=Path)
+    parser.add_argument("plan", type=Path, help="the file `write_plan` wrote")
     args = parser.parse_args(argv)
-    print(json.dumps(scan_limit(args.cohort, args.data)))
+    print(json.dumps(scan(json.loads(args.plan.read_text(encoding="utf-8")))))
     return 0
 
 
