@@ -92,8 +92,12 @@ class EventCounts:
     values: dict[str, ValueRows]
 
 
-def _subject_edges(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For sorted group rows: is each the first / the last row of its subject?"""
+def subject_edges(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted by subject: is each the first / the last row of its subject?
+
+    >>> [mask.tolist() for mask in subject_edges(np.array([3, 3, 5]))]
+    [[True, False, True], [False, True, True]]
+    """
     first = np.ones(len(subjects), dtype=bool)
     first[1:] = subjects[1:] != subjects[:-1]
     last = np.ones(len(subjects), dtype=bool)
@@ -270,14 +274,15 @@ def sum_per_timestamp(rows: TableRows) -> TableRows:
     one linear pass sums each timestamp's run of rows. Others are sorted first, stably.
     """
     subjects, times, counts = rows
-    later_subject = subjects[1:] > subjects[:-1]
     same_subject = subjects[1:] == subjects[:-1]
-    if not np.all(later_subject | (same_subject & (times[1:] >= times[:-1]))):
+    in_order = (subjects[1:] > subjects[:-1]) | (same_subject & (times[1:] >= times[:-1]))
+    if not np.all(in_order):
         order = np.lexsort((times, subjects))
         subjects, times = subjects[order], times[order]
         counts = {name: c[order] for name, c in counts.items()}
+        same_subject = subjects[1:] == subjects[:-1]
     new = np.ones(len(subjects), dtype=bool)
-    new[1:] = (subjects[1:] != subjects[:-1]) | (times[1:] != times[:-1])
+    new[1:] = ~same_subject | (times[1:] != times[:-1])
     if new.all():
         return subjects, times, {name: c.astype(np.int32) for name, c in counts.items()}
     starts = np.flatnonzero(new)
@@ -401,7 +406,7 @@ def cohort_table(
 def _first_rows(subjects: np.ndarray, times: np.ndarray, hit: np.ndarray) -> Rows:
     """Per subject with a `hit` row, the time of its first one (rows sorted by subject, time)."""
     subjects, times = subjects[hit], times[hit]
-    first, _ = _subject_edges(subjects)
+    first, _ = subject_edges(subjects)
     return subjects[first], times[first]
 
 
@@ -426,7 +431,7 @@ def _add_special_counts(
     plan: PredicatePlan, subjects: np.ndarray, counts: dict[str, np.ndarray]
 ) -> None:
     """Add special predicates' counts to per-(subject, time) `counts`, in place."""
-    first, last = _subject_edges(subjects)
+    first, last = subject_edges(subjects)
     for name in plan.timed:
         if name == ANY_EVENT:
             counts[name] = np.ones(len(subjects), dtype=np.int32)

@@ -37,6 +37,7 @@ from ehrbench.cohort.counting import (
     Rows,
     count_events,
     running_sums,
+    subject_edges,
     sum_per_timestamp,
 )
 from ehrbench.cohort.label_values import label_columns, label_values
@@ -111,9 +112,7 @@ class Timeline:
     def __init__(self, table: CountTable):
         self.times = table.times
         self._counts = table.counts
-        new_subject = np.ones(len(table.subjects), dtype=bool)
-        new_subject[1:] = table.subjects[1:] != table.subjects[:-1]
-        self._starts = np.flatnonzero(new_subject)
+        self._starts = np.flatnonzero(subject_edges(table.subjects)[0])
         self._cumulative: dict[str, np.ndarray] = {}
         self._events: dict[str, np.ndarray] = {}
 
@@ -398,13 +397,9 @@ def _window_span(window: Window, ev: Evaluation, block: Block, timeline: Timelin
     return timeline.span(block, edges, inclusive)
 
 
-def _distinct_sorted(values: np.ndarray) -> int:
-    """How many distinct values a sorted array holds (one comparison pass, no hashing).
-
-    >>> _distinct_sorted(np.array([3, 3, 5, 8, 8]))
-    3
-    """
-    return int(len(values) > 0) + int(np.count_nonzero(values[1:] != values[:-1]))
+def _distinct_subjects(subjects: np.ndarray) -> int:
+    """How many subjects a subject-sorted array holds (no hashing)."""
+    return int(np.count_nonzero(subject_edges(subjects)[0]))
 
 
 def shard_attrition(ev: Evaluation) -> Attrition:
@@ -415,7 +410,7 @@ def shard_attrition(ev: Evaluation) -> Attrition:
         AttritionStep(
             ev.steps[1],
             ev.subjects_demographic,
-            _distinct_sorted(ev.trigger_subjects),
+            _distinct_subjects(ev.trigger_subjects),
             None,
             len(failed),
         ),
@@ -427,7 +422,7 @@ def shard_attrition(ev: Evaluation) -> Attrition:
             AttritionStep(
                 name,
                 before.subjects_kept,
-                _distinct_sorted(ev.trigger_subjects[survives]),
+                _distinct_subjects(ev.trigger_subjects[survives]),
                 before.triggers_kept,
                 int(survives.sum()),
             )
