@@ -48,6 +48,10 @@ REPO = Path(__file__).resolve().parent.parent
 PREDICATES = REPO / "cohorts" / "predicates" / "synthetic.yaml"
 
 
+class OutputsDiffer(RuntimeError):
+    """A cohort's files from the one pass differ from its own extraction's."""
+
+
 def ehrbench(args: list[str]) -> tuple[float, float]:
     """Run `ehrbench --quiet args` under `/usr/bin/time -v`: (wall seconds, peak RSS MiB)."""
     seconds, peak_mib, _ = timed([str(EHRBENCH), "--quiet", *args])
@@ -80,7 +84,7 @@ def bench_library(data: Path, repeats: int) -> dict:
             for suffix in (".parquet", ".attrition.json"):
                 mine, theirs = together / f"{name}{suffix}", alone / f"{name}{suffix}"
                 if mine.read_bytes() != theirs.read_bytes():
-                    raise RuntimeError(f"{mine.name}: the one pass differs from `cohort extract`")
+                    raise OutputsDiffer(f"{mine.name}: the one pass differs from `cohort extract`")
     slowest = max(singles, key=lambda name: singles[name][0])
     pass_s = statistics.median(seconds for seconds, _ in passes)
     return {
@@ -140,13 +144,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2, help="runs of the one pass (median)")
     args = parser.parse_args(argv)
+    try:
+        run = measure(args)
+    except OutputsDiffer as exc:
+        print(f"bench_library.py: {exc}", file=sys.stderr)
+        return 1
+    except (RuntimeError, OSError) as exc:  # a tool failed, or the results cannot be written
+        print(f"bench_library.py: {exc}", file=sys.stderr)
+        return 2
+    print(render([run]))
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Run the benchmark the options ask for and write its results; return the run."""
     data, origin = benchmark_dataset(args.generator, args.subjects, args.shards)
     started = time.perf_counter()
-    try:
-        run = bench_library(data, args.repeats)
-    except RuntimeError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    run = bench_library(data, args.repeats)
     run |= {"generator": args.generator, "subjects": args.subjects, "shards": args.shards}
     run |= {"commit": code_commit()}
     run |= {"data": origin, "benchmark_seconds": round(time.perf_counter() - started, 1)}
@@ -155,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(json.dumps(run, indent=2) + "\n", RESULTS / name)
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("library_*.json"))]
     write_text_atomic(render(runs), RESULTS / "library.md")
-    print(render([run]))
-    return 0
+    return run
 
 
 if __name__ == "__main__":

@@ -33,11 +33,13 @@ def longtail_dataset(subjects: int, shards: int) -> Path:
 
 
 def _made_once(name: str, command: list[str]) -> Path:
-    """`WORK/name`, made by `command` (given `--out` it) unless it already holds a dataset."""
+    """`WORK/name`, made by `command` (given `--out` it) unless it already holds a dataset;
+    raises RuntimeError when `command` fails (its own message is printed above)."""
     root = WORK / name
     if not (root / "data").is_dir():
         WORK.mkdir(parents=True, exist_ok=True)
-        subprocess.run([*command, "--out", str(root)], check=True)
+        if subprocess.run([*command, "--out", str(root)]).returncode != 0:
+            raise RuntimeError(f"could not make the dataset {root} (`{' '.join(command)}`).")
     return root
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -53,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("plan", type=Path, help="the file `write_plan` wrote")
     args = parser.parse_args(argv)
-    print(json.dumps(scan(json.loads(args.plan.read_text(encoding="utf-8")))))
+    try:
+        plan = json.loads(args.plan.read_text(encoding="utf-8"))
+        print(json.dumps(scan(plan)))
+    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as exc:
+        # ValueError covers a file that is not JSON; KeyError a plan without its two entries.
+        print(f"scan_limit.py: cannot scan with the plan {args.plan}: {exc!r}", file=sys.stderr)
+        return 2
     return 0
 
 
