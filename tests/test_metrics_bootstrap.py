@@ -11,6 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from ehrbench.errors import EhrbenchError
 from ehrbench.metrics import bootstrap as bootstrap_module
 from ehrbench.metrics.bootstrap import (
+    auroc_distribution,
     bootstrap_distribution,
     bootstrap_metrics,
     draw_resamples,
@@ -131,6 +132,24 @@ def test_integer_counts_path_equals_float_row_weights_to_the_bit(seed, decimals,
     by_rows = weighted_metrics(y, p, resamples.row_weights(subject))
     for name, values in by_rows.items():
         assert np.array_equal(by_counts[name], values, equal_nan=True), name
+
+
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_auroc_distribution_is_the_full_distributions_auroc_to_the_bit(decimals):
+    y, p, subject = _held_out(3, n_rows=400, n_subjects=120)
+    if decimals is not None:
+        p = np.round(p, decimals)
+    resamples = draw_resamples(subject, 150, seed=4)
+    expected = bootstrap_distribution(y, p, subject, resamples)["auroc"]
+    assert np.array_equal(auroc_distribution(y, p, subject, resamples), expected, equal_nan=True)
+
+
+def test_weighted_sums_are_the_row_weights_times_the_values():
+    y, p, subject = _held_out(5, n_rows=300, n_subjects=90)
+    resamples = draw_resamples(subject, 40, seed=1)
+    values = np.column_stack([np.ones(y.size), y, np.round(p * 10)])
+    expected = resamples.row_weights(subject) @ values
+    assert np.array_equal(resamples.weighted_sums(subject, values), expected)
 
 
 def test_interval_contains_point_and_counts_have_none():

@@ -24,6 +24,7 @@ from ehrbench.metrics.bootstrap import draw_resamples
 from ehrbench.metrics.evaluate import evaluate_predictions
 from ehrbench.metrics.multiclass import (
     macro_ovr_auroc,
+    multiclass_distribution,
     multiclass_metrics,
     threshold_aurocs,
     weighted_multiclass_metrics,
@@ -128,6 +129,27 @@ def test_each_multiclass_resample_is_scikit_learn_on_repeated_rows(data):
         assert [got["threshold_1"][b], got["threshold_2"][b]] == pytest.approx(
             threshold_aurocs(yr, pr)
         )
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_multiclass_distribution_is_the_row_weights_metrics_to_the_bit(ordered, decimals):
+    # The subject-count path (sorted once per AUROC, integer sums) against the float
+    # [resamples, rows] weight matrix: every value equal, NaN where undefined.
+    rng = np.random.default_rng(7)
+    n = 500
+    subjects = rng.integers(1, 160, size=n)
+    y = rng.integers(0, 4, size=n)
+    proba = rng.dirichlet(np.ones(4), size=n) + 0.5 * np.eye(4)[y]
+    proba /= proba.sum(axis=1, keepdims=True)
+    if decimals is not None:  # tied scores
+        proba = np.round(proba, decimals)
+    resamples = draw_resamples(subjects, 120, seed=3)
+    got = multiclass_distribution(y, proba, subjects, resamples, ordered)
+    expected = weighted_multiclass_metrics(y, proba, resamples.row_weights(subjects), ordered)
+    assert got.keys() == expected.keys()
+    for name, values in expected.items():
+        assert np.array_equal(got[name], values, equal_nan=True), name
 
 
 def test_macro_auroc_skips_a_class_absent_from_the_labels(data):

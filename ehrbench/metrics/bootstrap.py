@@ -22,7 +22,7 @@ computed for a block of resamples at once from a weight matrix W [block, n_rows]
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -85,6 +85,21 @@ class Resamples:
         """The int32 counts [n_resamples (or the `rows` slice), n_rows] of rows whose subjects
         are `columns` of `counts` (see `columns`), C-ordered."""
         return np.take(self.counts if rows is None else self.counts[rows], columns, axis=1)
+
+    def weighted_sums(self, subject_id: ArrayLike, values: np.ndarray) -> np.ndarray:
+        """[n_resamples, m]: each resample's sum of `values` [n_rows, m], every row counted as
+        often as its subject is drawn (`row_weights(subject_id) @ values`), summed per subject
+        first. Whole-number values give exact sums.
+
+        >>> resamples = Resamples(np.array([1, 2]), np.array([[2, 0], [1, 1]], np.int32), 0)
+        >>> resamples.weighted_sums([1, 1, 2], np.array([[1.0], [1.0], [5.0]]))
+        array([[4.],
+               [7.]])
+        """
+        used, inverse = np.unique(self.columns(subject_id), return_inverse=True)
+        per_subject = np.zeros((used.size, values.shape[1]))
+        np.add.at(per_subject, inverse, values)
+        return self.counts[:, used].astype(np.float64) @ per_subject
 
     def columns(self, subject_id: ArrayLike) -> np.ndarray:
         """Each row's subject as a column of `counts`; raises if one was not resampled."""
@@ -184,6 +199,12 @@ def weighted_auroc(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray)
     if y_true.size == 0:
         return np.full(weights.shape[0], math.nan)
     _, pos_s, all_s = _score_sums(y_true, y_score, weights)
+    return _auroc_of_sums(pos_s, all_s)
+
+
+def _auroc_of_sums(pos_s: np.ndarray, all_s: np.ndarray) -> np.ndarray:
+    """The AUROC of each weighting from its positive and total weight per distinct score
+    (ascending); NaN where one class has no weight."""
     neg_s = all_s - pos_s
     n_pos, n_neg = pos_s.sum(axis=1), neg_s.sum(axis=1)
     auroc = _auroc_sum(pos_s, neg_s, n_pos, n_neg)
@@ -256,25 +277,71 @@ def bootstrap_distribution(
     y, p = as_arrays(y_true, y_prob)
     if y.size == 0:
         return {name: np.full(resamples.n_resamples, math.nan) for name in BOOTSTRAP_METRICS}
-    order = np.argsort(p, kind="stable")
-    y, p, columns = y[order], p[order], resamples.columns(subject_id)[order]
-    starts = _score_starts(p)
-    terms = _ScoreTerms.of(p[starts], n_bins)
-    # Whole-number weights, kept as int32: the sums are exact, whichever way they are formed.
-    if starts.size == y.size:
-        sums = _row_weights(resamples, columns, y)
-    else:
-        sums = _subject_score_sums(resamples, columns, y, starts)
-    block = max(1, _CACHED_CELLS // starts.size)
-    parts = [
-        _metrics_from_sums(terms, *sums(slice(start, start + block)))
-        for start in range(0, resamples.n_resamples, block)
-    ]
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    score, sums = _sorted_score_sums(y, p, subject_id, resamples)
+    terms = _ScoreTerms.of(score, n_bins)
+    return _by_blocks(
+        lambda pos_s, all_s: _metrics_from_sums(terms, pos_s, all_s), sums, score.size, resamples
+    )
+
+
+def auroc_distribution(
+    y_true: ArrayLike, y_score: ArrayLike, subject_id: ArrayLike, resamples: Resamples
+) -> np.ndarray:
+    """The AUROC of bool `y_true` against any real `y_score` on every resample (NaN where one
+    class is missing): `bootstrap_distribution(...)["auroc"]`, without the other metrics.
+
+    >>> subjects, resamples = [1, 2, 3, 4], draw_resamples([1, 2, 3, 4], 3, seed=0)
+    >>> auroc_distribution([True, False, True, False], [0.9, 0.1, 0.8, 0.3], subjects, resamples)
+    array([1., 1., 1.])
+    """
+    y, p = np.asarray(y_true, dtype=bool), np.asarray(y_score, dtype=np.float64)
+    if y.size == 0:
+        return np.full(resamples.n_resamples, math.nan)
+    score, sums = _sorted_score_sums(y, p, subject_id, resamples)
+    aurocs = _by_blocks(
+        lambda pos_s, all_s: {"auroc": _auroc_of_sums(pos_s, all_s)}, sums, score.size, resamples
+    )
+    return aurocs["auroc"]
 
 
 # A block's (positive, total) weight per distinct score, given the block's slice of resamples.
 BlockSums = Callable[[slice], tuple[np.ndarray, np.ndarray]]
+
+
+def _sorted_score_sums(
+    y: np.ndarray, p: np.ndarray, subject_id: ArrayLike, resamples: Resamples
+) -> tuple[np.ndarray, BlockSums]:
+    """(distinct scores ascending, the per-score sums of a block of resamples) of bool `y`
+    scored by float `p`: the rows are sorted by score once for every resample."""
+    order = np.argsort(p, kind="stable")
+    y, p, columns = y[order], p[order], resamples.columns(subject_id)[order]
+    starts = _score_starts(p)
+    # Whole-number weights, kept as int32: the sums are exact, whichever way they are formed.
+    if starts.size == y.size:
+        return p[starts], _row_weights(resamples, columns, y)
+    return p[starts], _subject_score_sums(resamples, columns, y, starts)
+
+
+def _by_blocks(
+    metrics_of_sums: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]],
+    sums: BlockSums,
+    n_scores: int,
+    resamples: Resamples,
+) -> dict[str, np.ndarray]:
+    """`metrics_of_sums(positive, total weight per score)` over every resample, in blocks of
+    [resamples, `n_scores`] sums that stay in the CPU cache: each metric's values on all
+    resamples, in resample order."""
+    block = max(1, _CACHED_CELLS // n_scores)
+    return _concatenated(
+        metrics_of_sums(*sums(slice(start, start + block)))
+        for start in range(0, resamples.n_resamples, block)
+    )
+
+
+def _concatenated(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The blocks' metric arrays joined, metric by metric, in block order."""
+    listed = list(parts)
+    return {name: np.concatenate([part[name] for part in listed]) for name in listed[0]}
 
 
 def _row_weights(resamples: Resamples, columns: np.ndarray, y: np.ndarray) -> BlockSums:
@@ -318,11 +385,10 @@ def blockwise(
     memory): each metric's values on all resamples, in resample order."""
     subjects = np.asarray(subject_id)
     block = max(1, _BLOCK_CELLS // max(subjects.size, 1))
-    parts = [
+    return _concatenated(
         weighted(resamples.row_weights(subjects, slice(s, s + block)))
         for s in range(0, resamples.n_resamples, block)
-    ]
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    )
 
 
 def percentile_interval(

@@ -23,7 +23,13 @@ from numpy.typing import ArrayLike
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.metrics.bootstrap import CI_LEVEL, Resamples, blockwise, metric_rows, weighted_auroc
+from ehrbench.metrics.bootstrap import (
+    CI_LEVEL,
+    Resamples,
+    auroc_distribution,
+    metric_rows,
+    weighted_auroc,
+)
 
 MULTICLASS_METRICS = ("macro_ovr_auroc", "accuracy", "macro_f1", "n_rows", "n_subjects")
 THRESHOLD_PREFIX = "auroc_at_least//"
@@ -85,35 +91,76 @@ def weighted_multiclass_metrics(
 ) -> dict[str, np.ndarray]:
     """Every bootstrapped metric for each row of `weights` [n_weightings, n_rows] (NaN where
     undefined); `ordered` adds `threshold_<j>` for j = 1 .. classes - 1."""
-    n_classes = p.shape[1]
-    per_class = np.stack([weighted_auroc(y == c, p[:, c], weights) for c in range(n_classes)])
-    defined = ~np.isnan(per_class)
-    counts = defined.sum(axis=0)
-    macro = np.where(counts > 0, np.nansum(per_class, axis=0) / np.maximum(counts, 1), math.nan)
+    per_class = [weighted_auroc(y == c, p[:, c], weights) for c in range(p.shape[1])]
+    thresholds = [
+        weighted_auroc(inside, score, weights) for inside, score in _thresholds(y, p, ordered)
+    ]
+    return _combined(per_class, weights @ _count_columns(y, p), thresholds)
+
+
+def multiclass_distribution(
+    y: np.ndarray, p: np.ndarray, subject_id: ArrayLike, resamples: Resamples, ordered: bool
+) -> dict[str, np.ndarray]:
+    """`weighted_multiclass_metrics` of every resample's row weights, value for value (every sum
+    is of whole numbers, so exact in any order), from the resamples' subject counts: each AUROC
+    sorts its rows once for all resamples (`auroc_distribution`) instead of once per block of a
+    [resamples, rows] weight matrix."""
+    per_class = [
+        auroc_distribution(y == c, p[:, c], subject_id, resamples) for c in range(p.shape[1])
+    ]
+    thresholds = [
+        auroc_distribution(inside, score, subject_id, resamples)
+        for inside, score in _thresholds(y, p, ordered)
+    ]
+    return _combined(
+        per_class, resamples.weighted_sums(subject_id, _count_columns(y, p)), thresholds
+    )
+
+
+def _thresholds(y: np.ndarray, p: np.ndarray, ordered: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(inside threshold j, its score) for j = 1 .. classes - 1 when `ordered`, else none: "one
+    of the first j classes" scored by their summed probability."""
+    if not ordered:
+        return []
+    cumulative = np.cumsum(p, axis=1)
+    return [(y < j, cumulative[:, j - 1]) for j in range(1, p.shape[1])]
+
+
+def _count_columns(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """[n_rows, 2 + 2 x classes] indicators whose weighted sums the metrics need: every row, the
+    correctly predicted rows, then per class its true positives, then per class its rows where
+    label and prediction disagree on that class."""
     predicted = np.argmax(p, axis=1)
-    total = weights.sum(axis=1)
-    safe = np.where(total > 0, total, 1.0)
-    f1 = []
-    for c in range(n_classes):
-        tp = weights @ ((y == c) & (predicted == c))
-        wrong = weights @ (((y == c) != (predicted == c)).astype(np.float64))
-        denominator = 2 * tp + wrong
-        f1.append(
-            np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), np.nan)
-        )
-    f1 = np.stack(f1)
+    classes = np.arange(p.shape[1])
+    is_class, predicted_class = y[:, None] == classes, predicted[:, None] == classes
+    return np.column_stack(
+        [np.ones(y.size), predicted == y, is_class & predicted_class, is_class != predicted_class]
+    ).astype(np.float64)
+
+
+def _combined(
+    per_class: list[np.ndarray], sums: np.ndarray, thresholds: list[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The metrics from each class's one-vs-rest AUROC, the weighted sums of `_count_columns`
+    [n_weightings, 2 + 2 x classes] and the threshold AUROCs, per weighting."""
+    n_classes = len(per_class)
+    aurocs = np.stack(per_class)
+    counts = (~np.isnan(aurocs)).sum(axis=0)
+    macro = np.where(counts > 0, np.nansum(aurocs, axis=0) / np.maximum(counts, 1), math.nan)
+    total, correct = sums[:, 0], sums[:, 1]
+    tp, wrong = sums[:, 2 : 2 + n_classes].T, sums[:, 2 + n_classes :].T
+    denominator = 2 * tp + wrong
+    f1 = np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), np.nan)
     occurring = (~np.isnan(f1)).sum(axis=0)
     out = {
         "macro_ovr_auroc": macro,
-        "accuracy": np.where(total > 0, (weights @ (predicted == y)) / safe, math.nan),
+        "accuracy": np.where(total > 0, correct / np.where(total > 0, total, 1.0), math.nan),
         "macro_f1": np.where(
             occurring > 0, np.nansum(f1, axis=0) / np.maximum(occurring, 1), np.nan
         ),
     }
-    if ordered:
-        cumulative = np.cumsum(p, axis=1)
-        for j in range(1, n_classes):
-            out[f"threshold_{j}"] = weighted_auroc(y < j, cumulative[:, j - 1], weights)
+    for j, threshold in enumerate(thresholds, start=1):
+        out[f"threshold_{j}"] = threshold
     return out
 
 
@@ -147,7 +194,7 @@ def multiclass_metrics(
         "n_rows": float(y.size),
         "n_subjects": float(np.unique(subjects).size),
     }
-    dist = blockwise(lambda w: weighted_multiclass_metrics(y, p, w, ordered), subjects, resamples)
+    dist = multiclass_distribution(y, p, subjects, resamples, ordered)
     names = list(MULTICLASS_METRICS)
     if ordered:
         for j, (name, value) in enumerate(

@@ -24,7 +24,7 @@ from ehrbench.meds.label_kinds import BINARY, LabelTarget
 from ehrbench.metrics.bootstrap import (
     CI_LEVEL,
     Resamples,
-    bootstrap_distribution,
+    auroc_distribution,
     percentile_interval,
 )
 from ehrbench.metrics.scores import as_arrays, auroc
@@ -58,9 +58,8 @@ def auroc_difference(
     """Bootstrap distribution of AUROC(A) - AUROC(B) on the same rows and the same resamples."""
     y, a = as_arrays(y_true, prob_a)
     _, b = as_arrays(y, prob_b)
-    diff = (
-        bootstrap_distribution(y, a, subject_id, resamples)["auroc"]
-        - bootstrap_distribution(y, b, subject_id, resamples)["auroc"]
+    diff = auroc_distribution(y, a, subject_id, resamples) - auroc_distribution(
+        y, b, subject_id, resamples
     )
     return difference_summary(auroc(y, a) - auroc(y, b), diff, level)
 

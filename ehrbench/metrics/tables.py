@@ -26,8 +26,8 @@ from ehrbench.meds.label_kinds import (
 from ehrbench.metrics.bootstrap import CI_LEVEL, Resamples, blockwise, bootstrap_metrics
 from ehrbench.metrics.multiclass import (
     macro_ovr_auroc,
+    multiclass_distribution,
     multiclass_metrics,
-    weighted_multiclass_metrics,
 )
 from ehrbench.metrics.regression import regression_metrics, rmse, weighted_regression_metrics
 from ehrbench.metrics.scores import N_BINS
@@ -122,5 +122,5 @@ def primary_distribution(
         raise EhrbenchError(f"primary_distribution: not for {target.kind} predictions.")
     y = class_indices(predictions, target, "predictions")
     p = predictions.select(probability_columns(target.classes)).cast(pl.Float64).to_numpy()
-    dist = blockwise(lambda w: weighted_multiclass_metrics(y, p, w, False), subjects, resamples)
+    dist = multiclass_distribution(y, p, subjects, resamples, False)
     return macro_ovr_auroc(y, p), dist["macro_ovr_auroc"]

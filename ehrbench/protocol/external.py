@@ -47,7 +47,7 @@ from ehrbench.meds import MedsDataset
 from ehrbench.metrics.bootstrap import (
     CI_LEVEL,
     Resamples,
-    bootstrap_distribution,
+    auroc_distribution,
     draw_resamples,
     percentile_interval,
 )
@@ -252,7 +252,7 @@ def auroc_drop(
         y = predictions["boolean_value"].to_numpy()
         p = predictions["predicted_boolean_probability"].cast(pl.Float64).to_numpy()
         subjects = predictions["subject_id"].to_numpy()
-        dists.append(bootstrap_distribution(y, p, subjects, resamples)["auroc"])
+        dists.append(auroc_distribution(y, p, subjects, resamples))
         points.append(point_metrics(y, p, subjects)["auroc"])
     n = min(dists[0].size, dists[1].size)
     low, high, valid = percentile_interval(dists[0][:n] - dists[1][:n], level)
