@@ -58,7 +58,9 @@ def test_lightgbm_on_shared_datasets_is_each_setting_fitted_alone(rows, grid):
 
 def test_random_forest_on_a_dense_copy_grows_the_sparse_trees(rows):
     train, y_train, tuning, _ = rows
-    assert isinstance(forest_input(train.matrix), np.ndarray)  # the dense path is the one tested
+    assert isinstance(
+        forest_input(train.matrix, "F"), np.ndarray
+    )  # the dense path is the one tested
     settings, models = _searched("random_forest", rows, n_estimators=25)
     for setting, model in zip(settings, models, strict=True):
         sparse = RandomForestClassifier(random_state=3, **setting)
@@ -70,6 +72,36 @@ def test_random_forest_on_a_dense_copy_grows_the_sparse_trees(rows):
                 assert got.tobytes() == want.tobytes()
         expected = sparse.predict_proba(tuning.matrix)[:, 1]
         assert model.predict_proba(tuning).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("n_train", [4, 9, 10, 30, 49, 50, 120])
+def test_forest_settings_whose_depth_cannot_bind_share_trees_fitted_alone(rows, n_train):
+    # On fewer than 10 rows depth 8 cannot bind at leaf size 1, on fewer than 50 at leaf size 5
+    # (`binding_depth`): the search grows those trees once. Each setting must still be the
+    # forest scikit-learn grows for it alone, tree for tree, and say its own max_depth.
+    train, y_train, tuning, y_tuning = rows
+    y_train = y_train.astype(bool)
+    positives = np.flatnonzero(y_train)[: n_train // 2]
+    picked = np.sort(np.r_[positives, np.flatnonzero(~y_train)[: n_train - positives.size]])
+    few = (take_rows(train, picked), y_train[picked], tuning, y_tuning)
+    settings, models = _searched("random_forest", few, n_estimators=20)
+    for setting, model in zip(settings, models, strict=True):
+        alone = RandomForestClassifier(random_state=3, **setting)
+        alone.fit(few[0].matrix, few[1])
+        assert model.estimator.max_depth == setting["max_depth"]
+        for tree, alone_tree in zip(model.estimator.estimators_, alone.estimators_, strict=True):
+            assert tree.max_depth == setting["max_depth"]
+            for part in ("feature", "threshold", "value", "children_left"):
+                got, want = getattr(tree.tree_, part), getattr(alone_tree.tree_, part)
+                assert got.tobytes() == want.tobytes()
+        expected = alone.predict_proba(tuning.matrix)[:, 1]
+        assert model.predict_proba(tuning).tobytes() == expected.tobytes()
+    shared = {
+        (setting["max_depth"], setting["min_samples_leaf"]): model.estimator.estimators_[0].tree_
+        for setting, model in zip(settings, models, strict=True)
+    }
+    for leaf, shares_below in ((1, 10), (5, 50)):
+        assert (shared[(8, leaf)] is shared[(None, leaf)]) == (n_train < shares_below)
 
 
 @pytest.mark.parametrize("name", ["logreg", "lightgbm", "random_forest"])

@@ -2,13 +2,16 @@
 forest.
 
 Each reads `features.matrix` (scipy CSR, float32, one row per label); only the random forest
-fits a dense copy, and only when that is at most twice the sparse matrix's size (`forest_input`).
+fits and predicts from a dense copy, and only when that is at most twice the sparse matrix's
+size (`forest_input`).
 Label kinds: logistic regression (multinomial for multiclass) and the random forest classify;
 ridge regresses; LightGBM does all three (binary, multiclass or regression objective).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import pickle
 import warnings
 from collections.abc import Hashable
@@ -114,10 +117,11 @@ class _SklearnModel(Model):
         super().__init__(**params)
         self.estimator: Any = None
 
-    def _fit_estimator(self, matrix: Any, y: np.ndarray) -> None:
-        """Fit `self.estimator`; scikit-learn validates its parameters on the first fit of this
-        setting in the process, and later fits of the setting skip that."""
-        setting = (self.name, self.hyperparameters)
+    def _fit_estimator(self, matrix: Any, y: np.ndarray, settings: Any = None) -> None:
+        """Fit `self.estimator`, made from `settings` (default: this model's hyperparameters);
+        scikit-learn validates its parameters on the first fit of those settings in the
+        process, and later fits of them skip that."""
+        setting = (self.name, settings or self.hyperparameters)
         with lean_sklearn(matrix, validated=setting in _VALIDATED_SETTINGS):
             self.estimator.fit(matrix, y)
         _VALIDATED_SETTINGS.add(setting)
@@ -125,8 +129,13 @@ class _SklearnModel(Model):
     def _predicted(self, method: str, features: Any) -> np.ndarray:
         """`self.estimator.<method>` of the rows' matrix, as float64 (prediction takes no
         parameters, so none are validated)."""
-        with lean_sklearn(features.matrix, validated=True):
-            return getattr(self.estimator, method)(features.matrix).astype(np.float64)
+        matrix = self._prediction_input(features.matrix)
+        with lean_sklearn(matrix, validated=True):
+            return getattr(self.estimator, method)(matrix).astype(np.float64)
+
+    def _prediction_input(self, matrix: Any) -> Any:
+        """The rows' matrix as the estimator predicts from it (here: as it is)."""
+        return matrix
 
     def predict_proba(self, features: Any) -> np.ndarray:
         """The probability of the positive class for each row (binary), or of each class of
@@ -242,16 +251,66 @@ class RandomForestModel(_SklearnModel):
     def _fit(
         self, train: Any, y_train: np.ndarray, tuning: Any, y_tuning: np.ndarray, seed: int
     ) -> None:
-        """Fit the forest on the training rows with `random_state=seed`."""
+        """Fit the forest on the training rows with `random_state=seed`.
+
+        A setting whose `max_depth` cannot bind on these rows (`binding_depth`) grows the very
+        trees of the unlimited setting, so a search fits those once; the model keeps its own
+        settings on a copy that shares the trees.
+        """
+        hp = self.hyperparameters
+        depth = binding_depth(hp.max_depth, hp.min_samples_leaf, train.matrix.shape[0])
+        grown = dataclasses.replace(hp, max_depth=depth)
+        forest = self.reuse(("forest", grown), lambda: self._grown(grown, train, y_train, seed))
+        self.estimator = forest if depth == hp.max_depth else _relabelled(forest, hp.max_depth)
+
+    def _grown(
+        self, hp: RandomForestParams, train: Any, y_train: np.ndarray, seed: int
+    ) -> RandomForestClassifier:
+        """A forest of settings `hp` fitted on the training rows."""
         self.estimator = RandomForestClassifier(
-            n_estimators=self.hyperparameters.n_estimators,
-            max_depth=self.hyperparameters.max_depth,
-            min_samples_leaf=self.hyperparameters.min_samples_leaf,
-            max_features=self.hyperparameters.max_features,
-            n_jobs=self.hyperparameters.n_jobs,
+            n_estimators=hp.n_estimators,
+            max_depth=hp.max_depth,
+            min_samples_leaf=hp.min_samples_leaf,
+            max_features=hp.max_features,
+            n_jobs=hp.n_jobs,
             random_state=seed,
         )
-        self._fit_estimator(self.reuse("forest input", lambda: forest_input(train.matrix)), y_train)
+        # Column-major: the order the splitter reads.
+        rows = self.reuse("forest input", lambda: forest_input(train.matrix, order="F"))
+        self._fit_estimator(rows, y_train, settings=hp)
+        return self.estimator
+
+    def _prediction_input(self, matrix: Any) -> Any:
+        """A dense row-major copy when compact: each tree walks a row's values from its root,
+        and reads a dense row faster than a sparse one (the same values, so the same leaves)."""
+        return forest_input(matrix, order="C")
+
+
+def binding_depth(max_depth: int | None, min_samples_leaf: int, n_rows: int) -> int | None:
+    """`max_depth`, or None when no tree grown on `n_rows` rows can have a node at that depth
+    that would still split: then the limit changes nothing, not even the random draws.
+
+    Each split leaves at least `min_samples_leaf` rows on either side, so a node at depth d holds
+    at most n_rows - d x min_samples_leaf rows; scikit-learn splits a node only from
+    max(2, 2 x min_samples_leaf) rows, and decides that before drawing any feature.
+
+    >>> binding_depth(8, 1, 9), binding_depth(8, 1, 10), binding_depth(8, 5, 49)
+    (None, 8, None)
+    """
+    if max_depth is None or n_rows - max_depth * min_samples_leaf >= max(2, 2 * min_samples_leaf):
+        return max_depth
+    return None
+
+
+def _relabelled(forest: RandomForestClassifier, max_depth: int | None) -> RandomForestClassifier:
+    """A shallow copy of `forest` (and of each tree) whose settings say `max_depth`: the fitted
+    tree structures are shared, not copied."""
+    copied = copy.copy(forest)
+    copied.max_depth = max_depth
+    copied.estimators_ = [copy.copy(tree) for tree in forest.estimators_]
+    for tree in copied.estimators_:
+        tree.max_depth = max_depth
+    return copied
 
 
 @register
@@ -376,10 +435,10 @@ def _binned_sets(
     return train_set, tuning_set
 
 
-def forest_input(matrix: Any) -> Any:
-    """`matrix` as the forest is fitted on: a dense float32 copy (column-major, the order the
-    splitter reads) when it takes at most twice the memory of the sparse matrix, else the sparse
-    matrix itself.
+def forest_input(matrix: Any, order: str) -> Any:
+    """`matrix` as the forest reads it: a dense float32 copy in `order` ("F": column-major, the
+    order the splitter reads; "C": row-major, the order prediction reads) when it takes at most
+    twice the memory of the sparse matrix, else the sparse matrix itself.
 
     scikit-learn grows the same trees from either (its dense and sparse splitters see the same
     values; `tests/test_models_search_reuse.py` checks it on real features). On the windowed
@@ -387,15 +446,15 @@ def forest_input(matrix: Any) -> Any:
     one; a matrix that is mostly zeros stays sparse.
 
     >>> import scipy.sparse as sp
-    >>> type(forest_input(sp.csr_matrix(np.ones((3, 2), dtype=np.float32)))).__name__
+    >>> type(forest_input(sp.csr_matrix(np.ones((3, 2), dtype=np.float32)), "F")).__name__
     'ndarray'
-    >>> sp.issparse(forest_input(sp.eye(1000, format="csr", dtype=np.float32)))
+    >>> sp.issparse(forest_input(sp.eye(1000, format="csr", dtype=np.float32), "C"))
     True
     """
     dense_bytes = matrix.shape[0] * matrix.shape[1] * np.dtype(np.float32).itemsize
     sparse_bytes = matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes
     return (
-        matrix.toarray(order="F").astype(np.float32, copy=False)
+        matrix.toarray(order=order).astype(np.float32, copy=False)
         if dense_bytes <= 2 * sparse_bytes
         else matrix
     )
