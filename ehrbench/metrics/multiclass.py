@@ -90,7 +90,9 @@ def weighted_multiclass_metrics(
     y: np.ndarray, p: np.ndarray, weights: np.ndarray, ordered: bool
 ) -> dict[str, np.ndarray]:
     """Every bootstrapped metric for each row of `weights` [n_weightings, n_rows] (NaN where
-    undefined); `ordered` adds `threshold_<j>` for j = 1 .. classes - 1."""
+    undefined); `ordered` adds `threshold_<j>` for j = 1 .. classes - 1. The definition on any
+    weights; resamples are scored by `multiclass_distribution`, which equals it on their row
+    weights."""
     per_class = [weighted_auroc(y == c, p[:, c], weights) for c in range(p.shape[1])]
     thresholds = [
         weighted_auroc(inside, score, weights) for inside, score in _thresholds(y, p, ordered)
@@ -148,7 +150,10 @@ def _combined(
     counts = (~np.isnan(aurocs)).sum(axis=0)
     macro = np.where(counts > 0, np.nansum(aurocs, axis=0) / np.maximum(counts, 1), math.nan)
     total, correct = sums[:, 0], sums[:, 1]
-    tp, wrong = sums[:, 2 : 2 + n_classes].T, sums[:, 2 + n_classes :].T
+    # Class-major and contiguous, as the per-class arrays are stacked: the sum over classes then
+    # adds them one after another (numpy sums a contiguous axis pairwise, in another order).
+    tp = np.ascontiguousarray(sums[:, 2 : 2 + n_classes].T)
+    wrong = np.ascontiguousarray(sums[:, 2 + n_classes :].T)
     denominator = 2 * tp + wrong
     f1 = np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), np.nan)
     occurring = (~np.isnan(f1)).sum(axis=0)

@@ -35,6 +35,9 @@ from ehrbench.models.base import Model, above, at_least, register
 
 PICKLE_FILE = "model.pkl"
 BOOSTER_FILE = "booster.txt"
+# A search keeps its random forests fitted on fewer rows for its later settings (see
+# `RandomForestModel._fit`): up to 2 x 49 - 1 nodes a tree, small beside the rows' features.
+SHARED_FOREST_ROWS = 50
 # The (model, hyperparameters) settings a scikit-learn fit of this process has validated.
 _VALIDATED_SETTINGS: set[Hashable] = set()
 
@@ -129,9 +132,10 @@ class _SklearnModel(Model):
     def _predicted(self, method: str, features: Any) -> np.ndarray:
         """`self.estimator.<method>` of the rows' matrix, as float64 (prediction takes no
         parameters, so none are validated)."""
-        matrix = self._prediction_input(features.matrix)
-        with lean_sklearn(matrix, validated=True):
-            return getattr(self.estimator, method)(matrix).astype(np.float64)
+        # The sparse matrix holds the same non-zero values in fewer cells: checked there.
+        with lean_sklearn(features.matrix, validated=True):
+            rows = self._prediction_input(features.matrix)
+            return getattr(self.estimator, method)(rows).astype(np.float64)
 
     def _prediction_input(self, matrix: Any) -> Any:
         """The rows' matrix as the estimator predicts from it (here: as it is)."""
@@ -254,13 +258,18 @@ class RandomForestModel(_SklearnModel):
         """Fit the forest on the training rows with `random_state=seed`.
 
         A setting whose `max_depth` cannot bind on these rows (`binding_depth`) grows the very
-        trees of the unlimited setting, so a search fits those once; the model keeps its own
-        settings on a copy that shares the trees.
+        trees of the unlimited setting. A search keeps its forests on fewer than
+        `SHARED_FOREST_ROWS` rows (small ones) for its later settings, so those trees are grown
+        once; the model keeps its own settings on a copy that shares the trees.
         """
         hp = self.hyperparameters
-        depth = binding_depth(hp.max_depth, hp.min_samples_leaf, train.matrix.shape[0])
+        n_rows = train.matrix.shape[0]
+        depth = binding_depth(hp.max_depth, hp.min_samples_leaf, n_rows)
         grown = dataclasses.replace(hp, max_depth=depth)
-        forest = self.reuse(("forest", grown), lambda: self._grown(grown, train, y_train, seed))
+        if n_rows < SHARED_FOREST_ROWS:
+            forest = self.reuse(("forest", grown), lambda: self._grown(grown, train, y_train, seed))
+        else:
+            forest = self._grown(grown, train, y_train, seed)
         self.estimator = forest if depth == hp.max_depth else _relabelled(forest, hp.max_depth)
 
     def _grown(
@@ -291,8 +300,10 @@ def binding_depth(max_depth: int | None, min_samples_leaf: int, n_rows: int) -> 
     that would still split: then the limit changes nothing, not even the random draws.
 
     Each split leaves at least `min_samples_leaf` rows on either side, so a node at depth d holds
-    at most n_rows - d x min_samples_leaf rows; scikit-learn splits a node only from
-    max(2, 2 x min_samples_leaf) rows, and decides that before drawing any feature.
+    at most n_rows - d x min_samples_leaf rows; scikit-learn's depth-first builder splits a node
+    only from max(min_samples_split, 2 x min_samples_leaf) rows, and decides that before drawing
+    any feature. This holds for `RandomForestParams`: min_samples_split 2, no weight fraction
+    per leaf, no max_leaf_nodes (which would choose the best-first builder).
 
     >>> binding_depth(8, 1, 9), binding_depth(8, 1, 10), binding_depth(8, 5, 49)
     (None, 8, None)

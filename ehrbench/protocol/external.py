@@ -52,7 +52,7 @@ from ehrbench.metrics.bootstrap import (
     percentile_interval,
 )
 from ehrbench.metrics.evaluate import evaluate_predictions
-from ehrbench.metrics.scores import point_metrics
+from ehrbench.metrics.scores import as_arrays, point_metrics
 from ehrbench.models.base import Model, predict
 from ehrbench.models.predictions import make_predictions
 from ehrbench.protocol.store import ResultsStore, RunKey
@@ -249,8 +249,10 @@ def auroc_drop(
     """
     dists, points = [], []
     for predictions, resamples in ((internal, internal_resamples), (external, external_resamples)):
-        y = predictions["boolean_value"].to_numpy()
-        p = predictions["predicted_boolean_probability"].cast(pl.Float64).to_numpy()
+        y, p = as_arrays(
+            predictions["boolean_value"].to_numpy(),
+            predictions["predicted_boolean_probability"].cast(pl.Float64).to_numpy(),
+        )
         subjects = predictions["subject_id"].to_numpy()
         dists.append(auroc_distribution(y, p, subjects, resamples))
         points.append(point_metrics(y, p, subjects)["auroc"])
