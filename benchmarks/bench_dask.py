@@ -119,10 +119,18 @@ def mark_firsts(runs: list[dict]) -> None:
 def on_paper(runs: list[dict], workers: int) -> float:
     """Seconds for `runs` (in submission order) on `workers` workers: each run goes to the first
     free worker, and a worker's first run of a cohort also loads the cohort's features (their
-    cost: the median first run of a measured worker minus the median of the other runs)."""
-    firsts = [r["seconds"] for r in runs if r["first"]]
-    others = [r["seconds"] for r in runs if not r["first"]]
-    features = max(0.0, statistics.median(firsts) - statistics.median(others))
+    cost: the median, over first runs, of a first run's time minus the median of the other runs
+    of its cohort, model and k; a first run with no such others, an `all` run, is left out)."""
+    others: dict[tuple, list[float]] = {}
+    for run in runs:
+        if not run["first"]:
+            others.setdefault((run["cohort"], run["model"], run["k"]), []).append(run["seconds"])
+    extra = [
+        run["seconds"] - statistics.median(others[key])
+        for run in runs
+        if run["first"] and (key := (run["cohort"], run["model"], run["k"])) in others
+    ]
+    features = max(0.0, statistics.median(extra)) if extra else 0.0
     free = [(0.0, worker) for worker in range(workers)]
     loaded: set[tuple[int, str]] = set()
     for run in runs:

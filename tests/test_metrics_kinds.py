@@ -146,11 +146,30 @@ def test_multiclass_distribution_is_the_row_weights_metrics_to_the_bit(ordered, 
     if decimals is not None:  # tied scores
         proba = np.round(proba, decimals)
     resamples = draw_resamples(subjects, 120, seed=3)
+    weights = resamples.row_weights(subjects)
     got = multiclass_distribution(y, proba, subjects, resamples, ordered)
-    expected = weighted_multiclass_metrics(y, proba, resamples.row_weights(subjects), ordered)
+    expected = weighted_multiclass_metrics(y, proba, weights, ordered)
     assert got.keys() == expected.keys()
     for name, values in expected.items():
         assert np.array_equal(got[name], values, equal_nan=True), name
+    assert np.array_equal(got["macro_f1"], _macro_f1_class_by_class(y, proba, weights))
+
+
+def _macro_f1_class_by_class(y, proba, weights):
+    """Macro F1 of each weighting, each class's F1 stacked and then summed over the classes in
+    their order (how the scores were always added)."""
+    predicted = np.argmax(proba, axis=1)
+    f1 = []
+    for c in range(proba.shape[1]):
+        tp = weights @ ((y == c) & (predicted == c))
+        wrong = weights @ ((y == c) != (predicted == c)).astype(np.float64)
+        denominator = 2 * tp + wrong
+        f1.append(
+            np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), np.nan)
+        )
+    f1 = np.stack(f1)
+    occurring = (~np.isnan(f1)).sum(axis=0)
+    return np.where(occurring > 0, np.nansum(f1, axis=0) / np.maximum(occurring, 1), np.nan)
 
 
 def test_macro_auroc_skips_a_class_absent_from_the_labels(data):

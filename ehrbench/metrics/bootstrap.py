@@ -6,11 +6,13 @@ count matrix [n_resamples, n_subjects] over the sorted distinct subject ids, so 
 on (subject set, n_resamples, seed): every model scored on the same held-out rows sees the very
 same resamples, which is what paired comparisons need.
 
-Each resample is a weight vector over rows (the count of the row's subject). All metrics are
-computed for a block of resamples at once from a weight matrix W [block, n_rows]:
+Each resample is a weight vector over rows (the count of the row's subject). The metrics are
+defined on any weight matrix W [n_weightings, n_rows] (`weighted_metrics`, `weighted_auroc`);
+resamples are scored for a block at once from their subject counts (`bootstrap_distribution`,
+`auroc_distribution`), which gives the same values, as every sum is of whole numbers:
 
-- rows are sorted by score once; per resample, the positive and negative weight of each distinct
-  score is a `np.add.reduceat` over the sorted columns;
+- rows are sorted by score once for every resample; per resample, the positive and total weight
+  of each distinct score is summed over the sorted rows (integer counts);
 - AUROC = sum over scores of P_s * (N below s + N_s / 2) / (P * N): the Mann-Whitney statistic,
   ties counting 1/2, equal to scikit-learn's `roc_auc_score` on the explicitly resampled rows;
 - AUPRC = sum over scores in descending order of P_s / P * TP_s / (TP_s + FP_s), with TP_s, FP_s
@@ -195,7 +197,8 @@ def _score_starts(p: np.ndarray) -> np.ndarray:
 
 def weighted_auroc(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """AUROC of bool `y_true` against any real `y_score` for each row of `weights`
-    [n_weightings, n_rows], as `weighted_metrics` computes it (NaN where one class is missing)."""
+    [n_weightings, n_rows], as `weighted_metrics` computes it (NaN where one class is missing).
+    The definition on any weights; resamples are scored by `auroc_distribution`."""
     if y_true.size == 0:
         return np.full(weights.shape[0], math.nan)
     _, pos_s, all_s = _score_sums(y_true, y_score, weights)
