@@ -45,6 +45,7 @@ from common import (  # noqa: E402
     EHRBENCH,
     GENERATORS,
     RESULTS,
+    at_least_one,
     benchmark_dataset,
     code_commit,
     machine_load,
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", choices=sorted(GENERATORS), default="synth")
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--shards", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=at_least_one, default=3)
     parser.add_argument("--cohorts", nargs="+", default=list(COHORTS), choices=COHORTS)
     parser.add_argument(
         "--data", type=Path, help="an existing MEDS folder to use instead of generating one"

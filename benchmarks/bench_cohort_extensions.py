@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median_seconds, synthetic_dataset  # noqa: E402
+from common import RESULTS, at_least_one, median_seconds, synthetic_dataset  # noqa: E402
 
 from ehrbench.cohort.config import load_cohort  # noqa: E402
 from ehrbench.cohort.extract import extract  # noqa: E402
@@ -65,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=100_000)
     parser.add_argument("--shards", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=at_least_one, default=3)
     parser.add_argument("--data", type=Path, help="an existing synthetic MEDS folder to use")
     args = parser.parse_args()
     dataset = open_dataset(args.data or synthetic_dataset(args.subjects, args.shards), deep=False)

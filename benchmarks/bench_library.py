@@ -35,6 +35,7 @@ from common import (  # noqa: E402
     EHRBENCH,
     GENERATORS,
     RESULTS,
+    at_least_one,
     benchmark_dataset,
     code_commit,
     machine_load,
@@ -142,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", choices=sorted(GENERATORS), default="synth")
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--shards", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2, help="runs of the one pass (median)")
+    parser.add_argument(
+        "--repeats", type=at_least_one, default=2, help="runs of the one pass (median)"
+    )
     args = parser.parse_args(argv)
     try:
         run = measure(args)

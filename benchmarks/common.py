@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import statistics
@@ -16,6 +17,22 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 WORK = RESULTS / "work"
 EHRBENCH = Path(sys.executable).parent / "ehrbench"
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a count of repeats), else argparse's
+    one-line usage error (exit 2).
+
+    >>> at_least_one("3")
+    3
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def synthetic_dataset(subjects: int, shards: int) -> Path:
