@@ -13,7 +13,7 @@ from meds_builders import events_frame, write_meds_folder
 
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
-from ehrbench.features.cache import cache_key, cached
+from ehrbench.features.cache import cache_key, cached, cached_files
 from ehrbench.features.kinds import TABULAR
 from ehrbench.features.tabular import TabularConfig
 from ehrbench.features.windows import parse_duration_us, parse_window
@@ -112,6 +112,11 @@ def test_cache_invalidation(folder):
     assert hit and (first.matrix != second.matrix).nnz == 0
     entries = [p for p in (folder / "cache").iterdir()]
     assert [p.name.startswith("tabular-") for p in entries] == [True]  # no temporary left
+    entry, shape, hit = cached_files(TABULAR, dataset, labels, config, "train", folder / "cache")
+    assert hit and entry == entries[0] and shape == first.shape
+    entry, shape, hit = cached_files(TABULAR, dataset, labels, config, "train", folder / "other")
+    assert not hit and shape == first.shape
+    assert (entry / "features.npz").read_bytes() == (entries[0] / "features.npz").read_bytes()
     shard = dataset.shards[0]
     os.utime(shard, ns=(shard.stat().st_atime_ns, shard.stat().st_mtime_ns + 10**9))
     _, hit = cached(

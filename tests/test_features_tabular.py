@@ -17,6 +17,7 @@ from ehrbench.features.tabular import (
     build_tabular,
     fit_tabular,
     transform_tabular,
+    write_tabular,
 )
 from ehrbench.meds import open_dataset
 
@@ -175,6 +176,19 @@ def test_save_load_roundtrip(hand_dataset, tmp_path):
     assert loaded.vocabulary == features.vocabulary
     features.save(tmp_path / "out")
     assert (tmp_path / "out" / "features.npz").read_bytes() == first  # byte-identical
+
+
+def test_written_features_are_the_saved_features_byte_for_byte(hand_dataset, tmp_path):
+    labels = _labels([(1, T0), (2, T0), (1, T0 - timedelta(days=2))])
+    config = TabularConfig(min_count=1)
+    features = build_tabular(hand_dataset, labels, config)
+    features.save(tmp_path / "saved")
+    (tmp_path / "written").mkdir()
+    shape = write_tabular(hand_dataset, labels, config, "train", tmp_path / "written")
+    assert shape == features.shape
+    for name in ("features.npz", "rows.parquet", "feature_names.parquet", "vocabulary.json"):
+        saved = (tmp_path / "saved" / name).read_bytes()
+        assert (tmp_path / "written" / name).read_bytes() == saved, name
 
 
 def test_errors(hand_dataset):

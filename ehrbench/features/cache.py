@@ -14,9 +14,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -32,6 +32,7 @@ from ehrbench.meds import MedsDataset
 # Bump when the meaning or layout of cached features changes.
 CACHE_FORMAT = 1
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def labels_digest(labels: pl.DataFrame) -> str:
@@ -92,10 +93,38 @@ def cached(
         logger.debug("%s features from the cache entry %s", kind.name, entry)
         return kind.load(entry), True
     features = kind.build(dataset, labels, config, fit_split)
+    _fill_entry(entry, kind, features.save)
+    return features, False
+
+
+def cached_files(
+    kind: FeatureKind,
+    dataset: MedsDataset,
+    labels: pl.DataFrame,
+    config: Any,
+    fit_split: str | Iterable[str],
+    cache_dir: str | Path,
+) -> tuple[Path, tuple[int, ...], bool]:
+    """The cache entry of these features, written by `kind.write` if missing (so the features
+    are never held whole where the kind can stream them): (entry, the features' shape, whether
+    it was cached). A cached entry is read to report its shape."""
+    entry = entry_path(kind, dataset, labels, config, fit_split, cache_dir)
+    if entry.is_dir():
+        logger.debug("%s features in the cache entry %s", kind.name, entry)
+        return entry, kind.load(entry).shape, True
+    shape = _fill_entry(
+        entry, kind, lambda tmp: kind.write(dataset, labels, config, fit_split, tmp)
+    )
+    return entry, shape, False
+
+
+def _fill_entry(entry: Path, kind: FeatureKind, save: Callable[[Path], T]) -> T:
+    """Make the cache folder `entry` with `save(folder)`: into a temporary folder, renamed into
+    place, so an interrupted run leaves no half entry behind. Returns what `save` returned."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
     try:
-        features.save(tmp)
+        saved = save(tmp)
         try:
             os.replace(tmp, entry)
         except OSError:
@@ -104,4 +133,4 @@ def cached(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.debug("%s features saved in the cache entry %s", kind.name, entry)
-    return features, False
+    return saved

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from ehrbench.features.cache import cached, copy_entry, entry_path
+from ehrbench.features.cache import cached_files, copy_entry
 from ehrbench.features.config import DEFAULT_VOCABULARY, VOCABULARIES
 from ehrbench.features.kinds import FeatureKind, feature_kind
 from ehrbench.meds import open_dataset, read_labels
@@ -62,10 +62,11 @@ def _featurize(args: argparse.Namespace) -> int:
     cache_dir = Path(args.cache) if args.cache else out / ".cache"
     started = time.perf_counter()
     with use_scheduler(scheduler):
-        features, hit = cached(kind, dataset, labels, config, args.fit_on, cache_dir)
+        entry, (rows, columns), hit = cached_files(
+            kind, dataset, labels, config, args.fit_on, cache_dir
+        )
     # Copy the cached files rather than serialise (and compress) the features a second time.
-    copy_entry(entry_path(kind, dataset, labels, config, args.fit_on, cache_dir), kind, out)
-    rows, columns = features.shape
+    copy_entry(entry, kind, out)
     source = "from the cache" if hit else f"in {time.perf_counter() - started:.1f} s"
     print(f"wrote {kind.name} features for {rows:,} rows x {columns:,} to {out} ({source})")
     return 0

@@ -31,7 +31,9 @@ class FeatureKind:
 
     `config_class` holds its settings; `outputs` are the files its features' `save(folder)`
     writes; `builder` (`build(dataset, labels, config, fit_split)`) and `features` (the class
-    whose `load(folder)` reads them back) are named as `module:attribute`, imported on first use.
+    whose `load(folder)` reads them back) are named as `module:attribute`, imported on first use,
+    and so is `writer`, where a kind has one: `writer(dataset, labels, config, fit_split,
+    folder)` writes the files `save` would without holding the features whole.
     """
 
     name: str
@@ -39,6 +41,7 @@ class FeatureKind:
     outputs: tuple[str, ...]
     builder: str
     features: str
+    writer: str | None = None
 
     def config(self, settings: Mapping[str, Any] | None = None) -> Any:
         """The config with `settings` applied (lists become tuples); raises EhrbenchError naming
@@ -61,6 +64,18 @@ class FeatureKind:
     def build(self, dataset, labels, config: Any = None, fit_split: str | Iterable[str] = "train"):
         """Fit on the label rows of `fit_split` and featurise every label row."""
         return _resolve(self.builder)(dataset, labels, config or self.config_class(), fit_split)
+
+    def write(
+        self, dataset, labels, config: Any, fit_split: str | Iterable[str], folder: str | Path
+    ) -> tuple[int, ...]:
+        """Build the features of the label rows into `folder` (the files `save` writes) and
+        return their shape; through the kind's `writer`, when it has one."""
+        if self.writer is not None:
+            config = config or self.config_class()
+            return _resolve(self.writer)(dataset, labels, config, fit_split, folder)
+        features = self.build(dataset, labels, config, fit_split)
+        features.save(folder)
+        return features.shape
 
     def manifest(self, folder: str | Path) -> Path:
         """The manifest `ehrbench featurize` writes beside this kind's files in `folder`."""
@@ -91,6 +106,7 @@ TABULAR = FeatureKind(
     outputs=("features.npz", "rows.parquet", "feature_names.parquet", "vocabulary.json"),
     builder="ehrbench.features.tabular:build_tabular",
     features="ehrbench.features.tabular:TabularFeatures",
+    writer="ehrbench.features.tabular:write_tabular",
 )
 SEQUENCE = FeatureKind(
     name="sequence",

@@ -3,22 +3,29 @@
 Columns follow the training-only vocabulary: `static/<code>` per static code, `age/years`,
 `time_since_last_event/hours`, then one block per window holding, per code, its count and, for
 codes that carry values, the `VALUE_AGGS`. Each shard batch becomes a small CSR block over its
-own rows (float32, zeros left out), parked in a temporary file; at the end each block is read
-back into its rows of the label-order matrix, so neither a global list of entries nor a second
-copy of the matrix is ever held.
+own rows (float32, zeros left out), parked in a temporary file; at the end the label-order
+matrix is gathered from that file a piece of rows at a time, into one matrix or straight into
+its `.npz` file, so neither a global list of entries nor a second copy of the matrix is ever
+held (and, written straight to its file, not even one).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
 
 from ehrbench.features.reductions import VALUE_AGGS, SubjectFeatures, WindowAggregates
+from ehrbench.features.storage import ArrayPieces, write_csr
+
+# Entries gathered at a time from the spill file (of the matrix's values and its columns: 32 MiB
+# each at 4 bytes); the rows of one piece are whole, so a piece can be longer by one row.
+PIECE_ENTRIES = 1 << 23
 
 
 class Layout:
@@ -48,9 +55,9 @@ class MatrixBuilder:
     """Collects one CSR block per shard batch and puts their rows in label order.
 
     The blocks' entries wait in an unnamed temporary file rather than in memory: the label-order
-    matrix is filled row by row from blocks whose rows interleave, so it becomes resident long
-    before the last block is placed, and blocks held in memory would double the peak. Use it as
-    a context manager: leaving it removes that file."""
+    matrix is gathered from it in pieces of rows (blocks' rows interleave in label order), either
+    into one matrix (`matrix`) or straight into a `.npz` file (`write`), which never holds the
+    matrix whole. Use it as a context manager: leaving it removes that file."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
@@ -66,30 +73,56 @@ class MatrixBuilder:
 
     def add(self, rows: np.ndarray, block: sp.csr_matrix) -> None:
         """Add one shard batch's block (`shard_block`) of the label rows `rows` (sorted)."""
-        self._blocks.append(_Block(rows, np.diff(block.indptr), self._spill.tell()))
+        self._blocks.append(_Block(rows, np.diff(block.indptr), self._spill.tell() // 4))
         block.indices.astype(np.int32, copy=False).tofile(self._spill)
         block.data.tofile(self._spill)
 
     def matrix(self) -> sp.csr_matrix:
         """The blocks' rows in label order (a row id is its label position), column indices
-        sorted. The blocks are read back one at a time into their rows."""
+        sorted."""
+        entries = self._entries()
+        data = _filled(np.empty(entries.count, np.float32), entries.data())
+        indices = _filled(np.empty(entries.count, entries.indptr.dtype), entries.indices())
+        return sp.csr_matrix((data, indices, entries.indptr), shape=self._shape(entries))
+
+    def write(self, path: str | Path) -> tuple[int, int]:
+        """Save the label-order matrix at `path` as `save_csr` would (the same bytes), a piece
+        of rows at a time; its shape."""
+        entries = self._entries()
+        data = ArrayPieces(np.float32, entries.count, entries.data)
+        indices = ArrayPieces(entries.indptr.dtype, entries.count, entries.indices)
+        shape = self._shape(entries)
+        write_csr(path, shape, data, indices, entries.indptr)
+        return shape
+
+    def _shape(self, entries: _LabelOrder) -> tuple[int, int]:
+        return entries.indptr.shape[0] - 1, self.layout.n_features
+
+    def _entries(self) -> _LabelOrder:
+        """Where each label row's entries lie in the spill file, with the matrix's `indptr`."""
+        self._spill.flush()
         n_rows = sum(block.rows.shape[0] for block in self._blocks)
         lengths = np.zeros(n_rows, dtype=np.int64)
+        first = np.zeros(n_rows, dtype=np.int64)
+        block_sizes = np.zeros(n_rows, dtype=np.int64)
         for block in self._blocks:
             lengths[block.rows] = block.lengths
+            first[block.rows] = block.offset + np.cumsum(block.lengths) - block.lengths
+            block_sizes[block.rows] = block.lengths.sum()
         index_dtype = sp.get_index_dtype(maxval=max(int(lengths.sum()), self.layout.n_features))
         indptr = np.zeros(n_rows + 1, dtype=index_dtype)
         np.cumsum(lengths, out=indptr[1:])
-        data = np.empty(int(indptr[-1]), dtype=np.float32)
-        indices = np.empty(int(indptr[-1]), dtype=index_dtype)
-        for block in self._blocks:
-            block_indices, block_data = block.read(self._spill)
-            shift = indptr[block.rows].astype(np.int64) - (np.cumsum(block.lengths) - block.lengths)
-            target = np.repeat(shift, block.lengths) + np.arange(block_data.shape[0])
-            data[target] = block_data
-            indices[target] = block_indices
-        self._blocks.clear()
-        return sp.csr_matrix((data, indices, indptr), shape=(n_rows, self.layout.n_features))
+        return _LabelOrder(self._spill, indptr, first, block_sizes)
+
+
+def _filled(array: np.ndarray, pieces: Iterable[np.ndarray]) -> np.ndarray:
+    """`array` filled with `pieces`, one after the other (pieces of a matrix's arrays are copied
+    into them as they come, not gathered first: that would hold the matrix twice)."""
+    start = 0
+    for piece in pieces:
+        array[start : start + piece.shape[0]] = piece
+        start += piece.shape[0]
+    return array
 
 
 def shard_block(
@@ -120,18 +153,52 @@ def shard_block(
 
 @dataclass
 class _Block:
-    """One shard batch's CSR block: its label rows (sorted), their entry counts, and where its
-    entries' columns (int32) then values (float32), row by row, start in the spill file."""
+    """One shard batch's CSR block: its label rows (sorted), their entry counts, and where (in
+    4-byte words) its entries' columns (int32), then their values (float32), row by row, start
+    in the spill file."""
 
     rows: np.ndarray
     lengths: np.ndarray
     offset: int
 
-    def read(self, spill: BinaryIO) -> tuple[np.ndarray, np.ndarray]:
-        """The block's (columns, values) from `spill`."""
-        count = int(self.lengths.sum())
-        spill.seek(self.offset)
-        return np.fromfile(spill, np.int32, count), np.fromfile(spill, np.float32, count)
+
+@dataclass
+class _LabelOrder:
+    """The spill file read in label order: per label row, the word where its columns start
+    (`first`) and how far after them its values lie (`block_sizes`: its block's entry count).
+
+    `indices` and `data` yield the matrix's arrays in pieces of whole rows of about
+    `PIECE_ENTRIES` entries, each gathered through a memory map made for that piece alone, so
+    that no more than a piece of the file is ever mapped in."""
+
+    spill: BinaryIO
+    indptr: np.ndarray
+    first: np.ndarray
+    block_sizes: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.indptr[-1])
+
+    def indices(self) -> Iterator[np.ndarray]:
+        for words in self._pieces(values=False):
+            yield words.astype(self.indptr.dtype, copy=False)
+
+    def data(self) -> Iterator[np.ndarray]:
+        for words in self._pieces(values=True):
+            yield words.view(np.float32)
+
+    def _pieces(self, values: bool) -> Iterator[np.ndarray]:
+        bounds = np.searchsorted(self.indptr, np.arange(0, self.count, PIECE_ENTRIES), "right")
+        cuts = np.unique(np.concatenate([bounds - 1, [len(self.first)]]))
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            lengths = np.diff(self.indptr[lo : hi + 1]).astype(np.int64)
+            start = self.first[lo:hi] + (self.block_sizes[lo:hi] if values else 0)
+            # Entry i of the piece, in row r, is word start[r] + (i - entries before row r).
+            shift = np.repeat(start - (np.cumsum(lengths) - lengths), lengths)
+            words = np.memmap(self.spill, dtype=np.int32, mode="r")
+            yield np.asarray(words[shift + np.arange(shift.shape[0])])
+            del words  # unmapped before the next piece maps the file again
 
 
 class _Entries:

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 
 from ehrbench.features.shard_events import ShardEvents
 from ehrbench.features.window_spans import CodeGroups, WindowSpans
@@ -155,23 +154,53 @@ class _Running:
 
 
 def _running_figures(group, value, valued, first) -> dict[str, np.ndarray]:
-    """Per event, the running figures of its group up to and including it."""
+    """Per event, the running figures of its group up to and including it (groups are runs of
+    events starting at `first`)."""
     total = np.cumsum(valued, dtype=np.int32)
     count = total - np.repeat(total[first] - valued[first], np.diff(np.append(first, len(total))))
-    column = pl.col("value")
-    frame = pl.DataFrame(
-        [pl.Series("g", group), pl.Series("value", value, nan_to_null=True)]
-    ).select(
-        column.fill_null(0.0).cum_sum().over("g").alias("v_sum"),
-        (column**2).fill_null(0.0).cum_sum().over("g").alias("v_sum_sq"),
-        column.fill_null(np.inf).cum_min().over("g").cast(pl.Float32).alias("v_min"),
-        column.fill_null(-np.inf).cum_max().over("g").cast(pl.Float32).alias("v_max"),
-    )
+    # Sums start from +0.0, as a loop over the group would: `+ 0.0` turns a leading -0.0 into it.
+    summed = np.where(valued, value, 0.0) + 0.0
+    running = {
+        "v_sum": _accumulate_in_groups(np.add, summed, first, 0.0),
+        "v_sum_sq": _accumulate_in_groups(np.add, summed * summed, first, 0.0),
+        "v_min": _accumulate_in_groups(np.minimum, np.where(valued, value, np.inf), first, np.inf),
+        "v_max": _accumulate_in_groups(
+            np.maximum, np.where(valued, value, -np.inf), first, -np.inf
+        ),
+    }
+    running["v_min"] = running["v_min"].astype(np.float32)
+    running["v_max"] = running["v_max"].astype(np.float32)
     # Index of the latest valued event so far; read only where the window holds a value, so
     # it is then always inside the group.
     latest = np.maximum.accumulate(np.where(valued, np.arange(value.shape[0]), 0))
-    running = {name: frame[name].to_numpy() for name in frame.columns}
     return running | {"v_count": count, "v_last": value[latest].astype(np.float32)}
+
+
+def _accumulate_in_groups(
+    ufunc: np.ufunc, values: np.ndarray, starts: np.ndarray, neutral: float
+) -> np.ndarray:
+    """`ufunc.accumulate` within each group of `values` (runs starting at `starts`), event after
+    event in each group as a loop would go, so sums come out bit for bit as that loop's.
+
+    Groups of similar length are padded (with `neutral`) into the rows of one 2-D array, at most
+    twice their length, and accumulated along the rows: a few numpy calls per power of two of
+    the group lengths rather than one per group.
+
+    >>> _accumulate_in_groups(np.add, np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 1]), 0.0)
+    array([1., 2., 5., 9.])
+    """
+    lengths = np.diff(np.append(starts, values.shape[0]))
+    widths = 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    out = np.empty_like(values)
+    for width in np.unique(widths):
+        members = np.flatnonzero(widths == width)
+        columns = np.arange(width)
+        inside = columns < lengths[members][:, None]
+        source = (starts[members][:, None] + columns)[inside]
+        grid = np.full((members.shape[0], width), neutral, dtype=values.dtype)
+        grid[inside] = values[source]
+        out[source] = ufunc.accumulate(grid, axis=1)[inside]
+    return out
 
 
 def _reduce_windows(ufunc, source: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:

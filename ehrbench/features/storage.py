@@ -8,12 +8,19 @@ Members are deflated at level 1, not zlib's default 6: compressing was about a q
 tabular featurisation time at level 6, and level 1 writes the 100,000-subject feature matrix
 three times faster for a file a quarter larger; what numpy reads back is the same
 (benchmarks/results/storage.md).
+
+A member can also be written piece by piece (`ArrayPieces`), so an array too large to hold is
+never whole in memory; the file's bytes are the same as for the whole array (deflate's output
+does not depend on how its input is cut).
 """
 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +31,17 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _DEFLATE_LEVEL = 1
 
 
-def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+@dataclass(frozen=True)
+class ArrayPieces:
+    """A one-dimensional array given piece by piece: its dtype, its length, and a function
+    yielding its pieces in order (1-D arrays whose lengths add up to `length`)."""
+
+    dtype: np.dtype
+    length: int
+    pieces: Callable[[], Iterable[np.ndarray]]
+
+
+def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray | ArrayPieces]) -> None:
     """Write `arrays` as a compressed `.npz` at `path`, atomically and byte-reproducibly.
 
     >>> import tempfile
@@ -48,18 +65,42 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             # version pyproject pins) names it `_compresslevel`.
             info._compresslevel = _DEFLATE_LEVEL
             with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(arrays[name]), allow_pickle=False)
+                _write_member(member, arrays[name])
+
+
+def _write_member(member: BinaryIO, array: np.ndarray | ArrayPieces) -> None:
+    """One `.npy` member: a whole array, or the header of `ArrayPieces` then each piece (the
+    header `write_array` gives an array of that dtype and length)."""
+    if not isinstance(array, ArrayPieces):
+        np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+        return
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(array.dtype)),
+        "fortran_order": False,
+        "shape": (array.length,),
+    }
+    np.lib.format.write_array_header_1_0(member, header)
+    written = 0
+    for piece in array.pieces():
+        member.write(np.ascontiguousarray(piece, dtype=array.dtype))
+        written += piece.shape[0]
+    if written != array.length:
+        raise ValueError(f"pieces of {written} items given for an array of {array.length}")
 
 
 def save_csr(path: str | Path, matrix: sp.csr_matrix) -> None:
     """Save a CSR matrix in the layout of `scipy.sparse.save_npz` (readable by `load_npz`)."""
-    write_npz(
-        path,
-        {
-            "format": np.array("csr"),
-            "shape": np.array(matrix.shape),
-            "data": matrix.data,
-            "indices": matrix.indices,
-            "indptr": matrix.indptr,
-        },
-    )
+    write_csr(path, matrix.shape, matrix.data, matrix.indices, matrix.indptr)
+
+
+def write_csr(
+    path: str | Path,
+    shape: tuple[int, int],
+    data: np.ndarray | ArrayPieces,
+    indices: np.ndarray | ArrayPieces,
+    indptr: np.ndarray,
+) -> None:
+    """Save a CSR matrix given by its arrays (`data` and `indices` possibly in pieces) in the
+    layout of `scipy.sparse.save_npz`."""
+    members = {"format": np.array("csr"), "shape": np.array(shape), "indptr": indptr}
+    write_npz(path, {**members, "data": data, "indices": indices})

@@ -19,6 +19,8 @@ the "last" value among them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,13 +104,8 @@ class TabularFeatures:
 
     def save(self, directory: str | Path) -> None:
         """Write features.npz, rows.parquet, feature_names.parquet and vocabulary.json."""
-        directory = Path(directory)
-        save_csr(directory / "features.npz", self.matrix)
-        write_parquet_atomic(self.rows, directory / "rows.parquet")
-        names = pl.DataFrame({"feature": self.feature_names}, schema={"feature": pl.String})
-        write_parquet_atomic(names, directory / "feature_names.parquet")
-        if self.vocabulary is not None:
-            write_text_atomic(self.vocabulary.to_json(), directory / "vocabulary.json")
+        save_csr(Path(directory) / "features.npz", self.matrix)
+        _save_tables(directory, self.rows, self.feature_names, self.vocabulary)
 
     @classmethod
     def load(cls, directory: str | Path) -> TabularFeatures:
@@ -124,6 +121,21 @@ class TabularFeatures:
             feature_names=pl.read_parquet(directory / "feature_names.parquet")["feature"].to_list(),
             vocabulary=vocabulary,
         )
+
+
+def _save_tables(
+    directory: str | Path,
+    rows: pl.DataFrame,
+    feature_names: list[str],
+    vocabulary: TabularVocabulary | None,
+) -> None:
+    """Write what `TabularFeatures.save` writes beside the matrix."""
+    directory = Path(directory)
+    write_parquet_atomic(rows, directory / "rows.parquet")
+    names = pl.DataFrame({"feature": feature_names}, schema={"feature": pl.String})
+    write_parquet_atomic(names, directory / "feature_names.parquet")
+    if vocabulary is not None:
+        write_text_atomic(vocabulary.to_json(), directory / "vocabulary.json")
 
 
 def fit_tabular(
@@ -164,7 +176,22 @@ def transform_tabular(
 
     The dataset need not be the one the vocabulary was fitted on: under `vocabulary: concepts`
     another dataset's rows get the same columns through that dataset's concept map."""
-    rows, index = label_rows(labels), row_frame(labels)
+    with _feature_blocks(dataset, labels, vocabulary) as builder:
+        matrix = builder.matrix()
+    return TabularFeatures(
+        matrix=matrix,
+        rows=row_frame(labels),
+        feature_names=vocabulary.feature_names(),
+        vocabulary=vocabulary,
+    )
+
+
+@contextmanager
+def _feature_blocks(
+    dataset: MedsDataset, labels: pl.DataFrame, vocabulary: TabularVocabulary
+) -> Iterator[MatrixBuilder]:
+    """A matrix builder holding every label row's block, shard batch by shard batch (each a
+    task of the current executor, merged in order)."""
     dataset = featurised_dataset(dataset, vocabulary.config)
     layout = Layout(
         len(vocabulary.static_codes), vocabulary.value_codes, len(vocabulary.config.windows)
@@ -173,18 +200,12 @@ def transform_tabular(
     columns = executor.hold(_BlockColumns.of(vocabulary, layout))
     calls = (
         Call(_tabular_block, (dataset, shard, shard_rows, columns), shard)
-        for shard, shard_rows in rows_by_shard(dataset, rows, desc="tabular features")
+        for shard, shard_rows in rows_by_shard(dataset, label_rows(labels), desc="tabular features")
     )
     with MatrixBuilder(layout) as builder:
         for block_rows, block in executor.ordered_values(calls):
             builder.add(block_rows, block)
-        matrix = builder.matrix()
-    return TabularFeatures(
-        matrix=matrix,
-        rows=index,
-        feature_names=vocabulary.feature_names(),
-        vocabulary=vocabulary,
-    )
+        yield builder
 
 
 @dataclass(frozen=True)
@@ -243,9 +264,32 @@ def build_tabular(
     >>> round(float(features.matrix[0, 0]), 1)  # the first row's age in years
     53.4
     """
-    config = config or TabularConfig()
-    # Read through the concept map once here; `fit_*` and `transform_*` then take it as it is.
+    dataset, vocabulary = _fitted(dataset, labels, config or TabularConfig(), fit_split)
+    return transform_tabular(dataset, labels, vocabulary)
+
+
+def write_tabular(
+    dataset: MedsDataset,
+    labels: pl.DataFrame,
+    config: TabularConfig | None,
+    fit_split: str | tuple[str, ...],
+    directory: str | Path,
+) -> tuple[int, int]:
+    """`build_tabular(...).save(directory)`, the same files, without ever holding the matrix
+    whole (it goes from the shard batches' blocks to `features.npz` a piece of rows at a
+    time); the matrix's shape."""
+    dataset, vocabulary = _fitted(dataset, labels, config or TabularConfig(), fit_split)
+    with _feature_blocks(dataset, labels, vocabulary) as builder:
+        shape = builder.write(Path(directory) / "features.npz")
+    _save_tables(directory, row_frame(labels), vocabulary.feature_names(), vocabulary)
+    return shape
+
+
+def _fitted(
+    dataset: MedsDataset, labels: pl.DataFrame, config: TabularConfig, fit_split
+) -> tuple[MedsDataset, TabularVocabulary]:
+    """The dataset read through the config's concept map (once: `fit_*` and `transform_*` then
+    take it as it is) and the vocabulary fitted on `fit_split`'s label rows."""
     dataset = featurised_dataset(dataset, config)
     subjects = fitting_subjects(dataset, labels, fit_split)
-    vocabulary = fit_tabular(dataset, labels, subjects, config)
-    return transform_tabular(dataset, labels, vocabulary)
+    return dataset, fit_tabular(dataset, labels, subjects, config)
