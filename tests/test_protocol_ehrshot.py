@@ -231,6 +231,12 @@ def test_count_features_match_hand_counts_with_prefix_ancestors(hand_made_counts
     np.testing.assert_array_equal(features.matrix.toarray()[:, 1:], EXPECTED_COUNTS)
 
 
+def test_count_features_shape_is_read_from_their_file(hand_made_counts, tmp_path):
+    hand_made_counts.save(tmp_path)
+    assert EHRSHOT_COUNTS.shape(tmp_path) == hand_made_counts.shape
+    assert TABULAR.shape(tmp_path) == hand_made_counts.shape  # the same matrix file
+
+
 def test_age_is_whole_days_over_365_z_scored_on_train_rows(hand_made_counts):
     ages = np.array([(t - BIRTHS[s]).days / 365 for s, t in LABEL_TIMES])
     mean, std = ages[:3].mean(), ages[:3].std(ddof=1)  # the three train rows

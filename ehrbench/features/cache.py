@@ -107,11 +107,11 @@ def cached_files(
 ) -> tuple[Path, tuple[int, ...], bool]:
     """The cache entry of these features, written by `kind.write` if missing (so the features
     are never held whole where the kind can stream them): (entry, the features' shape, whether
-    it was cached). A cached entry is read to report its shape."""
+    it was cached)."""
     entry = entry_path(kind, dataset, labels, config, fit_split, cache_dir)
     if entry.is_dir():
         logger.debug("%s features in the cache entry %s", kind.name, entry)
-        return entry, kind.load(entry).shape, True
+        return entry, kind.shape(entry), True
     shape = _fill_entry(
         entry, kind, lambda tmp: kind.write(dataset, labels, config, fit_split, tmp)
     )

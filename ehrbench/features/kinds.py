@@ -32,8 +32,9 @@ class FeatureKind:
     `config_class` holds its settings; `outputs` are the files its features' `save(folder)`
     writes; `builder` (`build(dataset, labels, config, fit_split)`) and `features` (the class
     whose `load(folder)` reads them back) are named as `module:attribute`, imported on first use,
-    and so is `writer`, where a kind has one: `writer(dataset, labels, config, fit_split,
-    folder)` writes the files `save` would without holding the features whole.
+    and so are, where a kind has them, `writer` (`writer(dataset, labels, config, fit_split,
+    folder)` writes the files `save` would without holding the features whole) and
+    `shape_reader` (`shape_reader(folder)` reads their shape without loading them).
     """
 
     name: str
@@ -42,6 +43,7 @@ class FeatureKind:
     builder: str
     features: str
     writer: str | None = None
+    shape_reader: str | None = None
 
     def config(self, settings: Mapping[str, Any] | None = None) -> Any:
         """The config with `settings` applied (lists become tuples); raises EhrbenchError naming
@@ -77,6 +79,13 @@ class FeatureKind:
         features.save(folder)
         return features.shape
 
+    def shape(self, folder: str | Path) -> tuple[int, ...]:
+        """The shape of the features `save(folder)` wrote: through the kind's `shape_reader`,
+        when it has one, else by loading them."""
+        if self.shape_reader is not None:
+            return _resolve(self.shape_reader)(folder)
+        return self.load(folder).shape
+
     def manifest(self, folder: str | Path) -> Path:
         """The manifest `ehrbench featurize` writes beside this kind's files in `folder`."""
         return Path(folder) / f"{self.name}.manifest.json"
@@ -107,6 +116,7 @@ TABULAR = FeatureKind(
     builder="ehrbench.features.tabular:build_tabular",
     features="ehrbench.features.tabular:TabularFeatures",
     writer="ehrbench.features.tabular:write_tabular",
+    shape_reader="ehrbench.features.tabular:stored_shape",
 )
 SEQUENCE = FeatureKind(
     name="sequence",
@@ -130,6 +140,7 @@ EHRSHOT_COUNTS = FeatureKind(
     outputs=("features.npz", "rows.parquet", "feature_names.parquet"),
     builder="ehrbench.features.ehrshot_counts:build_ehrshot_counts",
     features="ehrbench.features.tabular:TabularFeatures",
+    shape_reader="ehrbench.features.tabular:stored_shape",
 )
 FEATURE_KINDS = (TABULAR, SEQUENCE, REPRESENTATION, EHRSHOT_COUNTS)
 

@@ -123,6 +123,14 @@ class TabularFeatures:
         )
 
 
+def stored_shape(directory: str | Path) -> tuple[int, int]:
+    """The shape of the matrix that `TabularFeatures.save` (or `write_tabular`) wrote in
+    `directory`, read from its file's small `shape` member alone."""
+    with np.load(Path(directory) / "features.npz") as archive:
+        rows, columns = (int(n) for n in archive["shape"])
+    return rows, columns
+
+
 def _save_tables(
     directory: str | Path,
     rows: pl.DataFrame,
