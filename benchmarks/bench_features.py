@@ -234,9 +234,10 @@ def write_markdown() -> None:
         "- ehrbench computes more than MEDS-Tab here: also value/last per window, age and time "
         "since the last event.",
         "- Since 12efe97 `featurize` writes the matrix to features.npz a piece of rows at a time "
-        "and never holds it whole (the same bytes); the 100,000-subject rows were measured after "
-        "that change (before it, on 10 shards: synth 76.0 s, 1,255 MiB; longtail 98.3 s, "
-        "2,566 MiB).",
+        "and never holds it whole (the peak memory) and accumulates the running value figures "
+        "with numpy rather than polars' window functions (most of the time); the files are the "
+        "same bytes. The 100,000-subject rows were measured after that change (before it, on 10 "
+        "shards: synth 76.0 s, 1,255 MiB; longtail 98.3 s, 2,566 MiB).",
         "- MEDS-Tab is not run at 10,000 subjects: at 1,000 it already needs about 9 to 14 "
         "minutes, so 10,000 would exceed the 30-minute budget.",
         "- Only ehrbench's output shape is checked here; the feature values are compared cell "

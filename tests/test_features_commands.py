@@ -60,6 +60,25 @@ def test_tabular_command_writes_outputs_and_uses_cache(folder, capsys):
     assert (again / "features.npz").read_bytes() == (out / "features.npz").read_bytes()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_damaged_cache_entry_is_refused_not_copied(folder, capsys, damage):
+    common = ["--data", str(folder / "meds"), "--labels", str(folder / "labels.parquet")]
+    common += ["--cache", str(folder / "cache"), "--min-count", "3"]
+    assert _run("tabular", *common, "--out", str(folder / "first")) == 0
+    (entry,) = (folder / "cache").iterdir()
+    archive = entry / "features.npz"
+    data = bytearray(archive.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2 :]
+    else:
+        data[len(data) // 3] ^= 0xFF  # inside a member's compressed bytes
+    archive.write_bytes(bytes(data))
+    assert _run("tabular", *common, "--out", str(folder / "second")) == 2
+    error = capsys.readouterr().err
+    assert f"the feature cache entry {entry} cannot be read" in error and "delete" in error
+    assert not (folder / "second" / "features.npz").exists()
+
+
 def test_sequence_command(folder, capsys):
     common = ["--data", str(folder / "meds"), "--labels", str(folder / "labels.parquet")]
     assert _run("sequence", *common, "--out", str(folder / "seq"), "--max-events", "4") == 0

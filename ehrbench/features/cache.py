@@ -14,6 +14,8 @@ import logging
 import os
 import shutil
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from ehrbench.digest import json_digest
+from ehrbench.errors import EhrbenchError
 from ehrbench.features.concepts import featurised_dataset
 from ehrbench.features.config import config_record
 from ehrbench.features.kinds import FeatureKind
@@ -111,11 +114,30 @@ def cached_files(
     entry = entry_path(kind, dataset, labels, config, fit_split, cache_dir)
     if entry.is_dir():
         logger.debug("%s features in the cache entry %s", kind.name, entry)
-        return entry, kind.shape(entry), True
+        return entry, _checked_shape(entry, kind), True
     shape = _fill_entry(
         entry, kind, lambda tmp: kind.write(dataset, labels, config, fit_split, tmp)
     )
     return entry, shape, False
+
+
+def _checked_shape(entry: Path, kind: FeatureKind) -> tuple[int, ...]:
+    """The shape of the features in the cache folder `entry`, after checking its `.npz` archives
+    whole (each member against its CRC, read in pieces): the entry's files are about to be
+    copied out without being loaded, so damage must show here."""
+    try:
+        for name in kind.outputs:
+            if name.endswith(".npz"):
+                with zipfile.ZipFile(entry / name) as archive:
+                    damaged = archive.testzip()
+                if damaged is not None:
+                    raise zipfile.BadZipFile(f"{name}: member {damaged} fails its CRC check")
+        return kind.shape(entry)
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+        raise EhrbenchError(
+            f"the feature cache entry {entry} cannot be read ({exc}); delete that folder, or "
+            "pass another --cache, and the features are built again."
+        ) from exc
 
 
 def _fill_entry(entry: Path, kind: FeatureKind, save: Callable[[Path], T]) -> T:
