@@ -60,19 +60,29 @@ def test_tabular_command_writes_outputs_and_uses_cache(folder, capsys):
     assert (again / "features.npz").read_bytes() == (out / "features.npz").read_bytes()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "flipped"])
-def test_a_damaged_cache_entry_is_refused_not_copied(folder, capsys, damage):
+# A flipped byte inside a parquet page can still decode (parquet pages carry no checksum here),
+# so parquet damage is tested as a truncation.
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("features.npz", "truncated"),
+        ("features.npz", "flipped"),
+        ("rows.parquet", "truncated"),
+        ("vocabulary.json", "flipped"),
+    ],
+)
+def test_a_damaged_cache_entry_is_refused_not_copied(folder, capsys, name, damage):
     common = ["--data", str(folder / "meds"), "--labels", str(folder / "labels.parquet")]
     common += ["--cache", str(folder / "cache"), "--min-count", "3"]
     assert _run("tabular", *common, "--out", str(folder / "first")) == 0
     (entry,) = (folder / "cache").iterdir()
-    archive = entry / "features.npz"
-    data = bytearray(archive.read_bytes())
+    damaged = entry / name
+    data = bytearray(damaged.read_bytes())
     if damage == "truncated":
         del data[len(data) // 2 :]
     else:
-        data[len(data) // 3] ^= 0xFF  # inside a member's compressed bytes
-    archive.write_bytes(bytes(data))
+        data[len(data) // 3] ^= 0xFF  # inside the file's (compressed) content
+    damaged.write_bytes(bytes(data))
     assert _run("tabular", *common, "--out", str(folder / "second")) == 2
     error = capsys.readouterr().err
     assert f"the feature cache entry {entry} cannot be read" in error and "delete" in error

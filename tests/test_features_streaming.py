@@ -84,9 +84,8 @@ def test_running_figures_are_a_loop_over_each_group_bit_for_bit(groups):
     value = np.array([v for group in groups for v in group], dtype=np.float64)
     lengths = [len(group) for group in groups]
     starts = np.cumsum([0, *lengths[:-1]])
-    group = np.repeat(np.arange(len(groups)), lengths).astype(np.int32)
     valued = ~np.isnan(value)
-    running = _running_figures(group, value, valued, starts)
+    running = _running_figures(value, valued, starts)
     summed = np.where(valued, value, 0.0)
     expected = {
         "v_sum": _loop(np.add, summed, starts, 0.0),

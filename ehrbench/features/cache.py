@@ -10,6 +10,7 @@ place, so an interrupted run leaves no half entry behind.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -122,22 +123,41 @@ def cached_files(
 
 
 def _checked_shape(entry: Path, kind: FeatureKind) -> tuple[int, ...]:
-    """The shape of the features in the cache folder `entry`, after checking its `.npz` archives
-    whole (each member against its CRC, read in pieces): the entry's files are about to be
-    copied out without being loaded, so damage must show here."""
+    """The shape of the features in the cache folder `entry`, after reading each of its files
+    whole (`.npz` archives member by member against their CRCs, in pieces): the files are about
+    to be copied out without being loaded, so damage must show here."""
     try:
         for name in kind.outputs:
-            if name.endswith(".npz"):
-                with zipfile.ZipFile(entry / name) as archive:
-                    damaged = archive.testzip()
-                if damaged is not None:
-                    raise zipfile.BadZipFile(f"{name}: member {damaged} fails its CRC check")
+            _check_readable(entry / name)
         return kind.shape(entry)
-    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        ValueError,
+        zipfile.BadZipFile,
+        zlib.error,
+        pl.exceptions.PolarsError,
+    ) as exc:
         raise EhrbenchError(
             f"the feature cache entry {entry} cannot be read ({exc}); delete that folder, or "
             "pass another --cache, and the features are built again."
         ) from exc
+
+
+def _check_readable(path: Path) -> None:
+    """Read `path` whole as what its suffix says it is; raise if it cannot be."""
+    if path.suffix == ".npz":
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+        if damaged is not None:
+            raise zipfile.BadZipFile(f"{path.name}: member {damaged} fails its CRC check")
+    elif path.suffix == ".parquet":
+        pl.read_parquet(path)
+    elif path.suffix == ".json":
+        json.loads(path.read_text(encoding="utf-8"))
+    else:
+        path.read_bytes()
 
 
 def _fill_entry(entry: Path, kind: FeatureKind, save: Callable[[Path], T]) -> T:

@@ -23,9 +23,10 @@ import scipy.sparse as sp
 from ehrbench.features.reductions import VALUE_AGGS, SubjectFeatures, WindowAggregates
 from ehrbench.features.storage import ArrayPieces, write_csr
 
-# Entries gathered at a time from the spill file (of the matrix's values and its columns: 32 MiB
-# each at 4 bytes); the rows of one piece are whole, so a piece can be longer by one row.
-PIECE_ENTRIES = 1 << 23
+# Entries gathered at a time from the spill file: 16 MiB of values or columns, and 32 MiB of
+# int64 positions to gather them by. The rows of a piece are whole, so a piece can be longer by
+# one row.
+PIECE_ENTRIES = 1 << 22
 
 
 class Layout:
@@ -122,6 +123,8 @@ def _filled(array: np.ndarray, pieces: Iterable[np.ndarray]) -> np.ndarray:
     for piece in pieces:
         array[start : start + piece.shape[0]] = piece
         start += piece.shape[0]
+    if start != array.shape[0]:
+        raise ValueError(f"pieces of {start} items given for an array of {array.shape[0]}")
     return array
 
 
@@ -168,8 +171,8 @@ class _LabelOrder:
     (`first`) and how far after them its values lie (`block_sizes`: its block's entry count).
 
     `indices` and `data` yield the matrix's arrays in pieces of whole rows of about
-    `PIECE_ENTRIES` entries, each gathered through a memory map made for that piece alone, so
-    that no more than a piece of the file is ever mapped in."""
+    `PIECE_ENTRIES` entries, each gathered through a memory map of the file made for that piece
+    alone and dropped after it, so that only the pages one piece reads are ever resident."""
 
     spill: BinaryIO
     indptr: np.ndarray
@@ -195,9 +198,10 @@ class _LabelOrder:
             lengths = np.diff(self.indptr[lo : hi + 1]).astype(np.int64)
             start = self.first[lo:hi] + (self.block_sizes[lo:hi] if values else 0)
             # Entry i of the piece, in row r, is word start[r] + (i - entries before row r).
-            shift = np.repeat(start - (np.cumsum(lengths) - lengths), lengths)
+            positions = np.repeat(start - (np.cumsum(lengths) - lengths), lengths)
+            positions += np.arange(positions.shape[0])
             words = np.memmap(self.spill, dtype=np.int32, mode="r")
-            yield np.asarray(words[shift + np.arange(shift.shape[0])])
+            yield np.asarray(words[positions])
             del words  # unmapped before the next piece maps the file again
 
 

@@ -125,7 +125,7 @@ class _Running:
         valued = ~np.isnan(value)
         narrow = value.astype(np.float32)  # min, max and last of float32 MEDS values are exact
         return cls(
-            figures=_running_figures(groups.group, value, valued, groups.search.starts[:-1]),
+            figures=_running_figures(value, valued, groups.search.starts[:-1]),
             min_source=np.append(np.where(valued, narrow, np.float32(np.inf)), np.inf),
             max_source=np.append(np.where(valued, narrow, np.float32(-np.inf)), -np.inf),
         )
@@ -153,23 +153,25 @@ class _Running:
         return has, (*sums, v_min, v_max, run["v_last"][last])
 
 
-def _running_figures(group, value, valued, first) -> dict[str, np.ndarray]:
+def _running_figures(value, valued, first) -> dict[str, np.ndarray]:
     """Per event, the running figures of its group up to and including it (groups are runs of
     events starting at `first`)."""
     total = np.cumsum(valued, dtype=np.int32)
     count = total - np.repeat(total[first] - valued[first], np.diff(np.append(first, len(total))))
     # Sums start from +0.0, as a loop over the group would: `+ 0.0` turns a leading -0.0 into it.
     summed = np.where(valued, value, 0.0) + 0.0
-    running = {
-        "v_sum": _accumulate_in_groups(np.add, summed, first, 0.0),
-        "v_sum_sq": _accumulate_in_groups(np.add, summed * summed, first, 0.0),
-        "v_min": _accumulate_in_groups(np.minimum, np.where(valued, value, np.inf), first, np.inf),
-        "v_max": _accumulate_in_groups(
-            np.maximum, np.where(valued, value, -np.inf), first, -np.inf
-        ),
-    }
-    running["v_min"] = running["v_min"].astype(np.float32)
-    running["v_max"] = running["v_max"].astype(np.float32)
+    # Overflow to inf (and inf - inf) give what a loop gives, silently, as polars did here.
+    with np.errstate(over="ignore", invalid="ignore"):
+        running = {
+            "v_sum": _accumulate_in_groups(np.add, summed, first, 0.0),
+            "v_sum_sq": _accumulate_in_groups(np.add, summed * summed, first, 0.0),
+            "v_min": _accumulate_in_groups(
+                np.minimum, np.where(valued, value, np.inf), first, np.inf
+            ).astype(np.float32),
+            "v_max": _accumulate_in_groups(
+                np.maximum, np.where(valued, value, -np.inf), first, -np.inf
+            ).astype(np.float32),
+        }
     # Index of the latest valued event so far; read only where the window holds a value, so
     # it is then always inside the group.
     latest = np.maximum.accumulate(np.where(valued, np.arange(value.shape[0]), 0))
@@ -190,7 +192,8 @@ def _accumulate_in_groups(
     array([1., 2., 5., 9.])
     """
     lengths = np.diff(np.append(starts, values.shape[0]))
-    widths = 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    # The least power of two >= each length: 2 ** (bits of length - 1), exact for integers.
+    widths = np.left_shift(1, np.frexp(lengths - 1)[1].astype(np.int64))
     out = np.empty_like(values)
     for width in np.unique(widths):
         members = np.flatnonzero(widths == width)

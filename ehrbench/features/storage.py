@@ -10,14 +10,14 @@ three times faster for a file a quarter larger; what numpy reads back is the sam
 (benchmarks/results/storage.md).
 
 A member can also be written piece by piece (`ArrayPieces`), so an array too large to hold is
-never whole in memory; the file's bytes are the same as for the whole array (deflate's output
-does not depend on how its input is cut).
+never whole in memory; the file's bytes are the same as for the whole array, as the compressor
+is fed the same blocks.
 """
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +29,9 @@ from ehrbench.io import atomic_path
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _DEFLATE_LEVEL = 1
+# `numpy.lib.format.write_array` writes an array to a stream that is not a file (a zip member) in
+# blocks of this many bytes; pieces are written in the same blocks.
+_WRITE_BLOCK_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -69,23 +72,46 @@ def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray | ArrayPieces]) 
 
 
 def _write_member(member: BinaryIO, array: np.ndarray | ArrayPieces) -> None:
-    """One `.npy` member: a whole array, or the header of `ArrayPieces` then each piece (the
-    header `write_array` gives an array of that dtype and length)."""
+    """One `.npy` member: a whole array, or `ArrayPieces` as `write_array` would write the whole
+    array: its header, then its items in blocks of `_WRITE_BLOCK_BYTES`, whatever the pieces'
+    lengths, so the compressor is fed exactly the same calls (with any deflate library)."""
     if not isinstance(array, ArrayPieces):
         np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
         return
+    dtype = np.dtype(array.dtype)
     header = {
-        "descr": np.lib.format.dtype_to_descr(np.dtype(array.dtype)),
+        "descr": np.lib.format.dtype_to_descr(dtype),
         "fortran_order": False,
-        "shape": (array.length,),
+        "shape": (int(array.length),),
     }
     np.lib.format.write_array_header_1_0(member, header)
+    pieces = (np.ascontiguousarray(piece, dtype=dtype) for piece in array.pieces())
     written = 0
-    for piece in array.pieces():
-        member.write(np.ascontiguousarray(piece, dtype=array.dtype))
-        written += piece.shape[0]
+    for block in _in_blocks(pieces, max(_WRITE_BLOCK_BYTES // dtype.itemsize, 1)):
+        member.write(block)
+        written += block.shape[0]
     if written != array.length:
         raise ValueError(f"pieces of {written} items given for an array of {array.length}")
+
+
+def _in_blocks(pieces: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """The items of `pieces`, in order, in arrays of `size` items (the last one shorter).
+
+    >>> [block.tolist() for block in _in_blocks([np.arange(3), np.arange(4)], 2)]
+    [[0, 1], [2, 0], [1, 2], [3]]
+    """
+    held, count = [], 0
+    for piece in pieces:
+        while piece.shape[0]:
+            taken = piece[: size - count]
+            held.append(taken)
+            count += taken.shape[0]
+            piece = piece[taken.shape[0] :]
+            if count == size:
+                yield np.concatenate(held)
+                held, count = [], 0
+    if held:
+        yield np.concatenate(held)
 
 
 def save_csr(path: str | Path, matrix: sp.csr_matrix) -> None:
