@@ -516,7 +516,9 @@ def test_predicates_are_planned_once_per_extraction(tmp_path, monkeypatch):
 
     calls = []
     plan = engine.plan_predicates
-    monkeypatch.setattr(engine, "plan_predicates", lambda c: calls.append(c) or plan(c))
+    monkeypatch.setattr(
+        engine, "plan_predicates", lambda c, **how: calls.append(c) or plan(c, **how)
+    )
     c = cohort([ADM, LAB], "adm", [window("w", "trigger", "start + 1h", label="lab", index="end")])
     dataset = write_shards(tmp_path, rows((1, 0, "ADM")), rows((2, 0, "ADM"), (2, 1, "LAB")))
     assert extract(c, dataset, audit=True).labels.height == 2

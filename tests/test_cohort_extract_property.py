@@ -249,3 +249,32 @@ def test_engine_matches_reference_evaluator(cohort, data, shuffle, chunk_rows):
     got = [tuple(r) for r in result.labels.select(columns).iter_rows()]
     assert got == reference_labels(cohort, data)
     assert result.attrition.final_triggers == len(got)
+
+
+@st.composite
+def cohorts_with_input_window(draw):
+    """A drawn cohort with, first, an `input` window from the record's start (`start: null`) to
+    the trigger plus -2 to 8 h: usually a side left unsearched (`unread_record_bounds`)."""
+    cohort = draw(cohorts())
+    start = Boundary(Reference("input", "end"), "prev", predicate=RECORD_START, was_null=True)
+    end = Boundary(TRIGGER, "offset", offset=hours(draw(st.integers(-2, 8))))
+    indexed = any(w.index_timestamp for w in cohort.windows)
+    index = None if indexed else draw(st.sampled_from([None, "end"]))
+    window = Window("input", start, end, draw(st.booleans()), True, index_timestamp=index)
+    return _replace(cohort, windows=(window, *cohort.windows))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cohort=cohorts_with_input_window(), data=event_rows())
+def test_unsearched_record_bounds_change_nothing(cohort, data):
+    # An audit plans every window's times (`every_window_time`): a side left unsearched
+    # otherwise must give the reference evaluator's labels, and the audit's labels and
+    # attrition step by step.
+    events = frame(data)
+    lean, full = extract_events(cohort, events), extract_events(cohort, events, audit=True)
+    columns = ["subject_id", "prediction_time", cohort.label_column]
+    assert [tuple(r) for r in lean.labels.select(columns).iter_rows()] == reference_labels(
+        cohort, data
+    )
+    assert lean.labels.equals(full.labels)
+    assert lean.attrition.render() == full.attrition.render()

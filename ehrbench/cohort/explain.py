@@ -45,7 +45,7 @@ def explain(cohort: Cohort, dataset: MedsDataset, subject_id: int) -> str:
 
 def explain_events(cohort: Cohort, events: pl.DataFrame, subject_id: int) -> str:
     """`explain` on an in-memory event table already restricted to one subject."""
-    plan = plan_predicates(cohort)
+    plan = plan_predicates(cohort, every_window_time=True)
     source = EventSource(events)
     check_columns(cohort, source)
     timed = events.filter(pl.col(TIME).is_not_null())

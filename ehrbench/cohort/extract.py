@@ -335,7 +335,12 @@ def _place_windows(
                 ref_times = ev.times[(ref.window, ref.side)]
                 if ref.window != window.name:
                     placed &= ev.placed[ref.window]
-            times, found = _resolve(boundary, window, ref_times, block, timeline)
+            if (window.name, side) in plan.unsearched:
+                # Always placed, and its time is never read (`unread_record_bounds`): the
+                # reference's times stand in for it.
+                times, found = ref_times, np.ones(len(ref_times), dtype=bool)
+            else:
+                times, found = _resolve(boundary, window, ref_times, block, timeline)
             ev.times[(window.name, side)] = times
             ev.found[(window.name, side)] = found
             placed &= found
@@ -539,7 +544,7 @@ def extract_events(
     >>> result.warnings[0]  # doctest: +ELLIPSIS
     'no window sets `index_timestamp`, so every prediction_time is null ...'
     """
-    plan = plan_predicates(cohort)
+    plan = plan_predicates(cohort, every_window_time=audit)
     source = EventSource(events)
     check_columns(cohort, source)
     _, piece = extract_shard(cohort, plan, source, audit)
@@ -624,7 +629,7 @@ def extract(cohort: Cohort, dataset: MedsDataset, *, audit: bool = False) -> Ext
     Every shard's columns are checked before any is read. A subject's events must all lie in
     one shard (as MEDS requires); this is checked.
     """
-    plan = plan_predicates(cohort)
+    plan = plan_predicates(cohort, every_window_time=audit)
     sources = [EventSource(shard) for shard in dataset.shards]
     for source in sources:
         check_columns(cohort, source)

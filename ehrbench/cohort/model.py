@@ -8,7 +8,7 @@ in the README) for the semantics each field carries.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -236,11 +236,19 @@ class Window:
         return "end" if self.start.reference.window == self.name else "start"
 
 
-def direct_references(trigger: str, windows: Iterable[Window]) -> list[str]:
-    """Predicate names named by the trigger and the windows (bounds, has, label), in order."""
+def direct_references(
+    trigger: str, windows: Iterable[Window], unsearched: Collection[tuple[str, str]] = ()
+) -> list[str]:
+    """Predicate names named by the trigger and the windows (bounds, has, label), in order;
+    not the predicate of a bound in `unsearched` ((window, side) pairs placed without search)."""
     names = [trigger]
     for window in windows:
-        names += [b.predicate for b in (window.start, window.end) if b.predicate]
+        bounds = {"start": window.start, "end": window.end}
+        names += [
+            b.predicate
+            for side, b in bounds.items()
+            if b.predicate and (window.name, side) not in unsearched
+        ]
         names += [c.predicate for c in window.has]
         if window.label:
             names.append(window.label)

@@ -7,14 +7,18 @@ filter subjects, so they may not anchor or be counted in a window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 
 from ehrbench.cohort.model import (
+    RECORD_END,
+    RECORD_START,
     SPECIAL_PREDICATES,
     Cohort,
     DerivedPredicate,
     ExactCode,
     PlainPredicate,
+    Reference,
     ValueLabel,
     direct_references,
     label_predicates,
@@ -33,24 +37,30 @@ class PredicatePlan:
     `static` are the plain static predicates every kept subject must match on a null-time row.
     `birth` is the predicate whose first row is a subject's birth, for `age` (named `BIRTH`, never
     a config's name); `valued` the plain predicate whose numeric_value a value label reads.
+    `unsearched` holds the (window, side) pairs placed without a search (`unread_record_bounds`).
     """
 
     timed: tuple[str, ...]
     static: tuple[str, ...]
     birth: PlainPredicate | None = None
     valued: str | None = None
+    unsearched: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
     @property
     def plain(self) -> tuple[str, ...]:
         return tuple(n for n in self.timed if n not in SPECIAL_PREDICATES)
 
 
-def plan_predicates(cohort: Cohort) -> PredicatePlan:
+def plan_predicates(cohort: Cohort, *, every_window_time: bool = False) -> PredicatePlan:
     """The timed and static predicates `cohort` needs, derived inputs before derived users.
 
+    Unless `every_window_time` (explain and audits show every window's times), a side bounded by
+    the record's start or end whose time nothing reads and which every trigger places is not
+    searched (`unread_record_bounds`), so `_RECORD_START` / `_RECORD_END` are not counted for it.
     Raises `EhrbenchError` for an undefined name, a cycle of derived predicates, or a static
     predicate used where a timestamp is needed.
     """
+    unsearched = frozenset() if every_window_time else unread_record_bounds(cohort)
     ordered: list[str] = []
     visiting: set[str] = set()
 
@@ -69,7 +79,7 @@ def plan_predicates(cohort: Cohort) -> PredicatePlan:
         visiting.discard(name)
         ordered.append(name)
 
-    for name in direct_references(cohort.trigger, cohort.windows):
+    for name in direct_references(cohort.trigger, cohort.windows, unsearched):
         visit(name)
     static = [n for n in ordered if _is_static(cohort, n)]
     static += [n for n in cohort.demographics if n not in static]
@@ -79,9 +89,60 @@ def plan_predicates(cohort: Cohort) -> PredicatePlan:
         static=tuple(static),
         birth=None if cohort.age is None else PlainPredicate(BIRTH, ExactCode(cohort.age.birth)),
         valued=form.predicate if isinstance(form, ValueLabel) else None,
+        unsearched=unsearched,
     )
     _check_static_uses(cohort, plan)
     return plan
+
+
+def unread_record_bounds(cohort: Cohort) -> frozenset[tuple[str, str]]:
+    """The window sides bounded by the record's start or end that need no search.
+
+    A start `END <- _RECORD_START` (what `start: null` means) is the subject's first timestamp at
+    or before the window's end (before it, when the start is exclusive). When that end is the
+    trigger plus a duration >= 0 (> 0 for an exclusive start), such a timestamp always exists:
+    the trigger is one of the subject's timestamps. Likewise an end `START -> _RECORD_END` when
+    the start is the trigger minus a duration >= 0 (> 0 for an exclusive end). Such a side is
+    left out when its time is never read: its window counts nothing (no `has`, no label), it is
+    not the window's index side, and no other window is measured from it.
+
+    >>> from ehrbench.cohort.model import Boundary, TRIGGER, Window
+    >>> start = Boundary(Reference("input", "end"), "prev", predicate=RECORD_START)
+    >>> end = Boundary(TRIGGER, "offset", dt.timedelta(hours=24))
+    >>> window = Window("input", start, end, True, True, index_timestamp="end")
+    >>> cohort = Cohort(source=None, predicates={}, demographics={}, trigger="admission",
+    ...                 windows=(window,))
+    >>> sorted(unread_record_bounds(cohort))
+    [('input', 'start')]
+    """
+    measured_from = {
+        (b.reference.window, b.reference.side)
+        for w in cohort.windows
+        for b in (w.start, w.end)
+        if b.reference.window != w.name
+    }
+    unsearched = set()
+    for window in cohort.windows:
+        if window.has or window.has_label:
+            continue
+        for side, kind, record, other, inclusive, sign in (
+            ("start", "prev", RECORD_START, window.end, window.start_inclusive, 1),
+            ("end", "next", RECORD_END, window.start, window.end_inclusive, -1),
+        ):
+            bound = getattr(window, side)
+            own_other = Reference(window.name, "end" if side == "start" else "start")
+            from_trigger = other.kind == "offset" and other.reference.is_trigger
+            beyond = sign * other.offset
+            always_found = beyond > dt.timedelta(0) or (inclusive and beyond == dt.timedelta(0))
+            if (
+                (bound.kind, bound.predicate, bound.reference) == (kind, record, own_other)
+                and from_trigger
+                and always_found
+                and window.index_timestamp != side
+                and (window.name, side) not in measured_from
+            ):
+                unsearched.add((window.name, side))
+    return frozenset(unsearched)
 
 
 def _is_static(cohort: Cohort, name: str) -> bool:
