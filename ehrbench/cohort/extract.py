@@ -77,7 +77,9 @@ class Evaluation:
     microseconds since the epoch. `placed[w]` says whether window `w` (and
     everything it hangs on) could be placed; `failed_step[i]` is the index in `steps` of the
     first step trigger `i` failed (-1: kept). `found[(w, side)]` says whether that boundary's
-    own event search succeeded. Times and counts are only meaningful where placed.
+    own event search succeeded. Times and counts are only meaningful where placed, and the time
+    of a side the plan leaves unsearched (`PredicatePlan.unsearched`, always found) not at all:
+    it holds its reference's time.
     """
 
     steps: list[str]
@@ -238,8 +240,11 @@ def evaluate(
     """Find and test every trigger in `source`, whose columns `check_columns` has checked.
 
     `count_all` counts every timed predicate in every window (for audit and explain); otherwise
-    only what `has` and `label` need.
+    only what `has` and `label` need. It needs a plan of every window time (`plan_predicates`'s
+    `every_window_time`): audits and explain show them.
     """
+    if count_all and plan.unsearched:
+        raise ValueError("count_all needs a plan with every window time (every_window_time=True)")
     if not cohort.nested_cohorts():
         return evaluate_table(cohort, plan, count_events(cohort, plan, source), count_all=count_all)
     # The cohorts its `{cohort: ...}` predicates name are counted in the same read.

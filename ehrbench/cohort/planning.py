@@ -15,6 +15,7 @@ from ehrbench.cohort.model import (
     RECORD_START,
     SPECIAL_PREDICATES,
     Cohort,
+    CohortPredicate,
     DerivedPredicate,
     ExactCode,
     PlainPredicate,
@@ -100,11 +101,12 @@ def unread_record_bounds(cohort: Cohort) -> frozenset[tuple[str, str]]:
 
     A start `END <- _RECORD_START` (what `start: null` means) is the subject's first timestamp at
     or before the window's end (before it, when the start is exclusive). When that end is the
-    trigger plus a duration >= 0 (> 0 for an exclusive start), such a timestamp always exists:
-    the trigger is one of the subject's timestamps. Likewise an end `START -> _RECORD_END` when
-    the start is the trigger minus a duration >= 0 (> 0 for an exclusive end). Such a side is
-    left out when its time is never read: its window counts nothing (no `has`, no label), it is
-    not the window's index side, and no other window is measured from it.
+    trigger plus a duration >= 0 (> 0 for an exclusive start), such a timestamp always exists if
+    the trigger is one of the subject's event timestamps (`_event_backed`: not a `{cohort: ...}`
+    predicate's row, which may lie outside the record). Likewise an end `START -> _RECORD_END`
+    when the start is the trigger minus a duration >= 0 (> 0 for an exclusive end). Such a side
+    is left out when its time is never read: its window counts nothing (no `has`, no label), it
+    is not the window's index side, and no other window is measured from it.
 
     >>> from ehrbench.cohort.model import Boundary, TRIGGER, Window
     >>> start = Boundary(Reference("input", "end"), "prev", predicate=RECORD_START)
@@ -115,6 +117,8 @@ def unread_record_bounds(cohort: Cohort) -> frozenset[tuple[str, str]]:
     >>> sorted(unread_record_bounds(cohort))
     [('input', 'start')]
     """
+    if not _event_backed(cohort, cohort.trigger):
+        return frozenset()
     measured_from = {
         (b.reference.window, b.reference.side)
         for w in cohort.windows
@@ -178,3 +182,19 @@ def static_predicate(cohort: Cohort, name: str) -> PlainPredicate:
     pred = cohort.demographics.get(name) or cohort.predicates[name]
     assert isinstance(pred, PlainPredicate)
     return pred
+
+
+def _event_backed(cohort: Cohort, name: str) -> bool:
+    """Whether predicate `name` counts only at timestamps of the subject's own events.
+
+    A `{cohort: ...}` predicate counts at the named cohort's prediction times, which may fall
+    between or outside the subject's events; a derived `and` is backed when any input is, an
+    `or` when all are; plain and special predicates always are.
+    """
+    predicate = cohort.predicates.get(name)
+    if isinstance(predicate, CohortPredicate):
+        return False
+    if isinstance(predicate, DerivedPredicate):
+        backed = [_event_backed(cohort, n) for n in predicate.inputs]
+        return any(backed) if predicate.op == "and" else all(backed)
+    return True
