@@ -82,18 +82,16 @@ class MatrixBuilder:
         """The blocks' rows in label order (a row id is its label position), column indices
         sorted."""
         entries = self._entries()
-        data = _filled(np.empty(entries.count, np.float32), entries.data())
-        indices = _filled(np.empty(entries.count, entries.indptr.dtype), entries.indices())
-        return sp.csr_matrix((data, indices, entries.indptr), shape=self._shape(entries))
+        data, indices = entries.arrays()
+        matrix = (data.whole(), indices.whole(), entries.indptr)
+        return sp.csr_matrix(matrix, shape=self._shape(entries))
 
     def write(self, path: str | Path) -> tuple[int, int]:
         """Save the label-order matrix at `path` as `save_csr` would (the same bytes), a piece
         of rows at a time; its shape."""
         entries = self._entries()
-        data = ArrayPieces(np.float32, entries.count, entries.data)
-        indices = ArrayPieces(entries.indptr.dtype, entries.count, entries.indices)
         shape = self._shape(entries)
-        write_csr(path, shape, data, indices, entries.indptr)
+        write_csr(path, shape, *entries.arrays(), entries.indptr)
         return shape
 
     def _shape(self, entries: _LabelOrder) -> tuple[int, int]:
@@ -114,18 +112,6 @@ class MatrixBuilder:
         indptr = np.zeros(n_rows + 1, dtype=index_dtype)
         np.cumsum(lengths, out=indptr[1:])
         return _LabelOrder(self._spill, indptr, first, block_sizes)
-
-
-def _filled(array: np.ndarray, pieces: Iterable[np.ndarray]) -> np.ndarray:
-    """`array` filled with `pieces`, one after the other (pieces of a matrix's arrays are copied
-    into them as they come, not gathered first: that would hold the matrix twice)."""
-    start = 0
-    for piece in pieces:
-        array[start : start + piece.shape[0]] = piece
-        start += piece.shape[0]
-    if start != array.shape[0]:
-        raise ValueError(f"pieces of {start} items given for an array of {array.shape[0]}")
-    return array
 
 
 def shard_block(
@@ -170,7 +156,7 @@ class _LabelOrder:
     """The spill file read in label order: per label row, the word where its columns start
     (`first`) and how far after them its values lie (`block_sizes`: its block's entry count).
 
-    `indices` and `data` yield the matrix's arrays in pieces of whole rows of about
+    `arrays` gives the matrix's arrays in pieces of whole rows of about
     `PIECE_ENTRIES` entries, each gathered through a memory map of the file made for that piece
     alone and dropped after it, so that only the pages one piece reads are ever resident."""
 
@@ -183,15 +169,14 @@ class _LabelOrder:
     def count(self) -> int:
         return int(self.indptr[-1])
 
-    def indices(self) -> Iterator[np.ndarray]:
-        for words in self._pieces(values=False):
-            yield words.astype(self.indptr.dtype, copy=False)
-
-    def data(self) -> Iterator[np.ndarray]:
-        for words in self._pieces(values=True):
-            yield words.view(np.float32)
+    def arrays(self) -> tuple[ArrayPieces, ArrayPieces]:
+        """The matrix's values (float32) and column indices (the index dtype), in pieces."""
+        data = ArrayPieces(np.float32, self.count, lambda: self._pieces(values=True))
+        indices = ArrayPieces(self.indptr.dtype, self.count, lambda: self._pieces(values=False))
+        return data, indices
 
     def _pieces(self, values: bool) -> Iterator[np.ndarray]:
+        """The values' (float32) or the columns' (int32) words, a piece of whole rows each."""
         bounds = np.searchsorted(self.indptr, np.arange(0, self.count, PIECE_ENTRIES), "right")
         cuts = np.unique(np.concatenate([bounds - 1, [len(self.first)]]))
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
@@ -201,8 +186,9 @@ class _LabelOrder:
             positions = np.repeat(start - (np.cumsum(lengths) - lengths), lengths)
             positions += np.arange(positions.shape[0])
             words = np.memmap(self.spill, dtype=np.int32, mode="r")
-            yield np.asarray(words[positions])
+            gathered = np.asarray(words[positions])
             del words  # unmapped before the next piece maps the file again
+            yield gathered.view(np.float32) if values else gathered
 
 
 class _Entries:

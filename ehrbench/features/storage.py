@@ -43,6 +43,28 @@ class ArrayPieces:
     length: int
     pieces: Callable[[], Iterable[np.ndarray]]
 
+    def checked(self) -> Iterator[np.ndarray]:
+        """The pieces as contiguous arrays of `dtype`; raises ValueError once their lengths
+        cannot add up to `length`."""
+        given = 0
+        for piece in self.pieces():
+            piece = np.ascontiguousarray(piece, dtype=self.dtype)
+            given += piece.shape[0]
+            if given > self.length:
+                break
+            yield piece
+        if given != self.length:
+            raise ValueError(f"pieces of {given} items given for an array of {self.length}")
+
+    def whole(self) -> np.ndarray:
+        """The array, each piece copied into it as it comes (pieces are never all held)."""
+        array = np.empty(self.length, dtype=self.dtype)
+        start = 0
+        for piece in self.checked():
+            array[start : start + piece.shape[0]] = piece
+            start += piece.shape[0]
+        return array
+
 
 def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray | ArrayPieces]) -> None:
     """Write `arrays` as a compressed `.npz` at `path`, atomically and byte-reproducibly.
@@ -85,13 +107,8 @@ def _write_member(member: BinaryIO, array: np.ndarray | ArrayPieces) -> None:
         "shape": (int(array.length),),
     }
     np.lib.format.write_array_header_1_0(member, header)
-    pieces = (np.ascontiguousarray(piece, dtype=dtype) for piece in array.pieces())
-    written = 0
-    for block in _in_blocks(pieces, max(_WRITE_BLOCK_BYTES // dtype.itemsize, 1)):
+    for block in _in_blocks(array.checked(), max(_WRITE_BLOCK_BYTES // dtype.itemsize, 1)):
         member.write(block)
-        written += block.shape[0]
-    if written != array.length:
-        raise ValueError(f"pieces of {written} items given for an array of {array.length}")
 
 
 def _in_blocks(pieces: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
