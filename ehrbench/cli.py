@@ -76,6 +76,17 @@ def _stop_on_terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _os_error_text(exc: OSError) -> str:
+    """One line on a refused file operation, naming the path(s).
+
+    >>> _os_error_text(FileNotFoundError(2, "No such file or directory", "/proc/x"))
+    'cannot use /proc/x: No such file or directory (check the path, its permissions and space).'
+    """
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or str(exc)
+    return f"cannot use {paths or 'a file'}: {reason} (check the path, its permissions and space)."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one `ehrbench` command; return the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -99,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing partial was kept; rerun to resume.", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # The file system refused an operation the checks before the work could not foresee
+        # (a special or full file system, a permission lost meanwhile): the user's to fix.
+        print(f"error: {_os_error_text(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug in ehrbench, not the user's input
         if args.debug:
             traceback.print_exc()

@@ -53,6 +53,16 @@ def test_extract_refuses_an_output_it_cannot_or_must_not_write(
     assert sorted(p.name for p in (dataset / "data").rglob("*")) == before
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_the_file_system_refuses_is_a_clear_error(dataset, tmp_path, capsys):
+    # As root, /proc passes the checks made before the work (its mode lets root write), then
+    # refuses the file; as another user the checks refuse it. Either way the error names it.
+    code, _ = extract(dataset, tmp_path, "--out", "/proc/labels.parquet")
+    err = capsys.readouterr().err
+    assert code == 2 and "/proc" in err and "internal error" not in err
+    assert not list(tmp_path.iterdir())
+
+
 def test_extract_refuses_two_outputs_on_one_file(dataset, tmp_path, capsys):
     labels = tmp_path / "l.parquet"
     code, _ = extract(dataset, tmp_path, "--out", str(labels), "--audit", str(labels))
