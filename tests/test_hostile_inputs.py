@@ -394,6 +394,14 @@ CASES: dict[str, Case] = {
 # The output side: an output path that cannot be written is refused before any work.
 OUTPUT_SIDE = {
     "extract empty out": _argv(lambda e: [*e.extract()[:-1], ""], "--out"),
+    "featurize cache is a file": _argv(
+        lambda e: e.featurize(e.labels, "--cache", str(e.file("taken", "a user's file"))),
+        "--cache",
+    ),
+    "featurize cache inside the dataset": _argv(
+        lambda e: e.featurize(e.labels, "--cache", str(e.good_data / "data" / "cache")),
+        "--cache",
+    ),
 }
 
 

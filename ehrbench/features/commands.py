@@ -49,8 +49,10 @@ def _featurize(args: argparse.Namespace) -> int:
     kind = feature_kind(args.kind)
     scheduler = scheduler_from_args(args)
     out = check_writable(args.out, "--out", folder=True)
+    cache_dir = check_writable(args.cache or out / ".cache", "--cache", folder=True)
     check_not_inputs(
-        {"--out": out}, {**dataset_inputs(args.data), "the label file": Path(args.labels)}
+        {"--out": out, "--cache": cache_dir},
+        {**dataset_inputs(args.data), "the label file": Path(args.labels)},
     )
     if not args.overwrite:
         refuse_existing(
@@ -59,7 +61,6 @@ def _featurize(args: argparse.Namespace) -> int:
     config = kind.config(_settings(kind, args))
     dataset = open_dataset(args.data, deep=False)
     labels = read_labels(args.labels)
-    cache_dir = Path(args.cache) if args.cache else out / ".cache"
     started = time.perf_counter()
     with use_scheduler(scheduler):
         entry, (rows, columns), hit = cached_files(
