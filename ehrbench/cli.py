@@ -116,15 +116,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_os_error_text(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug in ehrbench, not the user's input
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"internal error: {type(exc).__name__}: {exc}. This is a bug in ehrbench "
-            f"{__version__}; rerun with --debug for the traceback and please report it.",
-            file=sys.stderr,
-        )
-        return 3
+        return _internal_error(exc, args.debug)
+    except BaseException as exc:
+        # A panic inside a Rust extension (polars) derives from BaseException, so that it
+        # passes `except Exception`; it is a bug too, reported alike, never as a traceback.
+        if type(exc).__module__ != "pyo3_runtime":
+            raise
+        return _internal_error(exc, args.debug)
     return int(result or 0)
+
+
+def _internal_error(exc: BaseException, debug: bool) -> int:
+    """Report `exc`, a bug in ehrbench or a library it calls, in one paragraph; exit code 3."""
+    if debug:
+        traceback.print_exc()
+    print(
+        f"internal error: {type(exc).__name__}: {exc}. This is a bug in ehrbench "
+        f"{__version__}; rerun with --debug for the traceback and please report it.",
+        file=sys.stderr,
+    )
+    return 3
 
 
 if __name__ == "__main__":

@@ -254,3 +254,17 @@ def test_a_suite_output_inside_its_dataset_is_refused_before_anything_is_written
     assert main(["run", str(path), f"output={dataset / 'data' / 'run'}"]) == 2
     assert "inside the dataset's data folder" in capsys.readouterr().err
     assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before
+
+
+def test_a_panic_in_a_rust_library_is_an_internal_error_not_a_traceback(monkeypatch, capsys):
+    # polars' PanicException derives from BaseException, past `except Exception`.
+    from polars.exceptions import PanicException
+
+    def handler(args):
+        raise PanicException("index out of bounds")
+
+    monkeypatch.setattr(cli, "build_parser", _parser_running(handler))
+    assert main(["anything"]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: PanicException: index out of bounds" in err
+    assert "Traceback" not in err
