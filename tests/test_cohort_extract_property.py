@@ -1,6 +1,7 @@
 """Property test: random cohorts within the grammar, on random small event tables, give the same
 labels from the engine as from the plain-Python reference evaluator. Half the cohorts also use
-the extensions of spec section 10 (label forms, age, a cohort predicate, trigger_between)."""
+the extensions of spec section 10 (label forms, age, a cohort predicate, trigger_between).
+Several random cohorts counted in one read give each the extraction it has alone."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cohort_reference import at, frame, reference_labels
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ehrbench.cohort.extract import extract_events
+from ehrbench.cohort.extract import extract_events, extract_shard
 from ehrbench.cohort.model import (
     ANY_EVENT,
     RECORD_END,
@@ -35,6 +36,9 @@ from ehrbench.cohort.model import (
     ValueLabel,
     Window,
 )
+from ehrbench.cohort.one_pass import extract_shard_many
+from ehrbench.cohort.planning import plan_predicates
+from ehrbench.cohort.reader import EventSource
 
 CODES = ["A", "A//X", "B", "C"]
 BIRTH = "MEDS_BIRTH"
@@ -278,3 +282,17 @@ def test_unsearched_record_bounds_change_nothing(cohort, data):
     )
     assert lean.labels.equals(full.labels)
     assert lean.attrition.render() == full.attrition.render()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=st.lists(cohorts(), min_size=2, max_size=3), data=event_rows())
+def test_cohorts_counted_together_give_each_its_own_extraction(drawn, data):
+    # The cohorts name p0, p1, ... alike, usually with other definitions: each then counts
+    # only some of the shared columns, and takes its table from rows the others share.
+    source = EventSource(frame(data))
+    plans = {f"c{i}": (cohort, plan_predicates(cohort)) for i, cohort in enumerate(drawn)}
+    _, together = extract_shard_many(plans, source)
+    for name, (cohort, plan) in plans.items():
+        _, alone = extract_shard(cohort, plan, source, audit=False)
+        assert together[name].labels.equals(alone.labels)
+        assert together[name].attrition == alone.attrition

@@ -10,7 +10,7 @@ kept, so the count table is usually far smaller than the event table.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -90,6 +90,25 @@ class EventCounts:
     subject_ids: np.ndarray
     static_subjects: dict[str, np.ndarray]
     values: dict[str, ValueRows]
+    # Row lists found once and shared by every cohort taking its table from these counts.
+    _nonzero: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _edges: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def nonzero_rows(self, name: str) -> np.ndarray:
+        """The rows, ascending, where `name`'s count is non-zero."""
+        if name not in self._nonzero:
+            self._nonzero[name] = np.flatnonzero(self.counts[name])
+        return self._nonzero[name]
+
+    def edge_rows(self, special: str) -> np.ndarray:
+        """The rows, ascending, where `special` (`_RECORD_START` / `_RECORD_END`) counts 1: each
+        subject's first / last row."""
+        if not self._edges:
+            first, last = subject_edges(self.subjects)
+            self._edges.update(
+                {RECORD_START: np.flatnonzero(first), RECORD_END: np.flatnonzero(last)}
+            )
+        return self._edges[special]
 
 
 def subject_edges(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -379,12 +398,16 @@ def cohort_table(
     passers = events.subject_ids
     for name in plan.static:
         passers = np.intersect1d(passers, events.static_subjects[names.get(name, name)])
-    subjects, times = events.subjects, events.times
     plain = [n for n in plan.plain if isinstance(cohort.predicates[n], PlainPredicate)]
-    counts = {name: events.counts[names.get(name, name)] for name in plain}
     births = None
     if plan.birth is not None:
-        births = _first_rows(subjects, times, events.counts[names.get(BIRTH, BIRTH)] > 0)
+        birth_rows = events.nonzero_rows(names.get(BIRTH, BIRTH))
+        births = _first_rows(events.subjects[birth_rows], events.times[birth_rows])
+    rows = _rows_that_may_count(
+        plan, events, [names.get(name, name) for name in plain], names.get(BIRTH, BIRTH)
+    )
+    subjects, times = events.subjects[rows], events.times[rows]
+    counts = {name: events.counts[names.get(name, name)][rows] for name in plain}
     # Special predicates count at event timestamps only, before cohort rows join the table.
     _add_special_counts(plan, subjects, counts)
     if cohort_rows:
@@ -403,9 +426,31 @@ def cohort_table(
     return CountTable(subjects, times, ordered, events.subject_ids, len(passers), births, values)
 
 
-def _first_rows(subjects: np.ndarray, times: np.ndarray, hit: np.ndarray) -> Rows:
-    """Per subject with a `hit` row, the time of its first one (rows sorted by subject, time)."""
-    subjects, times = subjects[hit], times[hit]
+def _rows_that_may_count(
+    plan: PredicatePlan, events: EventCounts, plain: list[str], birth: str
+) -> np.ndarray | slice:
+    """The rows of `events` where a cohort's timed counts may be non-zero (`plain` and `birth`:
+    its plain and birth predicates' names in `events`); every row when it counts `_ANY_EVENT`
+    or uses every count.
+
+    Any other row holds only zero counts of the cohort (a derived count is non-zero only where
+    an input is), so its count table drops it: taking these rows first spares each cohort the
+    rows of the others when several share one `EventCounts`. Each subject's first and last rows
+    stay when `_RECORD_START` / `_RECORD_END` count there, so they remain the subject's edges.
+    """
+    if ANY_EVENT in plan.timed or set(events.counts) <= {*plain, birth}:
+        return slice(None)
+    kept = np.zeros(len(events.subjects), dtype=bool)
+    for name in plain:
+        kept[events.nonzero_rows(name)] = True
+    for special in (RECORD_START, RECORD_END):
+        if special in plan.timed:
+            kept[events.edge_rows(special)] = True
+    return np.flatnonzero(kept)
+
+
+def _first_rows(subjects: np.ndarray, times: np.ndarray) -> Rows:
+    """Per subject, its first row's time (rows sorted by subject, time)."""
     first, _ = subject_edges(subjects)
     return subjects[first], times[first]
 
