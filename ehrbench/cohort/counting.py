@@ -76,12 +76,14 @@ class CountTable:
 class EventCounts:
     """Per-(subject, time) counts of plain predicates over every subject, unfiltered.
 
-    Rows are sorted by (subject, time): every timestamp where some plain count is non-zero, plus
-    what `specials` asked for (every timestamp for `_ANY_EVENT`; each subject's first and last
-    for `_RECORD_START` / `_RECORD_END`). `static_subjects` holds, per static predicate, the
-    sorted subjects with a matching null-time row; `values`, per predicate asked for, its
-    `ValueRows`. `cohort_table` turns this into one cohort's `CountTable`; several cohorts can
-    share one `EventCounts` (one read of the events).
+    Rows are sorted by (subject, time): every timestamp where some plain count is non-zero, and
+    every other one when `specials` asked for `_ANY_EVENT`. `ends` holds, per `_RECORD_START` /
+    `_RECORD_END` asked for (without `_ANY_EVENT`, whose rows hold them), each subject's first /
+    last timestamp as sorted (subjects, times): only the cohorts that count them add them to
+    their tables. `static_subjects` holds, per static predicate, the sorted subjects with a
+    matching null-time row; `values`, per predicate asked for, its `ValueRows`. `cohort_table`
+    turns this into one cohort's `CountTable`; several cohorts can share one `EventCounts` (one
+    read of the events).
     """
 
     subjects: np.ndarray
@@ -90,6 +92,7 @@ class EventCounts:
     subject_ids: np.ndarray
     static_subjects: dict[str, np.ndarray]
     values: dict[str, ValueRows]
+    ends: dict[str, Rows]
     # Row lists found once and shared by every cohort taking its table from these counts.
     _nonzero: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _edges: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
@@ -180,12 +183,11 @@ def count_plain(
     del hit_rows  # the largest result: freed before the table grows
     if ANY_EVENT in specials:
         table = sum_per_timestamp(_concat_rows([table, _frame_rows(rest.pop(0))]))
-    for end in _ends(specials):
-        ends = _end_rows(distinct, end).sort(SUBJECT)
-        table = _with_timestamps(table, ends[SUBJECT].to_numpy(), ends[TIME].to_numpy(), {})
+    ends = {end: _end_rows(distinct, end) for end in _ends(specials)}
     values = {name: _value_rows(rest[i]) for i, name in enumerate(valued)}
     static_subjects = {p.name: _static_subjects(rest[-1], p.name) for p in statics}
-    return EventCounts(*table, np.sort(distinct[SUBJECT].to_numpy()), static_subjects, values)
+    subject_ids = np.sort(distinct[SUBJECT].to_numpy())
+    return EventCounts(*table, subject_ids, static_subjects, values, ends)
 
 
 def _micros(source: EventSource) -> pl.Expr:
@@ -263,9 +265,10 @@ def _timestamp_query(source: EventSource) -> pl.LazyFrame:
     return _rows(source, pl.col(TIME).is_not_null()).select(SUBJECT, TIME).unique()
 
 
-def _end_rows(subjects: pl.DataFrame, end: str) -> pl.DataFrame:
-    """Each subject's `end` timestamp (`_subject_query`'s column) as a (subject, time) row."""
-    return subjects.select(SUBJECT, pl.col(end).alias(TIME)).drop_nulls(TIME)
+def _end_rows(subjects: pl.DataFrame, end: str) -> Rows:
+    """Each subject's `end` timestamp (`_subject_query`'s column) as sorted (subjects, times)."""
+    rows = subjects.select(SUBJECT, pl.col(end).alias(TIME)).drop_nulls(TIME).sort(SUBJECT)
+    return rows[SUBJECT].to_numpy(), rows[TIME].to_numpy()
 
 
 def _frame_rows(frame: pl.DataFrame, names: Collection[str] = ()) -> TableRows:
@@ -406,8 +409,12 @@ def cohort_table(
     rows = _rows_that_may_count(
         plan, events, [names.get(name, name) for name in plain], names.get(BIRTH, BIRTH)
     )
-    subjects, times = events.subjects[rows], events.times[rows]
-    counts = {name: events.counts[names.get(name, name)][rows] for name in plain}
+    table = (events.subjects[rows], events.times[rows])
+    table += ({name: events.counts[names.get(name, name)][rows] for name in plain},)
+    for special, (end_subjects, end_times) in events.ends.items():
+        if special in plan.timed:
+            table = _with_timestamps(table, end_subjects, end_times, {})
+    subjects, times, counts = table
     # Special predicates count at event timestamps only, before cohort rows join the table.
     _add_special_counts(plan, subjects, counts)
     if cohort_rows:
@@ -435,8 +442,9 @@ def _rows_that_may_count(
 
     Any other row holds only zero counts of the cohort (a derived count is non-zero only where
     an input is), so its count table drops it: taking these rows first spares each cohort the
-    rows of the others when several share one `EventCounts`. Each subject's first and last rows
-    stay when `_RECORD_START` / `_RECORD_END` count there, so they remain the subject's edges.
+    rows of the others when several share one `EventCounts`. Where the rows hold every
+    timestamp (`_ANY_EVENT`, so no separate `ends`), each subject's first and last rows stay
+    when the cohort counts `_RECORD_START` / `_RECORD_END`, so they remain the subject's edges.
     """
     if ANY_EVENT in plan.timed or set(events.counts) <= {*plain, birth}:
         return slice(None)
@@ -444,7 +452,7 @@ def _rows_that_may_count(
     for name in plain:
         kept[events.nonzero_rows(name)] = True
     for special in (RECORD_START, RECORD_END):
-        if special in plan.timed:
+        if special in plan.timed and special not in events.ends:
             kept[events.edge_rows(special)] = True
     return np.flatnonzero(kept)
 
