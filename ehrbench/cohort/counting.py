@@ -409,8 +409,8 @@ def cohort_table(
     rows = _rows_that_may_count(
         plan, events, [names.get(name, name) for name in plain], names.get(BIRTH, BIRTH)
     )
-    table = (events.subjects[rows], events.times[rows])
-    table += ({name: events.counts[names.get(name, name)][rows] for name in plain},)
+    counts = {name: events.counts[names.get(name, name)][rows] for name in plain}
+    table = (events.subjects[rows], events.times[rows], counts)
     for special, (end_subjects, end_times) in events.ends.items():
         if special in plan.timed:
             table = _with_timestamps(table, end_subjects, end_times, {})
