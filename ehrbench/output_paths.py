@@ -101,7 +101,8 @@ def dataset_inputs(root: str | os.PathLike) -> dict[str, Path]:
 
 
 def check_distinct(outputs: Mapping[str, Path]) -> None:
-    """Refuse two outputs of one command that are the same file (one would overwrite the other)."""
+    """Refuse two outputs of one command that are the same file (one would overwrite the other),
+    or one inside the other (a file cannot also be the folder of another output)."""
     seen: dict[Path, str] = {}
     for option, path in outputs.items():
         resolved = path.resolve()
@@ -110,6 +111,15 @@ def check_distinct(outputs: Mapping[str, Path]) -> None:
                 f"{option} and {seen[resolved]} are the same file ({path}): each output needs "
                 "its own path."
             )
+        for other, other_option in seen.items():
+            if resolved.is_relative_to(other) or other.is_relative_to(resolved):
+                inner, outer = (option, other_option)
+                if other.is_relative_to(resolved):
+                    inner, outer = outer, inner
+                raise EhrbenchError(
+                    f"{inner} lies inside {outer} ({path} and {other}): each output is a file "
+                    "of its own, never the folder of another."
+                )
         seen[resolved] = option
 
 

@@ -7,6 +7,7 @@ Each case builds its input in `tmp_path` and returns (argv, what the message mus
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -137,6 +138,23 @@ def _label_frame(change: Callable[[pl.DataFrame], pl.DataFrame]) -> Callable[[En
         return path
 
     return build
+
+
+def _label_folder(env: Env) -> Path:
+    """A folder of label files: pyarrow would read them all as one table."""
+    folder = env.tmp / "labels"
+    folder.mkdir()
+    for name in ("a.parquet", "b.parquet"):
+        shutil.copy(env.labels, folder / name)
+    return folder
+
+
+def _swapped_labels(env: Env) -> Path:
+    """A label file beside an extraction's manifest that lists another file under its name."""
+    path = env.tmp / "l.parquet"
+    shutil.copy(env.labels, path)
+    env.file("l.manifest.json", json.dumps({"files": {"l.parquet": "0" * 64}}))
+    return path
 
 
 def _argv(make: Callable[[Env], list[str]], names: str) -> Case:
@@ -349,6 +367,8 @@ CASES: dict[str, Case] = {
     "labels is a folder": _labels(
         lambda e: (e.tmp / "l.parquet").mkdir() or e.tmp / "l.parquet", "l.parquet"
     ),
+    "labels a folder of label files": _labels(_label_folder, "is a folder"),
+    "labels not the file of their manifest": _labels(_swapped_labels, "l.manifest.json"),
     "labels no prediction_time": _labels(
         _label_frame(lambda f: f.drop("prediction_time")), "prediction_time"
     ),

@@ -73,7 +73,24 @@ def test_extract_refuses_two_outputs_on_one_file(dataset, tmp_path, capsys):
     assert (
         code == 2 and "--audit and the attrition file are the same file" in capsys.readouterr().err
     )
+    code, _ = extract(
+        dataset, tmp_path, "--out", str(labels), "--audit", str(tmp_path / "l.manifest.json")
+    )
+    assert code == 2 and "the manifest and --audit are the same file" in capsys.readouterr().err
     assert not labels.exists()
+
+
+@pytest.mark.parametrize("audit", ["{tmp}/out", "{tmp}/out/l.parquet/audit.parquet"])
+def test_extract_refuses_an_output_inside_another(dataset, tmp_path, capsys, audit):
+    # The audit path as the folder of --out (or inside the --out file's path) would leave a
+    # partial set behind, written before the last file failed.
+    labels = tmp_path / "out" / "l.parquet"
+    code, _ = extract(
+        dataset, tmp_path, "--out", str(labels), "--audit", audit.format(tmp=tmp_path)
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "lies inside" in err and "internal error" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_extract_refuses_to_write_over_its_cohort_file(dataset, tmp_path, capsys):

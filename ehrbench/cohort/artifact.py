@@ -65,6 +65,17 @@ class ExtractionFiles:
         return {name: path for name, path in names.items() if path is not None}
 
 
+def read_label_file(path: str | os.PathLike) -> pl.DataFrame:
+    """A label file named on the command line, read and checked (`read_labels`); when the
+    manifest of an extraction lies beside it (`X.manifest.json`), also checked against it, so a
+    label file replaced or left by an interrupted --overwrite is refused. A label file without
+    one (written by another tool) is read as it is."""
+    manifest = ExtractionFiles.beside(path).manifest
+    if manifest.exists():
+        check_file_set(manifest)
+    return read_labels(path)
+
+
 @dataclass(frozen=True)
 class Extraction:
     """The result of extracting a cohort: labels, attrition, optional audit table, warnings.

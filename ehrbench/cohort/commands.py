@@ -149,11 +149,13 @@ def _extract(args: argparse.Namespace) -> int:
     if args.audit is not None:
         check_writable(args.audit, "--audit")
     files = ExtractionFiles.beside(args.out, args.audit)
-    check_distinct(files.named)
+    outputs = {**files.named, "the manifest": files.manifest}
+    check_distinct(outputs)
     cohort = _load(args)
-    check_not_inputs(files.named, _inputs(args, cohort))
+    check_not_inputs(outputs, _inputs(args, cohort))
     if not args.overwrite:
-        refuse_existing(files.paths, "choose another --out / --audit path, or pass --overwrite")
+        remedy = "choose another --out / --audit path, or pass --overwrite"
+        refuse_existing(outputs.values(), remedy)
     dataset = _open(args.data)
     with use_scheduler(scheduler):
         result = extract(cohort, dataset, audit=args.audit is not None)

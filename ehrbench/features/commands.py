@@ -7,10 +7,11 @@ import dataclasses
 import time
 from pathlib import Path
 
+from ehrbench.cohort.artifact import read_label_file
 from ehrbench.features.cache import cached_files, copy_entry
 from ehrbench.features.config import DEFAULT_VOCABULARY, VOCABULARIES
 from ehrbench.features.kinds import FeatureKind, feature_kind
-from ehrbench.meds import open_dataset, read_labels
+from ehrbench.meds import open_dataset
 from ehrbench.output_paths import (
     check_not_inputs,
     check_writable,
@@ -60,7 +61,7 @@ def _featurize(args: argparse.Namespace) -> int:
         )
     config = kind.config(_settings(kind, args))
     dataset = open_dataset(args.data, deep=False)
-    labels = read_labels(args.labels)
+    labels = read_label_file(args.labels)
     started = time.perf_counter()
     with use_scheduler(scheduler):
         entry, (rows, columns), hit = cached_files(

@@ -89,6 +89,13 @@ def read_labels(path: str | os.PathLike) -> pl.DataFrame:
     path = Path(path)
     if not path.exists():
         raise EhrbenchError(f"label file {path} does not exist.")
+    if not path.is_file():
+        # pyarrow would read every parquet file under a folder as one table: several cohorts'
+        # labels mixed into one task.
+        raise EhrbenchError(
+            f"label file {path} is a folder: expected one label table (a .parquet file, such as "
+            "one cohort's file of the folder `ehrbench cohorts extract` writes)."
+        )
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for unreadable files

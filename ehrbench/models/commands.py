@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ehrbench.cohort.artifact import read_label_file
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import feature_kind
 from ehrbench.features.representation import check_head, read_representation
-from ehrbench.meds import check_split_sizes, open_dataset, read_labels, split_indices
+from ehrbench.meds import check_split_sizes, open_dataset, split_indices
 from ehrbench.meds.label_kinds import (
     BINARY,
     MULTICLASS,
@@ -162,7 +163,7 @@ def _train(args: argparse.Namespace) -> int:
         {"--out": out}, {**dataset_inputs(args.data), "the label file": Path(args.labels)}
     )
     dataset = open_dataset(args.data, deep=False)
-    labels = read_labels(args.labels)
+    labels = read_label_file(args.labels)
     source = Path(args.labels)
     target = label_target(labels, str(source), args.class_order)
     check_label_kind(model_cls, target)

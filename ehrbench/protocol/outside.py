@@ -27,10 +27,11 @@ import polars as pl
 
 from ehrbench import __version__
 from ehrbench.alignment import match_label_rows
+from ehrbench.cohort.artifact import read_label_file
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import write_text_atomic
-from ehrbench.meds import open_dataset, read_labels
+from ehrbench.meds import open_dataset
 from ehrbench.meds.label_kinds import (
     BINARY,
     BINARY_TARGET,
@@ -298,7 +299,7 @@ def evaluate_outside(evaluation: Evaluation) -> Path:
     check_writable(out, "--out", folder=True)
     refuse_existing([out], "choose a new --out folder (earlier results are never overwritten)")
     names, baseline = _models(evaluation)
-    labels = read_labels(evaluation.labels)
+    labels = read_label_file(evaluation.labels)
     # Every label row needs a value in the one value column the table fills.
     target = label_target(labels, str(evaluation.labels), evaluation.class_order)
     frames_by_name = {
