@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 from models_synthetic import tabular
-from protocol_helpers import COHORT, REPO, tiny_dataset, tiny_suite
+from protocol_helpers import COHORT, COHORTS, REPO, tiny_dataset, tiny_suite
 
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
@@ -145,6 +145,13 @@ class WrongShape(Model):
         pass
 
 
+class ExitsInFit(WrongShape):
+    name = "exits_in_fit"
+
+    def _fit(self, train, y_train, tuning, y_tuning, seed):
+        raise SystemExit(0)
+
+
 class NotAModel:
     name = "not_a_model"
 """
@@ -152,6 +159,7 @@ BROKEN_ENTRIES = """
 [ehrbench.models]
 broken_import = broken_models_missing:Model
 broken_shape = broken_models:WrongShape
+exits_in_fit = broken_models:ExitsInFit
 not_a_model = broken_models:NotAModel
 """
 
@@ -236,6 +244,20 @@ def test_wrong_shape_fails_its_runs_and_the_other_models_run(
     assert main(["train", *args, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "model plugin `broken_shape`" in err and "Traceback" not in err
+
+
+def test_a_plugin_calling_sys_exit_is_a_clear_error_not_the_end_of_ehrbench(
+    tmp_path, monkeypatch, dataset, capsys
+):
+    _broken_site(tmp_path, monkeypatch)
+    labels = tmp_path / "labels.parquet"
+    cohort = ["cohort", "extract", str(COHORTS / f"{COHORT}.yaml"), "--data", str(dataset)]
+    predicates = ["--predicates", str(COHORTS / "predicates" / "synthetic.yaml")]
+    assert main(["-q", *cohort, *predicates, "--out", str(labels)]) == 0
+    args = ["--data", str(dataset), "--labels", str(labels), "--model", "exits_in_fit"]
+    assert main(["-q", "train", *args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "model plugin `exits_in_fit`" in err and "raised while fitting: SystemExit" in err
 
 
 def test_a_plugin_named_like_a_built_in_is_an_error_naming_both(tmp_path, monkeypatch):

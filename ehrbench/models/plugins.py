@@ -92,7 +92,8 @@ def load_class(plugin: Plugin, kinds: tuple[str, ...]) -> type:
     feature kind names)."""
     try:
         cls = plugin.entry_point.load()
-    except Exception as exc:  # any failure inside a third-party import is the plugin's
+    # Any failure inside a third-party import is the plugin's, a `sys.exit()` there too.
+    except (Exception, SystemExit) as exc:
         raise EhrbenchError(
             f"{plugin.label} failed to import: {type(exc).__name__}: {exc}"
         ) from exc
@@ -141,7 +142,8 @@ def blamed(plugin: Plugin | None, action: str) -> Iterator[None]:
         yield
     except EhrbenchError:
         raise
-    except Exception as exc:
+    # A `sys.exit()` in a plugin is its failure too, not the end of ehrbench's command.
+    except (Exception, SystemExit) as exc:
         raise EhrbenchError(
             f"{plugin.label} raised while {action}: {type(exc).__name__}: {exc}"
         ) from exc
