@@ -10,7 +10,7 @@ import argparse
 import time
 
 from ehrbench.bundled import suite_file
-from ehrbench.protocol.commands import failed_runs_exit_code, run_suite
+from ehrbench.protocol.commands import grid_exit_code, run_suite
 from ehrbench.report.build import build_report
 
 DEMO_EPILOG = """\
@@ -49,4 +49,4 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"demo finished in {minutes:.1f} min")
     print(f"report: {html}")
     print(f"        {markdown}")
-    return failed_runs_exit_code(result)
+    return grid_exit_code(result)

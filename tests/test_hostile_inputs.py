@@ -157,6 +157,11 @@ def _swapped_labels(env: Env) -> Path:
     return path
 
 
+def _train(env: Env, *extra: str) -> list[str]:
+    return ["train", "--data", str(env.good_data), "--labels", str(env.labels),
+            "--model", "logreg", "--out", str(env.tmp / "run"), *extra]  # fmt: skip
+
+
 def _argv(make: Callable[[Env], list[str]], names: str) -> Case:
     def case(env: Env) -> tuple[list[str], str]:
         return make(env), names
@@ -385,6 +390,23 @@ CASES: dict[str, Case] = {
         _label_frame(lambda f: f.with_columns(pl.col("subject_id") + 10**9)), "subject"
     ),
     # --- command-line arguments of the reader verbs -----------------------------------------
+    "train seed negative": _argv(lambda e: _train(e, "--seed", "-1"), "--seed"),
+    "train seed past 32 bits": _argv(lambda e: _train(e, "--seed", str(2**32)), "--seed"),
+    "featurize sequence max events past the bound": _argv(
+        lambda e: [
+            "featurize",
+            "sequence",
+            "--data",
+            str(e.good_data),
+            "--labels",
+            str(e.labels),
+            "--out",
+            str(e.tmp / "s"),
+            "--max-events",
+            "100000000",
+        ],  # fmt: skip
+        "max_events",
+    ),
     "explain subject not int": _argv(lambda e: e.explain("abc"), "--subject"),
     "explain subject too large": _argv(lambda e: e.explain("9" * 30), "9" * 30),
     "explain subject absent": _argv(lambda e: e.explain("-1"), "-1"),

@@ -13,6 +13,7 @@ import pytest
 from protocol_helpers import COHORT, COHORTS, captured_logs, tiny_dataset, tiny_suite
 
 import ehrbench.protocol.runner as runner_module
+from ehrbench.cli import main
 from ehrbench.protocol.outputs import write_outputs
 from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.store import ResultsStore
@@ -162,6 +163,9 @@ def test_a_broken_cohort_is_skipped_and_reported(tmp_path, dataset, caplog, caps
     err = capsys.readouterr().err
     assert "warning: cohort broken skipped" in err
     assert "runs:" in err and "1/1" in err  # the progress bar: runs done / total, time left
+    # The command says so and exits 1, as for a failed run: not every run asked for was made.
+    assert main(["-q", "run", str(path)]) == 1
+    assert "1 of the suite's 2 cohorts were skipped" in capsys.readouterr().err
 
 
 def test_a_logistic_regression_grid_never_imports_torch(tmp_path, dataset):

@@ -7,6 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+from ehrbench.arguments import whole_number
 from ehrbench.cohort.artifact import read_label_file
 from ehrbench.features.cache import cached_files, copy_entry
 from ehrbench.features.config import DEFAULT_VOCABULARY, VOCABULARIES
@@ -28,16 +29,6 @@ _SEQUENCE_EXAMPLE = (
     "ehrbench featurize sequence --data mimic_meds --labels labels/mortality.parquet "
     "--out sequences/mortality --max-events 512 --fit-on train"
 )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
 
 
 def _window_names(text: str) -> tuple[str, ...]:
@@ -87,12 +78,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
         "--min-count",
-        type=_positive_int,
+        type=whole_number(1),
         default=10,
         help="keep codes seen at least this often in the fitting rows' history (default 10)",
     )
     parser.add_argument(
-        "--max-codes", type=_positive_int, default=None, help="keep at most the N most frequent"
+        "--max-codes", type=whole_number(1), default=None, help="keep at most the N most frequent"
     )
     parser.add_argument(
         "--fit-on",
@@ -154,6 +145,6 @@ def register(subparsers) -> None:
     )
     _common(sequence)
     sequence.add_argument(
-        "--max-events", type=_positive_int, default=512, help="events per row (default 512)"
+        "--max-events", type=whole_number(1), default=512, help="events per row (default 512)"
     )
     sequence.set_defaults(handler=_featurize)

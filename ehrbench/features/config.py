@@ -52,6 +52,10 @@ class TabularConfig:
         check_vocabulary(self.vocabulary)
 
 
+# Events per row of a sequence: 65,536 of them already make a 10,000-row input of several GB.
+MAX_EVENTS = 65_536
+
+
 @dataclass(frozen=True)
 class SequenceConfig:
     """Settings of the sequence featuriser."""
@@ -63,8 +67,11 @@ class SequenceConfig:
 
     def __post_init__(self) -> None:
         check_vocabulary(self.vocabulary)
-        if self.max_events < 1:
-            raise EhrbenchError(f"max_events is {self.max_events}: it must be at least 1.")
+        if not 1 <= self.max_events <= MAX_EVENTS:
+            raise EhrbenchError(
+                f"max_events is {self.max_events}: it must be from 1 to {MAX_EVENTS} (a "
+                "sequence model's input holds rows x max_events events)."
+            )
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,14 @@ def parse_window(text: str) -> Window:
 
 
 def parse_windows(names: tuple[str, ...] | list[str]) -> tuple[Window, ...]:
-    """Parse window names, rejecting an empty list and duplicates."""
+    """Parse window names, rejecting an empty list and duplicates.
+
+    >>> parse_windows("30d")
+    Traceback (most recent call last):
+    ehrbench.errors.EhrbenchError: windows must be a list of names, e.g. [1d, full]; got '30d'.
+    """
+    if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        raise EhrbenchError(f"windows must be a list of names, e.g. [1d, full]; got {names!r}.")
     windows = tuple(parse_window(name) for name in names)
     if not windows:
         raise EhrbenchError("the list of windows is empty: give at least one, e.g. `1d,30d,full`.")

@@ -102,10 +102,17 @@ def _check_no_nulls(src: Path, lf: pl.LazyFrame) -> None:
 
 
 def _shard_plan(splits: pl.DataFrame, shards: int) -> pl.DataFrame:
-    """Give each subject a shard index within its split: contiguous runs of sorted ids."""
+    """Give each subject a shard index within its split: contiguous runs of sorted ids, and no
+    more shards in a split than it has subjects (never an empty shard).
+
+    >>> splits = pl.DataFrame({"subject_id": [1, 2, 3], "split": ["train"] * 3})
+    >>> _shard_plan(splits, 100)["shard"].to_list()
+    [0, 1, 2]
+    """
     rank = pl.int_range(pl.len()).over("split")
     size = pl.len().over("split")
-    return splits.sort("subject_id").with_columns(shard=(rank * shards // size).cast(pl.Int64))
+    per_split = pl.min_horizontal(pl.lit(shards, pl.Int64), size.cast(pl.Int64))
+    return splits.sort("subject_id").with_columns(shard=(rank * per_split // size).cast(pl.Int64))
 
 
 def _created_at() -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ehrbench.arguments import seed
 from ehrbench.cohort.artifact import read_label_file
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import feature_kind
@@ -231,7 +232,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plugin's (`ehrbench models` lists them and the label kinds each fits)",
     )
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="new run folder")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--representation",
         metavar="FILE.parquet",

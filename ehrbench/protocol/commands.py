@@ -101,19 +101,26 @@ def run_suite(
     return result
 
 
-def failed_runs_exit_code(result: GridResult) -> int:
-    """1 (and an error naming how many) when any run of the grid failed, else 0."""
+def grid_exit_code(result: GridResult) -> int:
+    """1 (and an error saying what) when any run of the grid failed or a cohort of the suite was
+    skipped (it could not be loaded or extracted, or kept no row), else 0."""
     statuses = list(result.statuses.values())
     failed = statuses.count("failed")
-    if not failed:
-        return 0
-    logger.error(
-        "%d of %d runs failed; each one's error is in %s (--retry-failed reruns them)",
-        failed,
-        len(statuses),
-        result.suite.output / "runs.csv",
-    )
-    return 1
+    if failed:
+        logger.error(
+            "%d of %d runs failed; each one's error is in %s (--retry-failed reruns them)",
+            failed,
+            len(statuses),
+            result.suite.output / "runs.csv",
+        )
+    if result.skipped_cohorts:
+        logger.error(
+            "%d of the suite's %d cohorts were skipped, so none of their runs was made: %s",
+            len(result.skipped_cohorts),
+            len(result.suite.cohorts),
+            "; ".join(f"{name}: {why}" for name, why in sorted(result.skipped_cohorts.items())),
+        )
+    return 1 if failed or result.skipped_cohorts else 0
 
 
 def _check_output(suite: Suite) -> None:
@@ -160,4 +167,4 @@ def scheduler_overrides(args: argparse.Namespace) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *scheduler_overrides(args)]
-    return failed_runs_exit_code(run_suite(args.suite, overrides, args.retry_failed))
+    return grid_exit_code(run_suite(args.suite, overrides, args.retry_failed))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ehrbench.arguments import seed, whole_number
 from ehrbench.errors import EhrbenchError
 from ehrbench.meds.label_kinds import parse_class_order
-from ehrbench.protocol.suite import DEFAULT_RESAMPLES
+from ehrbench.protocol.suite import DEFAULT_RESAMPLES, MAX_RESAMPLES
 
 EVALUATE_EPILOG = """\
 examples:
@@ -79,11 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", metavar="NAME", help="default: the first named model")
     parser.add_argument(
         "--resamples",
-        type=int,
+        type=whole_number(1, MAX_RESAMPLES),
         default=DEFAULT_RESAMPLES,
         help=f"bootstrap resamples (default {DEFAULT_RESAMPLES}, as a suite)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="bootstrap seed (default 0)")
     parser.add_argument(
         "--class-order",
         type=parse_class_order,

@@ -71,6 +71,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ehrbench.arguments import SEED_MAX
 from ehrbench.bundled import suite_file
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError, did_you_mean
@@ -141,6 +142,9 @@ PLACEMENT = ("scheduler", "workers")
 # Nor does where the results go (the protocol is hashed apart).
 UNHASHED = ("output", "protocol", *PLACEMENT)
 DEFAULT_RESAMPLES = 1000
+# The bootstrap holds a [resamples x held-out subjects] count table per cohort: 10,000 resamples
+# of 10,000 subjects are 400 MB, ten times the protocol's own 1,000.
+MAX_RESAMPLES = 10_000
 # Bump when a change in ehrbench makes earlier run results incomparable.
 RUN_FORMAT = 1
 
@@ -459,9 +463,17 @@ def load_suite(
         ),
         grids=_protocol_defaults(protocol, ehrshot.GRIDS, _grids(config, reader, models), models),
         resamples=_int(
-            config.get("bootstrap") or {}, "resamples", "bootstrap", reader, DEFAULT_RESAMPLES, 1
+            config.get("bootstrap") or {},
+            "resamples",
+            "bootstrap",
+            reader,
+            DEFAULT_RESAMPLES,
+            1,
+            MAX_RESAMPLES,
         ),
-        bootstrap_seed=_int(config.get("bootstrap") or {}, "seed", "bootstrap", reader, 0),
+        bootstrap_seed=_int(
+            config.get("bootstrap") or {}, "seed", "bootstrap", reader, 0, maximum=SEED_MAX
+        ),
         age_bands=_age_bands(config, reader),
         output=output,
         overrides=tuple(o for o in overrides if _override_key(o) not in PLACEMENT),
@@ -553,18 +565,26 @@ def _synthetic_spec(spec: dict, prefix: str, reader: _Reader) -> SyntheticSpec:
         )
     return SyntheticSpec(
         subjects=_int(spec, "subjects", prefix, reader, None, minimum=10),
-        seed=_int(spec, "seed", prefix, reader, 0),
+        seed=_int(spec, "seed", prefix, reader, 0, maximum=SEED_MAX),
         shards=_int(spec, "shards", prefix, reader, 1, minimum=1),
         site=site,
     )
 
 
 def _int(
-    section: dict, key: str, prefix: str, reader: _Reader, default: int | None, minimum: int = 0
+    section: dict,
+    key: str,
+    prefix: str,
+    reader: _Reader,
+    default: int | None,
+    minimum: int = 0,
+    maximum: int | None = None,
 ) -> int:
     value = section.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        reader.fail(f"{prefix}.{key}", f"must be a whole number >= {minimum}, got {value!r}.")
+    in_range = isinstance(value, int) and value >= minimum and (maximum is None or value <= maximum)
+    if isinstance(value, bool) or not in_range:
+        bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        reader.fail(f"{prefix}.{key}", f"must be a whole number {bound}, got {value!r}.")
     return value
 
 

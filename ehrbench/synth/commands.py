@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from ehrbench.arguments import seed
 from ehrbench.synth.dataset import generate_dataset
 from ehrbench.synth.sites import DEFAULT_SITE, SITES
 
@@ -29,7 +30,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--subjects", type=int, default=1000, help="number of subjects (1000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (0)")
     parser.add_argument("--out", required=True, help="new or empty output folder")
     parser.add_argument(
         "--shards", type=int, default=None, help="number of shards (one per 10,000 subjects)"
