@@ -145,6 +145,8 @@ def test_repository_suites_load():
         (["features.sequence.max_events=0"], {}, "must be a whole number >= 1"),
         (["bootstrap.resamples=0"], {}, "`bootstrap.resamples`"),
         (["bootstrap.resamples=1000000000000"], {}, "from 1 to 10000"),
+        ([], {"name": "../../evil", "output": None}, "`name` (from the suite"),
+        ([], {"name": "", "output": None}, "must be a plain name"),
         (["bootstrap.seed=4294967296"], {}, "from 0 to 4294967295"),
         (["features.tabular.windows=[30]"], {}, "windows must be a list of names"),
         (["features.tabular.windows=30d"], {}, "windows must be a list of names"),

@@ -437,6 +437,7 @@ def load_suite(
         if config.get(key) is None:
             reader.fail(key, "is required (see the suite format in `ehrbench run --help`).")
     name = _text(config, "name", reader, path.stem)
+    assert name is not None
     output = _output(config, reader, name)
     cohorts_dir = _path(config, "cohorts_dir", reader, DEFAULT_COHORTS_DIR)
     cohorts = _cohorts(config, reader, cohorts_dir)
@@ -520,9 +521,16 @@ def _output(config: dict, reader: _Reader, name: str) -> Path:
 
     The shipped suites name no output, so they write beside the user, never into the install.
     """
-    if config.get("output") is None:
-        return (Path.cwd() / "results" / name).resolve()
-    return _path(config, "output", reader)
+    if config.get("output") is not None:
+        return _path(config, "output", reader)
+    # The name is then a folder name: a path in it would lead outside `results/`.
+    if name.strip() in ("", ".", "..") or any(sep in name for sep in ("/", "\\")):
+        reader.fail(
+            "name",
+            f"must be a plain name when `output` is not set (it names the folder "
+            f"results/<name>), got {name!r}; set `output` to write elsewhere.",
+        )
+    return (Path.cwd() / "results" / name).resolve()
 
 
 def _existing_file(config: dict, key: str, reader: _Reader) -> Path:
