@@ -165,3 +165,11 @@ def test_window_parsing():
     for bad in ("", "0d", "3y", "d", "12 parsecs", "1d x"):
         with pytest.raises(EhrbenchError, match="is not a lookback window"):
             parse_window(bad)
+
+
+def test_fitting_on_held_out_is_allowed_with_a_warning(folder, capsys):
+    # A benchmark never fits on held_out; the command says so when asked to.
+    common = ["--data", str(folder / "meds"), "--labels", str(folder / "labels.parquet")]
+    argv = ["tabular", *common, "--out", str(folder / "out"), "--fit-on", "train,held_out"]
+    assert _run(*argv) == 0
+    assert "fits the vocabulary and statistics on held_out rows too" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from ehrbench.cohort.artifact import read_label_file
 from ehrbench.features.cache import cached_files, copy_entry
 from ehrbench.features.config import DEFAULT_VOCABULARY, VOCABULARIES
 from ehrbench.features.kinds import FeatureKind, feature_kind
+from ehrbench.features.rows import normalise_splits
 from ehrbench.meds import open_dataset
 from ehrbench.output_paths import (
     check_not_inputs,
@@ -20,6 +22,8 @@ from ehrbench.output_paths import (
     refuse_existing,
 )
 from ehrbench.scheduler import add_scheduler_options, scheduler_from_args, use_scheduler
+
+logger = logging.getLogger(__name__)
 
 _TABULAR_EXAMPLE = (
     "ehrbench featurize tabular --data mimic_meds --labels labels/mortality.parquet "
@@ -51,6 +55,12 @@ def _featurize(args: argparse.Namespace) -> int:
             [out / name for name in kind.outputs], "choose another --out or pass --overwrite"
         )
     config = kind.config(_settings(kind, args))
+    if "held_out" in normalise_splits(args.fit_on):
+        logger.warning(
+            "--fit-on %s fits the vocabulary and statistics on held_out rows too: features "
+            "that test on held_out then depend on it; a benchmark fits on train only.",
+            args.fit_on,
+        )
     dataset = open_dataset(args.data, deep=False)
     labels = read_label_file(args.labels)
     started = time.perf_counter()
