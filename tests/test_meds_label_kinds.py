@@ -121,3 +121,17 @@ def test_regression_few_shot_takes_k_examples_in_all():
     assert fewshot_indices(y, seed=1, k=8, kind="regression").tolist() == picked[:8].tolist()
     few = fewshot_indices(y[:5], seed=1, k=MAX_K, kind="regression")
     assert few.size == MAX_K and sorted(set(few[:5].tolist())) == [0, 1, 2, 3, 4]
+
+
+def test_a_label_file_written_by_polars_is_read_and_a_float64_value_named(tmp_path):
+    # polars writes strings as large_string (the same values: accepted) and floats as float64
+    # (the schema's float32 would round them: refused, saying how to cast).
+    when = [datetime(2020, 1, 1)] * 2
+    classes = pl.DataFrame({"subject_id": [1, 2], "prediction_time": when,
+                            "categorical_value": ["a", "b"]})  # fmt: skip
+    classes.write_parquet(tmp_path / "classes.parquet")
+    assert read_labels(tmp_path / "classes.parquet").equals(classes)
+    values = classes.drop("categorical_value").with_columns(float_value=pl.lit(1.5))
+    values.write_parquet(tmp_path / "values.parquet")
+    with pytest.raises(EhrbenchError, match=r"float64 \(polars' default\).*cast\(pl.Float32\)"):
+        read_labels(tmp_path / "values.parquet")

@@ -97,11 +97,27 @@ def read_labels(path: str | os.PathLike) -> pl.DataFrame:
             "one cohort's file of the folder `ehrbench cohorts extract` writes)."
         )
     try:
-        table = pq.read_table(path)
+        table = _plain_strings(pq.read_table(path))
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise EhrbenchError(f"{path} is not a readable parquet label table ({exc}).") from exc
+    if "float_value" in table.column_names and pa.types.is_float64(table["float_value"].type):
+        raise EhrbenchError(
+            f"label table {path} stores `float_value` as float64 (polars' default); the MEDS "
+            "label schema stores it as float32: cast it before writing "
+            '(`pl.col("float_value").cast(pl.Float32)`).'
+        )
     _validate_label_table(table, path)
     return pl.from_arrow(table)
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """`table` with its large_string columns (polars writes strings so) as string, the type
+    the MEDS label schema names: the same values."""
+    fields = [
+        field.with_type(pa.string()) if pa.types.is_large_string(field.type) else field
+        for field in table.schema
+    ]
+    return table.cast(pa.schema(fields))
 
 
 def label_values(labels: pl.DataFrame, source: str) -> np.ndarray:
