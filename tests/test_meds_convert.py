@@ -132,6 +132,7 @@ def test_empty_target_folder_is_used(tmp_path):
         (["--drop", "nope"], "has no column `nope` to drop or rename"),
         (["--shards", "0"], "--shards 0 is invalid"),
         (["--fractions", "1,1,1"], "sum to 3"),
+        (["--rename", "code=subject_id"], "two `subject_id` columns"),
     ],
 )
 def test_cli_errors_print_no_traceback(tmp_path, capsys, argv_extra, message):

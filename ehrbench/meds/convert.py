@@ -73,6 +73,13 @@ def _scan_source(src: Path, drop: Sequence[str], rename: Mapping[str, str]) -> p
             raise EhrbenchError(
                 f"{src} has no column `{col}` to drop or rename (columns: {list(schema)})."
             )
+    kept = [col for col in schema if col not in drop and col not in rename]
+    for old, new in rename.items():
+        if new in kept or list(rename.values()).count(new) > 1:
+            raise EhrbenchError(
+                f"--rename {old}={new}: {src} would then have two `{new}` columns; drop the "
+                f"other one (--drop) or rename it too."
+            )
     lf = lf.drop(drop).rename(dict(rename))
     schema = lf.collect_schema()
     for col in _REQUIRED:
