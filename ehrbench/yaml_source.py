@@ -90,6 +90,19 @@ class YamlSource:
         return line
 
 
+def read_text(path: Path, kind: str) -> str:
+    """The text of the `kind` file at `path`; one missing, unreadable or not UTF-8 is an
+    `EhrbenchError` naming it."""
+    if not path.is_file():
+        raise EhrbenchError(f"The {kind} file {path} does not exist or is not a file.")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EhrbenchError(f"The {kind} file {path} is not UTF-8 text ({exc.reason}).") from None
+    except OSError as exc:
+        raise EhrbenchError(f"The {kind} file {path} could not be read: {exc.strerror}.") from None
+
+
 def read_yaml(path: Path, kind: str) -> tuple[Any, YamlSource]:
     """Read the `kind` ("cohort", "predicates") YAML file at `path`: its value and its lines.
 
@@ -100,15 +113,7 @@ def read_yaml(path: Path, kind: str) -> tuple[Any, YamlSource]:
     >>> value, source.line(("predicates", "b"))
     ({'predicates': {'a': {'code': 'X'}, 'b': '???'}}, 3)
     """
-    if not path.is_file():
-        raise EhrbenchError(f"The {kind} file {path} does not exist or is not a file.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise EhrbenchError(f"The {kind} file {path} is not UTF-8 text ({exc.reason}).") from None
-    except OSError as exc:
-        raise EhrbenchError(f"The {kind} file {path} could not be read: {exc.strerror}.") from None
-    loader = get_yaml_loader(max_yaml_expanded_nodes=None)(text)
+    loader = get_yaml_loader(max_yaml_expanded_nodes=None)(read_text(path, kind))
     try:
         node = _compose(path, loader)
         source = YamlSource(path, node)

@@ -176,6 +176,13 @@ def test_cohorts_on_an_empty_library_is_an_error(tmp_path, capsys):
     assert "holds no cohort YAML file" in capsys.readouterr().err
 
 
+def test_a_library_cohort_file_that_is_not_utf8_is_named(tmp_path, capsys):
+    (tmp_path / "latin.yaml").write_bytes("description: caf\xe9\n".encode("latin-1"))
+    assert main(["cohorts", "--library", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "latin.yaml is not UTF-8 text" in err and "internal error" not in err
+
+
 @pytest.fixture
 def small_library(tmp_path) -> Path:
     """A library with one real cohort (in-hospital mortality) and the real predicates files."""

@@ -23,7 +23,7 @@ import polars as pl
 
 from ehrbench.bundled import COHORTS
 from ehrbench.errors import EhrbenchError, did_you_mean
-from ehrbench.yaml_source import read_yaml
+from ehrbench.yaml_source import read_text, read_yaml
 
 if TYPE_CHECKING:
     from ehrbench.cohort.model import Cohort
@@ -203,7 +203,7 @@ def parse_header(text: str) -> tuple[str, dict[str, str]]:
 def describe(path: str | Path) -> LibraryCohort:
     """Read one cohort file's header comment and `description`."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "cohort")
     title, fields = parse_header(text)
     match = re.search(r"^description:\s*(.+)$", text, flags=re.MULTILINE)
     description = match.group(1).strip().strip("\"'") if match else None
