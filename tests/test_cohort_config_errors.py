@@ -728,6 +728,12 @@ CASES += [
         ["does not exist"],
     ),
     (
+        "cohort file a folder",
+        mutated(predicates__stays={"cohort": "."}),
+        "predicates.stays.cohort",
+        ["is a folder, not a cohort file"],
+    ),
+    (
         "cohort label",
         mutated(predicates__stays={"cohort": "nowhere.yaml", "label": "maybe"}),
         "predicates.stays.label",

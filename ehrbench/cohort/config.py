@@ -257,8 +257,9 @@ def _parse_predicates(entries: dict[str, _Entry]) -> dict[str, Predicate | _Coho
             relative, label = parse_cohort_reference(name, entry.raw, entry.source, entry.keys)
             path = entry.source.path.parent / relative
             if not path.is_file():
+                problem = "is a folder, not a cohort file" if path.is_dir() else "does not exist"
                 entry.source.fail(
-                    (*entry.keys, "cohort"), f"the cohort file {path} of {name!r} does not exist"
+                    (*entry.keys, "cohort"), f"the cohort file {path} of {name!r} {problem}"
                 )
             predicates[name] = _CohortReference(name, entry, path, label)
         else:
