@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import shutil
@@ -15,7 +16,8 @@ import ehrbench.protocol.runner as runner_module
 from ehrbench import __version__
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
-from ehrbench.protocol.manifest import MANIFEST_FILE, Manifest
+from ehrbench.models.cost import COST_COLUMNS
+from ehrbench.protocol.manifest import MANIFEST_FILE, Manifest, RunCounts
 from ehrbench.protocol.outputs import write_outputs
 from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.suite import load_suite
@@ -159,3 +161,143 @@ def test_cost_at_all_sits_beside_the_macro_auroc(results, report, tmp_path):
     )
     _, md_path = build_report(older)
     assert "Cost at k = all" not in md_path.read_text(encoding="utf-8")
+
+
+def _tables_copy(results, tmp_path, **changes):
+    """A copy of the results folder's tables (not its run, cohort and feature folders) whose
+    manifest has `changes`: a cheap way to give the report a folder the grid could have left."""
+    copy = tmp_path / "results"
+    shutil.copytree(
+        results, copy, ignore=shutil.ignore_patterns("report", "runs", "cohorts", "features")
+    )
+    dataclasses.replace(Manifest.read(results), **changes).write(copy)
+    return copy
+
+
+def _failed(runs: pl.DataFrame, error: str) -> pl.DataFrame:
+    """`runs` recorded as failed with `error`, as the grid records a run that raised."""
+    return runs.with_columns(
+        pl.lit("failed").alias("status"),
+        pl.lit(error).alias("error"),
+        *(pl.lit(None).cast(runs[name].dtype).alias(name) for name in COST_COLUMNS),
+    )
+
+
+def _no_rows(folder, *stems):
+    """Empty the `stems` tables of a results folder, keeping their columns."""
+    for stem in stems:
+        path = folder / f"{stem}.parquet"
+        pl.read_parquet(path).head(0).write_parquet(path)
+
+
+def _failure_section(markdown_path) -> str:
+    return markdown_path.read_text(encoding="utf-8").split("## Failed runs")[1]
+
+
+def test_a_cohort_whose_every_run_failed_is_listed_and_not_drawn(results, tmp_path):
+    manifest = Manifest.read(results)
+    copy = _tables_copy(
+        results,
+        tmp_path,
+        cohorts={**manifest.cohorts, "no_positives": manifest.cohorts[COHORT]},
+        cohort_order=(*manifest.cohort_order, "no_positives"),
+        runs=RunCounts(
+            total=2 * manifest.runs.total,
+            ok=manifest.runs.ok,
+            failed=manifest.runs.failed + manifest.runs.total,
+        ),
+    )
+    runs = pl.read_csv(copy / "runs.csv", schema_overrides={"k": pl.String})
+    lost = _failed(runs, "the train rows hold no positive label").with_columns(
+        pl.lit("no_positives").alias("cohort"), pl.col("run_id") + "x"
+    )
+    pl.concat([runs, lost]).write_csv(copy / "runs.csv")
+    _, md_path = build_report(copy)
+    failures = _failure_section(md_path)
+    assert "| no_positives | logreg |" in failures and "| no_positives | lightgbm |" in failures
+    assert "the train rows hold no positive label" in failures
+    figures = md_path.parent / "figures"
+    assert (figures / f"curve_{COHORT}.png").read_bytes().startswith(PNG_MAGIC)
+    assert not (figures / "curve_no_positives.png").exists()
+    assert "Nothing to draw" in md_path.read_text(encoding="utf-8").split("### no_positives")[1]
+
+
+def test_a_grid_whose_every_run_failed_gets_a_report_of_its_failures(results, tmp_path):
+    manifest = Manifest.read(results)
+    total = manifest.runs.total
+    copy = _tables_copy(results, tmp_path, runs=RunCounts(total=total, ok=0, failed=total))
+    runs = pl.read_csv(copy / "runs.csv", schema_overrides={"k": pl.String})
+    _failed(runs, "every fit failed").write_csv(copy / "runs.csv")
+    _no_rows(copy, "results", "paired", "calibration")
+    _, md_path = build_report(copy)
+    assert "every fit failed" in _failure_section(md_path)
+    assert not (md_path.parent / "figures").exists()
+
+
+def test_a_cohort_without_any_auroc_still_draws_its_auprc(results, tmp_path):
+    # The AUROC is undefined when the held-out rows hold one class; the AUPRC may not be.
+    copy = _tables_copy(results, tmp_path)
+    table = pl.read_parquet(copy / "results.parquet")
+    auroc = pl.col("metric") == "auroc"
+    table.with_columns(
+        pl.when(auroc).then(float("nan")).otherwise(pl.col(name)).alias(name)
+        for name in ("value", "ci_low", "ci_high")
+    ).write_parquet(copy / "results.parquet")
+    _, md_path = build_report(copy)
+    assert (md_path.parent / "figures" / f"curve_{COHORT}.png").read_bytes().startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize("with_runs", [True, False], ids=["other-cohorts-ran", "no-run-at-all"])
+def test_skipped_cohorts_are_named_with_why_and_never_called_finished(results, tmp_path, with_runs):
+    skipped = {"broken": "In broken.yaml (line 2): not valid YAML"}
+    changes = {} if with_runs else {"cohorts": {}, "cohort_order": (), "runs": RunCounts(0, 0, 0)}
+    copy = _tables_copy(results, tmp_path, skipped_cohorts=skipped, **changes)
+    if not with_runs:
+        _no_rows(copy, "results", "paired", "calibration")
+        runs = pl.read_csv(copy / "runs.csv", schema_overrides={"k": pl.String})
+        runs.head(0).write_csv(copy / "runs.csv")
+    _, md_path = build_report(copy)
+    failures = _failure_section(md_path)
+    assert "every run of the grid finished" not in md_path.read_text(encoding="utf-8")
+    assert "### Skipped cohorts" in failures
+    assert "| broken | In broken.yaml (line 2): not valid YAML |" in failures
+    assert ("failure kept for the report" in failures) == with_runs
+    assert ("the grid had no runs" in failures) != with_runs
+
+
+def test_existing_figures_are_refused_without_overwrite(results, tmp_path, capsys):
+    out = tmp_path / "report"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "macro.png").write_bytes(b"my figure")
+    (out / "figures" / "mine.txt").write_text("my notes", encoding="utf-8")
+    assert main(["report", str(results), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert str(out / "figures" / "macro.png") in error and "--overwrite" in error
+    assert (out / "figures" / "macro.png").read_bytes() == b"my figure"
+    assert sorted(p.name for p in out.rglob("*")) == ["figures", "macro.png", "mine.txt"]
+    assert main(["report", str(results), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "figures" / "macro.png").read_bytes().startswith(PNG_MAGIC)
+    assert (out / "figures" / "mine.txt").read_text(encoding="utf-8") == "my notes"
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "expected"),
+    [
+        ("results.parquet", b"not parquet", "cannot be read"),
+        ("paired.parquet", b"", "cannot be read"),
+        ("manifest.json", b'{"suite": ', "cannot be read"),
+        ("runs.csv", b'a,b\n1,2\n"x', "cannot be read"),
+        ("results.parquet", None, "holds no rows"),
+    ],
+    ids=["corrupt-results", "empty-file", "manifest-not-json", "runs-csv", "no-rows"],
+)
+def test_a_damaged_results_table_is_named(results, tmp_path, capsys, name, damage, expected):
+    copy = _tables_copy(results, tmp_path)
+    if damage is None:
+        _no_rows(copy, "results")
+    else:
+        (copy / name).write_bytes(damage)
+    assert main(["report", str(copy)]) == 2
+    error = capsys.readouterr().err
+    assert str(copy / name) in error and expected in error
+    assert not (copy / "report").exists()

@@ -72,19 +72,24 @@ def build_report(
 ) -> tuple[Path, Path]:
     """Write report.html, report.md and figures/ into `out` (default `<results_dir>/report`).
 
-    An existing report (and any edits made to it) is replaced only with `overwrite`.
+    A file it would write that exists already (the report with any edits made to it, a figure)
+    is replaced only with `overwrite`; other files in `out` are left alone.
     """
     folder = load_results(results_dir)
     out = check_writable(out if out is not None else folder.root / "report", "--out", folder=True)
     markdown = out / "report.md"
     page = out / "report.html"
-    if not overwrite:
-        refuse_existing([page, markdown], "choose another --out, or pass --overwrite")
+    remedy = "choose another --out, or pass --overwrite"
+    if not overwrite:  # checked before drawing too, so a rerun into a report fails fast
+        refuse_existing([page, markdown], remedy)
     blocks = report_blocks(folder)
+    images = {out / "figures" / block.name: block.png for block in _images(blocks)}
+    if not overwrite:
+        refuse_existing(list(images), remedy)
     title = f"ehrbench report: {folder.manifest.suite.name}"
-    for block in _images(blocks):
-        with atomic_path(out / "figures" / block.name) as tmp:
-            tmp.write_bytes(block.png)
+    for path, png in images.items():
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(png)
     write_text_atomic(f"# {title}\n\n" + to_markdown(blocks), markdown)
     write_text_atomic(to_html(title, [Heading(title, 1), *blocks]), page)
     return page, markdown
@@ -187,9 +192,8 @@ def header(folder: ResultsFolder) -> list[Block]:
     if m.skipped_cohorts:
         blocks.append(
             Paragraph(
-                "Skipped cohorts (could not be loaded or extracted): "
-                + "; ".join(f"{name}: {why}" for name, why in sorted(m.skipped_cohorts.items())),
-                note=True,
+                f"Skipped cohorts, not run: {', '.join(sorted(m.skipped_cohorts))} (why: see "
+                "Skipped cohorts under Failed runs)."
             )
         )
     return blocks
@@ -244,8 +248,8 @@ def macro_section(folder: ResultsFolder) -> list[Block]:
             note=True,
         ),
     ]
-    if folder.results.is_empty():
-        return [*blocks, Paragraph("No finished run.")]
+    if all(table.is_empty() for table in tables.values()):
+        return [*blocks, Paragraph("Nothing to average: no run has an AUROC or AUPRC.")]
     blocks.append(
         Image(
             "macro.png",
@@ -257,6 +261,12 @@ def macro_section(folder: ResultsFolder) -> list[Block]:
         blocks.append(Heading(f"Macro {metric.upper()}", level=3))
         blocks.append(_grid_table(tables[metric], folder.models, ks, counts=True))
     return blocks
+
+
+NOTHING_TO_DRAW = (
+    "Nothing to draw: no run of this cohort has an AUROC or AUPRC (its runs failed: see Failed "
+    "runs; or its held-out rows hold one class: see Cohorts)."
+)
 
 
 def curves_section(folder: ResultsFolder) -> list[Block]:
@@ -275,9 +285,12 @@ def curves_section(folder: ResultsFolder) -> list[Block]:
         ),
     ]
     for cohort in folder.cohorts:
+        blocks.append(Heading(cohort, level=3))
+        if all(frame.filter(pl.col("cohort") == cohort).is_empty() for frame in curves.values()):
+            blocks.append(Paragraph(NOTHING_TO_DRAW))
+            continue
         prevalence = folder.manifest.cohorts[cohort].counts["held_out"]["prevalence"]
         png = figures.learning_curves(curves, cohort, folder.models, ks, prevalence)
-        blocks.append(Heading(cohort, level=3))
         blocks.append(Image(f"curve_{cohort}.png", png, f"learning curves for {cohort}"))
         points = (
             curves["auroc"]
@@ -593,19 +606,41 @@ def _count(value: int | None) -> str:
 
 
 def failure_section(folder: ResultsFolder) -> list[Block]:
-    """Failed runs grouped by cohort, model and error."""
+    """Failed runs grouped by cohort, model and error, then the skipped cohorts and why."""
     failed = failed_runs(folder)
     blocks: list[Block] = [Heading("Failed runs", anchor="failures")]
-    if failed.is_empty():
-        return [*blocks, Paragraph("None: every run of the grid finished.")]
-    rows = [
-        [
-            row["cohort"],
-            row["model"],
-            str(row["runs"]),
-            Cell(row["k"], text=True),
-            Cell(row["error"], text=True),
+    if not failed.is_empty():
+        rows = [
+            [
+                row["cohort"],
+                row["model"],
+                str(row["runs"]),
+                Cell(row["k"], text=True),
+                Cell(row["error"], text=True),
+            ]
+            for row in failed.iter_rows(named=True)
         ]
-        for row in failed.iter_rows(named=True)
+        blocks.append(Table(["cohort", "model", "runs", "k", "error"], rows))
+    elif folder.manifest.runs.total == 0:
+        blocks.append(Paragraph("None, and no run either: the grid had no runs."))
+    elif folder.manifest.skipped_cohorts:
+        blocks.append(Paragraph("None: every run of the cohorts that were not skipped finished."))
+    else:
+        blocks.append(Paragraph("None: every run of the grid finished."))
+    return blocks + _skipped_blocks(folder)
+
+
+def _skipped_blocks(folder: ResultsFolder) -> list[Block]:
+    """The cohorts that could not be loaded or extracted, with the reason (none: nothing)."""
+    skipped = folder.manifest.skipped_cohorts
+    if not skipped:
+        return []
+    rows = [[name, Cell(why, text=True)] for name, why in sorted(skipped.items())]
+    return [
+        Heading("Skipped cohorts", level=3),
+        Paragraph(
+            "These cohorts could not be loaded or extracted (or held no rows), so none of their "
+            "runs is in the grid or in this report."
+        ),
+        Table(["cohort", "why"], rows),
     ]
-    return [*blocks, Table(["cohort", "model", "runs", "k", "error"], rows)]

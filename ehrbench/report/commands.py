@@ -11,8 +11,9 @@ examples:
 
 Reads what `ehrbench run` wrote (manifest.json, results.parquet, paired.parquet,
 calibration.parquet, runs.csv) and writes report.html (self-contained: images embedded),
-report.md and figures/*.png into --out (default: RESULTS_DIR/report). An existing report is
-replaced only with --overwrite (your edits to it are never lost silently).
+report.md and figures/*.png into --out (default: RESULTS_DIR/report). A report or figure
+already there is replaced only with --overwrite (your edits to it are never lost silently);
+other files in --out are left alone.
 """
 
 
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="the output folder of a run")
     parser.add_argument("--out", help="where to write the report (default: RESULTS_DIR/report)")
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace a report already in --out"
+        "--overwrite", action="store_true", help="replace a report and figures already in --out"
     )
     parser.set_defaults(handler=_report)
 

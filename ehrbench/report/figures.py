@@ -110,9 +110,19 @@ def learning_curves(
         axis.set_ylabel(METRIC_NAMES[metric])
         axis.set_title(f"{METRIC_NAMES[metric]}", fontsize=10)
     axes[0].set_ylim(top=1.0)
-    handles, labels = axes[0].get_legend_handles_labels()
-    _legend_on_top(figure, handles, labels)
+    _legend_on_top(figure, *_panel_legend(axes))
     return _png(figure)
+
+
+def _panel_legend(axes: list[plt.Axes]) -> tuple[list, list[str]]:
+    """Each model's legend entry, from whichever panel drew it: a model may have points in one
+    metric only (its AUROC is undefined when the held-out rows hold one class)."""
+    entries: dict[str, object] = {}
+    for axis in axes:
+        handles, labels = axis.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            entries.setdefault(label, handle)
+    return list(entries.values()), list(entries)
 
 
 def _model_curve(

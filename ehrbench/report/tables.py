@@ -15,6 +15,8 @@ Conventions used throughout the report:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,9 @@ from ehrbench.protocol.manifest import MANIFEST_FILE, Manifest
 
 REQUIRED_FILES = (MANIFEST_FILE, "results.parquet", "paired.parquet", "calibration.parquet")
 CURVE_METRICS = ("auroc", "auprc")
+REWRITE = (
+    "Rerun the suite to write the results folder's tables again (finished runs are not recomputed)."
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class ResultsFolder:
 
 
 def load_results(root: str | Path) -> ResultsFolder:
-    """Read a results folder; raise `EhrbenchError` naming what is missing."""
+    """Read a results folder; raise `EhrbenchError` naming what is missing or damaged."""
     root = Path(root)
     if not root.is_dir():
         raise EhrbenchError(
@@ -70,16 +75,48 @@ def load_results(root: str | Path) -> ResultsFolder:
             "(rerun the suite to write them; finished runs are not recomputed)."
         )
     runs_csv = root / "runs.csv"
-    return ResultsFolder(
-        root=root,
-        manifest=Manifest.read(root),
-        results=pl.read_parquet(root / "results.parquet"),
-        paired=pl.read_parquet(root / "paired.parquet"),
-        calibration=pl.read_parquet(root / "calibration.parquet"),
-        runs=pl.read_csv(runs_csv, schema_overrides={"k": pl.String})
-        if runs_csv.exists()
-        else pl.DataFrame(),
-    )
+    with _reading(root / MANIFEST_FILE):
+        manifest = Manifest.read(root)
+    with _reading(root / "results.parquet"):
+        results = pl.read_parquet(root / "results.parquet")
+    _check_rows(root / "results.parquet", results, manifest)
+    with _reading(root / "paired.parquet"):
+        paired = pl.read_parquet(root / "paired.parquet")
+    with _reading(root / "calibration.parquet"):
+        calibration = pl.read_parquet(root / "calibration.parquet")
+    with _reading(runs_csv):
+        runs = (
+            pl.read_csv(runs_csv, schema_overrides={"k": pl.String})
+            if runs_csv.exists()
+            else pl.DataFrame()
+        )
+    return ResultsFolder(root, manifest, results, paired, calibration, runs)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Read `path`, a file `ehrbench run` wrote, inside this block: a damaged or hand-edited
+    file gives one clear error naming it. (`ehrbench.io.reading_saved` does not know polars'
+    errors, and its remedy does not say how a results folder's tables are written again.)"""
+    try:
+        yield
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        # Polars follows what is wrong with lines of hints: the first line says it.
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EhrbenchError(
+            f"{path} cannot be read ({detail}): it was damaged or edited after `ehrbench run` "
+            f"wrote it. {REWRITE}"
+        ) from None
+
+
+def _check_rows(path: Path, results: pl.DataFrame, manifest: Manifest) -> None:
+    """Refuse a results table with no rows when the manifest counts finished runs (a grid whose
+    every run failed has no rows, and its report lists the failures)."""
+    if results.is_empty() and manifest.runs.ok:
+        raise EhrbenchError(
+            f"{path} holds no rows, but {MANIFEST_FILE} beside it counts {manifest.runs.ok} "
+            f"finished run(s): it was emptied or replaced after `ehrbench run` wrote it. {REWRITE}"
+        )
 
 
 def k_order(k: str) -> int:
