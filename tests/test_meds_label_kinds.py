@@ -71,6 +71,9 @@ def test_no_or_several_filled_columns_are_clear_errors(tmp_path):
         label_target(partial, "labels.parquet")
     with pytest.raises(EhrbenchError, match="class order is given, but the label is regression"):
         label_target(pl.DataFrame({"float_value": [1.0]}), "t", ["a", "b"])
+    classes = pl.DataFrame({"categorical_value": ["a", "b"]})
+    with pytest.raises(EhrbenchError, match=r"names a twice"):
+        label_target(classes, "t", ["a", "a", "b"])
 
 
 def test_each_prediction_form_is_written_and_read_back(tmp_path):

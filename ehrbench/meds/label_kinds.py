@@ -125,8 +125,11 @@ def label_target(
     if class_order is None:
         return LabelTarget(kind, column, tuple(seen))
     order = tuple(str(name) for name in class_order)
-    if len(set(order)) != len(order) or len(order) < 2:
-        raise EhrbenchError(f"class order {list(order)} must name at least two distinct classes.")
+    twice = sorted({name for name in order if order.count(name) > 1})
+    if twice:
+        raise EhrbenchError(f"class order {list(order)} names {', '.join(twice)} twice.")
+    if len(order) < 2:
+        raise EhrbenchError(f"class order {list(order)} must name at least two classes.")
     unknown = [name for name in seen if name not in order]
     if unknown:
         raise EhrbenchError(
