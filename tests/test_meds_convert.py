@@ -144,6 +144,15 @@ def test_cli_errors_print_no_traceback(tmp_path, capsys, argv_extra, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_empty_event_table_is_named(tmp_path):
+    path = tmp_path / "events.parquet"
+    schema = {"subject_id": pl.Int64, "time": pl.Datetime("us"), "code": pl.String}
+    pl.DataFrame(schema=schema).write_parquet(path)
+    with pytest.raises(EhrbenchError, match=r"events.parquet holds no rows"):
+        meds_from_events(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_wrong_source_type_is_named(tmp_path):
     path = tmp_path / "events.parquet"
     pl.DataFrame(

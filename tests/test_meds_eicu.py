@@ -219,6 +219,9 @@ def test_errors_name_the_file_and_column(tmp_path, capsys):
     pl.concat([patient, patient.head(1)]).write_csv(src / "patient.csv")
     with pytest.raises(EhrbenchError, match=r"patient\.csv: column `patientunitstayid` repeats"):
         eicu_events(src)
+    patient.head(0).write_csv(src / "patient.csv")
+    with pytest.raises(EhrbenchError, match=r"patient\.csv: none of its 0 rows is a unit stay"):
+        eicu_events(src)
     assert not (tmp_path / "out").exists()
 
 

@@ -189,6 +189,8 @@ def meds_from_events(
     lf = _scan_source(src, drop, rename or {})
     _check_no_nulls(src, lf)
     subjects = lf.select(pl.col("subject_id").unique()).collect().get_column("subject_id")
+    if subjects.is_empty():
+        raise EhrbenchError(f"event table {src} holds no rows: a MEDS dataset needs events.")
     splits = hash_splits(subjects.to_list(), fractions)
     metadata = {
         "dataset_name": name or src.stem,

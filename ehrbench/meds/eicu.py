@@ -198,6 +198,11 @@ def _unit_stays(patient: pl.DataFrame, dropped: dict[str, int]) -> pl.DataFrame:
     dropped["unit stays without the ids, year, clock time or offset that place them"] = (
         stays.height - placed.height
     )
+    if placed.is_empty():
+        raise EhrbenchError(
+            f"patient.csv: none of its {stays.height} rows is a unit stay that can be placed (ids, "
+            "discharge year, clock time and offset): there is nothing to convert."
+        )
     duplicates = placed.filter(pl.col("patientunitstayid").is_duplicated()).height
     if duplicates:
         raise EhrbenchError(
