@@ -387,7 +387,8 @@ CASES: dict[str, Case] = {
         "prediction_time",
     ),
     "labels unknown subject": _labels(
-        _label_frame(lambda f: f.with_columns(pl.col("subject_id") + 10**9)), "subject"
+        _label_frame(lambda f: f.with_columns(pl.col("subject_id") + 10**9)),
+        "are not in the dataset",
     ),
     # --- command-line arguments of the reader verbs -----------------------------------------
     "train seed negative": _argv(lambda e: _train(e, "--seed", "-1"), "--seed"),

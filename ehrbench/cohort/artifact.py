@@ -14,8 +14,9 @@ from pathlib import Path
 import polars as pl
 
 from ehrbench.cohort.attrition import Attrition
+from ehrbench.errors import EhrbenchError
 from ehrbench.io import check_file_set, file_set
-from ehrbench.meds import read_labels, write_labels
+from ehrbench.meds import MedsDataset, read_labels, write_labels
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,32 @@ class ExtractionFiles:
         return {name: path for name, path in names.items() if path is not None}
 
 
-def read_label_file(path: str | os.PathLike) -> pl.DataFrame:
+def read_label_file(path: str | os.PathLike, dataset: MedsDataset | None = None) -> pl.DataFrame:
     """A label file named on the command line, read and checked (`read_labels`); when the
     manifest of an extraction lies beside it (`X.manifest.json`), also checked against it, so a
     label file replaced or left by an interrupted --overwrite is refused. A label file without
-    one (written by another tool) is read as it is."""
+    one (written by another tool) is read as it is. With `dataset`, every label subject must
+    have events there."""
     manifest = ExtractionFiles.beside(path).manifest
     if manifest.exists():
         check_file_set(manifest)
-    return read_labels(path)
+    labels = read_labels(path)
+    if dataset is not None:
+        _check_subjects_in(labels, dataset, path)
+    return labels
+
+
+def _check_subjects_in(labels: pl.DataFrame, dataset: MedsDataset, source) -> None:
+    """Raise when some label subjects have no events in the dataset."""
+    present = dataset.subject_ids().cast(pl.Int64)
+    wanted = labels["subject_id"].cast(pl.Int64).unique().sort()
+    missing = wanted.filter(~wanted.is_in(present.implode()))
+    if missing.len():
+        raise EhrbenchError(
+            f"label table {source}: {missing.len()} of {wanted.len()} subject(s) (e.g. "
+            f"{missing.head(5).to_list()}) are not in the dataset {dataset.root}. Were the labels "
+            "extracted from another dataset?"
+        )
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def _featurize(args: argparse.Namespace) -> int:
             args.fit_on,
         )
     dataset = open_dataset(args.data, deep=False)
-    labels = read_label_file(args.labels)
+    labels = read_label_file(args.labels, dataset)
     started = time.perf_counter()
     with use_scheduler(scheduler):
         entry, (rows, columns), hit = cached_files(

@@ -81,19 +81,6 @@ def build_features(kind: str, dataset: Any, labels: pl.DataFrame, settings: dict
     return chosen.build(dataset, labels, chosen.config(settings), "train")
 
 
-def check_subjects_in_data(labels: pl.DataFrame, dataset: Any, source: Path) -> None:
-    """Raise when some label subjects have no events in the dataset."""
-    present = dataset.subject_ids().cast(pl.Int64)
-    wanted = labels["subject_id"].cast(pl.Int64).unique().sort()
-    missing = wanted.filter(~wanted.is_in(present.implode()))
-    if missing.len():
-        raise EhrbenchError(
-            f"label table {source}: {missing.len()} of {wanted.len()} subject(s) (e.g. "
-            f"{missing.head(5).to_list()}) are not in the dataset {dataset.root}. Were the labels "
-            "extracted from another dataset?"
-        )
-
-
 def check_classes(
     y: np.ndarray, indices: dict[str, np.ndarray], source: Path, target: LabelTarget
 ) -> None:
@@ -164,12 +151,11 @@ def _train(args: argparse.Namespace) -> int:
         {"--out": out}, {**dataset_inputs(args.data), "the label file": Path(args.labels)}
     )
     dataset = open_dataset(args.data, deep=False)
-    labels = read_label_file(args.labels)
+    labels = read_label_file(args.labels, dataset)
     source = Path(args.labels)
     target = label_target(labels, str(source), args.class_order)
     check_label_kind(model_cls, target)
     y = target_values(labels, target)
-    check_subjects_in_data(labels, dataset, source)
     indices = split_indices(labels, dataset.subject_splits(), str(source))
     check_split_sizes(indices, str(source))
     check_classes(y, indices, source, target)

@@ -9,9 +9,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from ehrbench.cohort.artifact import read_label_file
 from ehrbench.io import write_parquet_atomic
-from ehrbench.meds import MedsDataset, open_dataset, read_labels
-from ehrbench.models.commands import check_subjects_in_data
+from ehrbench.meds import MedsDataset, open_dataset
 from ehrbench.output_paths import (
     check_not_inputs,
     check_writable,
@@ -97,8 +97,7 @@ def _represent(args: argparse.Namespace) -> int:
         },
     )
     dataset = open_dataset(args.data, deep=False)
-    labels = read_labels(args.labels)
-    check_subjects_in_data(labels, dataset, Path(args.labels))
+    labels = read_label_file(args.labels, dataset)
     from ehrbench.pretrain.represent import represent
 
     with use_scheduler(scheduler):
