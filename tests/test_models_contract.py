@@ -108,3 +108,12 @@ def test_hyperparameters_are_declared_with_defaults(name):
     assert dataclasses.is_dataclass(declared) and declared.__dataclass_params__.frozen
     defaults = {f.name: f.default for f in dataclasses.fields(declared)}
     assert get_model(name).params == defaults
+
+
+@pytest.mark.parametrize("name", ["gru", "transformer"])
+def test_a_sequence_dropout_of_one_or_more_and_a_nan_rate_are_refused(name):
+    # Each would reach torch (which refuses a dropout above 1) or train on NaN.
+    with pytest.raises(EhrbenchError, match=r"`dropout` must be at least 0 and below 1, not 1"):
+        get_model(name, dropout=1.0)
+    with pytest.raises(EhrbenchError, match=r"`learning_rate` must be a finite number greater"):
+        get_model(name, learning_rate=float("nan"))

@@ -12,12 +12,19 @@ import pytest
 import torch
 
 from ehrbench.cli import main
+from ehrbench.errors import EhrbenchError
 from ehrbench.features import shard_events
 from ehrbench.features.representation import read_representation
 from ehrbench.meds import open_dataset
+from ehrbench.overrides import parse_dotlist
 from ehrbench.pretrain import training
 from ehrbench.pretrain.represent import load_network, represent
-from ehrbench.pretrain.settings import parse_settings, read_settings, write_settings
+from ehrbench.pretrain.settings import (
+    parse_settings,
+    read_settings,
+    settings_from,
+    write_settings,
+)
 from ehrbench.pretrain.tokens import Vocabulary, gather, read_events, tokenise
 from ehrbench.synth.dataset import generate_dataset
 
@@ -312,6 +319,103 @@ def test_clear_errors(data, tmp_path, capsys):
         ],
     )
     assert "are not in the dataset" in unknown
+
+
+OUT_OF_RANGE = [
+    "dropout=1.5",
+    "dropout=1",
+    "dropout=.nan",
+    "learning_rate=1e300",
+    "learning_rate=.inf",
+    "weight_decay=.inf",
+    "seed=-1",
+    f"seed={2**64}",
+    "value_bins=1000",
+    "max_len=100000",
+    "hidden=100000",
+    "n_layers=1000",
+    "num_threads=100000000000",
+    "device=gpu",
+]
+
+
+@pytest.mark.parametrize("setting", OUT_OF_RANGE)
+def test_an_out_of_range_setting_is_refused_before_anything_is_written(
+    data, tmp_path, capsys, setting
+):
+    _, root, _ = data
+    out = tmp_path / "model"
+    argv = ["pretrain", "--data", str(root), "--out", str(out), *TINY, setting]
+    message = _error(capsys, argv)
+    name = setting.partition("=")[0]
+    assert f"pretraining: setting `{name}` must be" in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("setting", OUT_OF_RANGE)
+def test_a_suites_pretrained_settings_are_checked_alike(setting):
+    """A suite's `pretrained:` entry (YAML values, as here) is read by `settings_from`."""
+    name = setting.partition("=")[0]
+    with pytest.raises(EhrbenchError, match=f"setting `{name}` must be"):
+        settings_from(parse_dotlist([setting], "`hidden=32`"))
+
+
+def test_a_missing_device_is_refused_before_anything_is_written(data, tmp_path, capsys):
+    _, root, _ = data
+    out = tmp_path / "model"
+    missing = f"device=cuda:{torch.cuda.device_count()}"
+    message = _error(capsys, ["pretrain", "--data", str(root), "--out", str(out), *TINY, missing])
+    assert "CUDA device(s)" in message
+    assert not out.exists()
+
+
+def test_a_diverged_pretraining_is_an_error_and_leaves_nothing_behind(data, tmp_path, capsys):
+    folder, root, _ = data
+    out = tmp_path / "model"
+    argv = ["pretrain", "--data", str(root), "--out", str(out), *TINY]
+    message = _error(capsys, [*argv, "learning_rate=1e30"])
+    assert "pretraining diverged: the loss of step 2 is nan" in message
+    assert f"Its files in {out} were removed" in message
+    assert not out.exists()
+    # The same --out takes a rerun with a lower learning rate.
+    assert main(argv) == 0
+    assert (out / "weights.pt").read_bytes() == (folder / "model" / "weights.pt").read_bytes()
+
+
+def test_a_resumed_pretraining_that_diverges_keeps_what_it_had(data, tmp_path, capsys, monkeypatch):
+    _, root, _ = data
+    out = tmp_path / "model"
+    argv = ["pretrain", "--data", str(root), "--out", str(out), *TINY]
+    assert main([*argv, "max_steps=10"]) == 0
+    weights = (out / "weights.pt").read_bytes()
+    calls = [0]
+    real_step = training._step
+
+    def diverging(*args):
+        calls[0] += 1
+        return float("nan") if calls[0] == 3 else real_step(*args)  # step 13
+
+    monkeypatch.setattr(training, "_step", diverging)
+    message = _error(capsys, argv)
+    assert "the loss of step 13 is nan" in message
+    assert f"{out} keeps its last checkpoint, from before step 13" in message
+    assert (out / "weights.pt").read_bytes() == weights
+    assert len(pl.read_csv(out / "curve.csv")) == 10
+
+
+def test_embeddings_holding_nan_are_refused_naming_the_model(data, tmp_path, capsys):
+    folder, root, _ = data
+    model = tmp_path / "model"
+    shutil.copytree(folder / "model", model)
+    weights = torch.load(model / "weights.pt", weights_only=True)
+    weights["norm.bias"][0] = float("nan")
+    torch.save(weights, model / "weights.pt")
+    reps = tmp_path / "reps.parquet"
+    argv = ["represent", "--model", str(model), "--data", str(root)]
+    argv += ["--labels", str(folder / "labels.parquet"), "--out", str(reps)]
+    message = _error(capsys, argv)
+    assert f"the pretrained model in {model} gives NaN or infinite embeddings" in message
+    assert not reps.exists()
 
 
 @pytest.mark.parametrize("damaged", ["weights.pt", "settings.json", "vocabulary.json"])

@@ -22,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 import numbers
+import operator
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -221,27 +223,51 @@ def typed_settings(
     return declared(**params)
 
 
-def at_least(default: Any, minimum: float) -> Any:
-    """A hyperparameter field whose value must be >= `minimum` (None, where allowed, passes)."""
-    return dataclasses.field(default=default, metadata={"minimum": minimum})
+def at_least(
+    default: Any, minimum: float, *, maximum: float | None = None, below: float | None = None
+) -> Any:
+    """A hyperparameter field whose value must be >= `minimum`, and <= `maximum` or < `below`
+    when given (None, where allowed, passes)."""
+    limits = {"minimum": minimum, "maximum": maximum, "below": below}
+    return dataclasses.field(default=default, metadata=_given(limits))
 
 
-def above(default: Any, bound: float) -> Any:
-    """A hyperparameter field whose value must be > `bound` (None, where allowed, passes)."""
-    return dataclasses.field(default=default, metadata={"above": bound})
+def above(default: Any, bound: float, *, maximum: float | None = None) -> Any:
+    """A hyperparameter field whose value must be > `bound`, and <= `maximum` when given (None,
+    where allowed, passes)."""
+    return dataclasses.field(default=default, metadata=_given({"above": bound, "maximum": maximum}))
+
+
+def _given(limits: dict[str, float | None]) -> dict[str, float]:
+    return {kind: limit for kind, limit in limits.items() if limit is not None}
+
+
+# Each kind of limit: how it reads, and the test a value inside it passes.
+_LIMITS = {
+    "minimum": ("at least", operator.ge),
+    "above": ("greater than", operator.gt),
+    "maximum": ("at most", operator.le),
+    "below": ("below", operator.lt),
+}
 
 
 def _check_bound(what: str, value: Any, bounds: Mapping[str, float]) -> None:
-    """Refuse a value outside its declared range: no grid setting can then fit nothing."""
-    if value is None or isinstance(value, str):
+    """Refuse a value outside its declared range, or a bounded number that is NaN or infinite
+    (NaN passes every comparison's negation): no grid setting can then fit nothing.
+
+    >>> _check_bound("x", 1.5, {"minimum": 0, "below": 1})
+    Traceback (most recent call last):
+    ehrbench.errors.EhrbenchError: x must be at least 0 and below 1, not 1.5.
+    """
+    if value is None or isinstance(value, str) or not bounds:
         return
-    if "minimum" in bounds and value < bounds["minimum"]:
-        wanted = f"at least {bounds['minimum']}"
-    elif "above" in bounds and value <= bounds["above"]:
-        wanted = f"greater than {bounds['above']}"
-    else:
+    finite = math.isfinite(value)
+    if finite and all(_LIMITS[kind][1](value, limit) for kind, limit in bounds.items()):
         return
-    raise EhrbenchError(f"{what} must be {wanted}, not {value!r}.")
+    wanted = " and ".join(f"{_LIMITS[kind][0]} {limit}" for kind, limit in bounds.items())
+    raise EhrbenchError(
+        f"{what} must be {'' if finite else 'a finite number '}{wanted}, not {value!r}."
+    )
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", type(None): "null"}

@@ -191,7 +191,7 @@ class SequenceParams:
     hidden: int = at_least(64, 1)
     n_layers: int = at_least(1, 1)
     n_heads: int = at_least(4, 1)
-    dropout: float = at_least(0.1, 0)
+    dropout: float = at_least(0.1, 0, below=1)
     learning_rate: float = above(1e-3, 0)
     weight_decay: float = at_least(0.01, 0)
     batch_size: int = at_least(64, 1)

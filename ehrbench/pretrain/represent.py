@@ -71,7 +71,23 @@ def represent(folder: Path, dataset: MedsDataset, labels: pl.DataFrame) -> pl.Da
     # An empty frame first gives the concatenation its columns when `labels` has no rows.
     parts = [_embedded(rows.clear(), np.zeros((0, width), np.float32))]
     parts += executor.ordered_values(calls)
-    return pl.concat(parts).sort("row").drop("row")
+    frame = pl.concat(parts).sort("row").drop("row")
+    _check_finite(frame, folder)
+    return frame
+
+
+def _check_finite(frame: pl.DataFrame, folder: Path) -> None:
+    """Refuse embeddings holding NaN or infinite values (`read_representation` refuses them)."""
+    bad = ~np.isfinite(frame["embedding"].to_numpy()).all(axis=1)
+    if bad.any():
+        first = frame.row(int(np.flatnonzero(bad)[0]), named=True)
+        raise EhrbenchError(
+            f"the pretrained model in {folder} gives NaN or infinite embeddings for "
+            f"{int(bad.sum()):,} of {frame.height:,} label rows (the first: subject "
+            f"{first['subject_id']} at {first['prediction_time']}), so none were written: its "
+            "weights are broken, most likely by a pretraining that diverged. Pretrain again "
+            "with a lower `learning_rate` into a new folder."
+        )
 
 
 def _embed_rows(

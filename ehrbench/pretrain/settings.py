@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ehrbench.arguments import SEED_MAX
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import reading_saved, write_text_atomic
 from ehrbench.meds import MedsDataset
@@ -18,6 +20,11 @@ SETTINGS_FILE = "settings.json"
 # Settings that only say when to stop, when to checkpoint or where to compute: a resumed
 # pretraining may change them.
 RESUMABLE_CHANGES = ("max_steps", "checkpoint_every", "device", "num_threads")
+# torch computes in float32 (largest 3.4e38), and AdamW's first steps are up to 10 times the
+# learning rate: a larger one cannot even be applied. One far below this already diverges,
+# which the training loop reports (`ehrbench.pretrain.training`).
+MAX_LEARNING_RATE = 1e30
+DEVICES = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -27,25 +34,32 @@ class PretrainSettings:
     `max_len` is the context length (events per training window and per embedded row);
     `value_bins` the number of per-code quantile bins of numeric values; `predict_values`
     makes the target the next (code, value bin) pair rather than the next code; `max_steps` stops
-    early (null: run every epoch); `device` is `auto` (CUDA when available), `cpu` or `cuda:N`.
+    early (null: run every epoch); `device` is `auto` (CUDA when available), `cpu`, `cuda` or
+    `cuda:N`.
+
+    Every number is range-checked, and must be finite. The upper bounds keep torch from failing
+    and lie far beyond a useful pretraining: `seed` up to 2**32 - 1 (as the few-shot seeds),
+    `value_bins` up to 100 (percentiles), `max_len` 8192, `hidden` 4096, `n_layers` 64,
+    `num_threads` 1024, `dropout` below 1 (1 drops every value) and `learning_rate` up to
+    `MAX_LEARNING_RATE`.
     """
 
-    seed: int = 0
+    seed: int = at_least(0, 0, maximum=SEED_MAX)
     min_count: int = at_least(5, 1)
-    value_bins: int = at_least(5, 1)
+    value_bins: int = at_least(5, 1, maximum=100)
     predict_values: bool = True
-    max_len: int = at_least(128, 2)
-    hidden: int = at_least(64, 1)
-    n_layers: int = at_least(2, 1)
+    max_len: int = at_least(128, 2, maximum=8192)
+    hidden: int = at_least(64, 1, maximum=4096)
+    n_layers: int = at_least(2, 1, maximum=64)
     n_heads: int = at_least(4, 1)
-    dropout: float = at_least(0.1, 0)
-    learning_rate: float = above(1e-3, 0)
+    dropout: float = at_least(0.1, 0, below=1)
+    learning_rate: float = above(1e-3, 0, maximum=MAX_LEARNING_RATE)
     weight_decay: float = at_least(0.01, 0)
     batch_size: int = at_least(32, 1)
     epochs: int = at_least(2, 1)
     max_steps: int | None = at_least(None, 1)
     checkpoint_every: int = at_least(200, 1)
-    num_threads: int = at_least(1, 1)
+    num_threads: int = at_least(1, 1, maximum=1024)
     device: str = "auto"
 
 
@@ -57,14 +71,23 @@ def parse_settings(items: list[str]) -> PretrainSettings:
     >>> parse_settings(["hiden=32"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ehrbench.errors.EhrbenchError: pretraining has no setting(s) ['hiden']; ...
+    >>> parse_settings(["dropout=1.5"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ehrbench.errors.EhrbenchError: pretraining: setting `dropout` must be at least 0 and below 1...
     """
     tree = parse_dotlist(items, "`hidden=32` or `epochs=1`")
     return settings_from(tree)
 
 
 def settings_from(values: dict[str, Any]) -> PretrainSettings:
-    """`PretrainSettings` from a plain dict, checked like the command-line settings."""
+    """`PretrainSettings` from a plain dict (a suite's `pretrained:` entry, a model folder's
+    record), checked like the command-line settings."""
     settings = typed_settings(PretrainSettings, values, "pretraining", noun="setting")
+    if not DEVICES.fullmatch(settings.device):
+        raise EhrbenchError(
+            "pretraining: setting `device` must be `auto`, `cpu`, `cuda` or `cuda:N`, not "
+            f"{settings.device!r}."
+        )
     if settings.hidden % settings.n_heads:
         raise EhrbenchError(
             f"pretraining setting `hidden` ({settings.hidden}) must be a multiple of `n_heads` "

@@ -6,6 +6,11 @@ every window once, in an order drawn from a generator seeded by (seed, epoch), s
 of any step can be recomputed. Every `checkpoint_every` steps, and when training stops, the
 network, optimiser, step, loss curve and RNG state are written to `checkpoint.pt`; a rerun
 loads them and continues, and ends with the weights an uninterrupted run ends with.
+
+A step whose loss is NaN or infinite stops the pretraining with an error and writes nothing of
+it. A pretraining without a checkpoint from an earlier run is removed (its settings and
+vocabulary too), so a rerun with a lower learning rate may use the same folder; a resumed one
+keeps its last checkpoint (resuming it would only diverge again) and gets no weights.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from ehrbench.pretrain.settings import (
 )
 from ehrbench.pretrain.tokens import (
     PAD,
+    VOCABULARY_FILE,
     TokenStreams,
     Vocabulary,
     build_vocabulary,
@@ -127,6 +133,7 @@ def pretrain_dataset(
     see a tuning or held_out subject. A fresh `folder` gets the settings and vocabulary first;
     a folder holding them (checked by the caller to match) resumes from its checkpoint.
     """
+    available_device(settings.device)  # before anything is written
     splits = dataset.subject_splits()
     train = splits.filter(pl.col("split") == "train")["subject_id"].cast(pl.Int64)
     events = read_events(dataset, train)
@@ -153,7 +160,7 @@ def pretrain(
             "learn; pretraining needs train-split subjects with event histories."
         )
     schedule = _Schedule(starts.size, settings)
-    device = resolve_device(settings.device)
+    device = available_device(settings.device)
     with reproducible(settings.seed, settings.num_threads, device):
         net = build_network(settings, vocabulary).to(device)
         optimizer = torch.optim.AdamW(
@@ -162,6 +169,7 @@ def pretrain(
             weight_decay=float(settings.weight_decay),
         )
         step, curve = _resume(folder, net, optimizer, device)
+        resumed_at = step
         if step >= schedule.total:
             logger.info("%s: pretraining already at step %d of %d.", folder, step, schedule.total)
             return PretrainResult(step, schedule.total, curve[-1]["loss"] if curve else None)
@@ -181,6 +189,10 @@ def pretrain(
             epoch, windows = schedule.batch(step)
             arrays = gather(streams, starts[windows], ends[windows])
             loss = _step(net, optimizer, as_tensors(arrays, device), settings)
+            if not math.isfinite(loss):
+                if not resumed_at:  # leave nothing, so that the same --out takes a rerun
+                    _remove_pretraining(folder)
+                raise EhrbenchError(_diverged(folder, settings, step + 1, loss, resumed_at))
             curve.append({"step": step + 1, "epoch": epoch, "loss": loss})
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
             if (step + 1) % settings.checkpoint_every == 0 and step + 1 < schedule.total:
@@ -188,6 +200,45 @@ def pretrain(
         _checkpoint(folder, net, optimizer, schedule.total, curve, device)
         _save(net.state_dict(), folder / WEIGHTS_FILE)
     return PretrainResult(schedule.total, schedule.total, curve[-1]["loss"])
+
+
+def available_device(name: str) -> torch.device:
+    """The device of setting `device` `name`; raise when this machine has no such device."""
+    device = resolve_device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise EhrbenchError(
+            f"pretraining: setting `device` is {name!r}, but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s) torch can use; choose `device=cpu` "
+            "or `device=auto`."
+        )
+    return device
+
+
+def _diverged(
+    folder: Path, settings: PretrainSettings, step: int, loss: float, resumed_at: int
+) -> str:
+    """The error of a pretraining whose loss became `loss` (NaN or infinite) at `step`, this run
+    having started at step `resumed_at` (0: from scratch, and its files are removed)."""
+    problem = (
+        f"pretraining diverged: the loss of step {step} is {loss} (most likely the learning rate "
+        f"{settings.learning_rate} is too high for this network and data); no model was made."
+    )
+    lower = f"a lower `learning_rate` (the default is {PretrainSettings.learning_rate})"
+    if resumed_at:
+        return (
+            f"{problem} {folder} keeps its last checkpoint, from before step {step}, but resuming "
+            f"it would diverge again: pretrain with {lower} into a new --out."
+        )
+    return (
+        f"{problem} Its files in {folder} were removed: rerun with {lower}, into the same --out "
+        "if you like."
+    )
+
+
+def _remove_pretraining(folder: Path) -> None:
+    """Remove the files a pretraining writes before its weights from `folder`."""
+    for name in (SETTINGS_FILE, VOCABULARY_FILE, CHECKPOINT_FILE, CURVE_FILE):
+        (folder / name).unlink(missing_ok=True)
 
 
 def next_token_loss(
