@@ -6,12 +6,15 @@ Several random cohorts counted in one read give each the extraction it has alone
 from __future__ import annotations
 
 import datetime as dt
+import math
+from unittest import mock
 
 import polars as pl
 from cohort_reference import at, frame, reference_labels
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ehrbench.cohort import counting
 from ehrbench.cohort.extract import extract_events, extract_shard
 from ehrbench.cohort.model import (
     ANY_EVENT,
@@ -288,11 +291,14 @@ def test_unsearched_record_bounds_change_nothing(cohort, data):
 @given(drawn=st.lists(cohorts(), min_size=2, max_size=3), data=event_rows())
 def test_cohorts_counted_together_give_each_its_own_extraction(drawn, data):
     # The cohorts name p0, p1, ... alike, usually with other definitions: each then counts
-    # only some of the shared columns, and takes its table from rows the others share.
+    # only some of the shared columns, and takes its table from the rows where its own counts
+    # are non-zero, or (the tables here are small) from the whole shared table; both ways.
     source = EventSource(frame(data))
     plans = {f"c{i}": (cohort, plan_predicates(cohort)) for i, cohort in enumerate(drawn)}
-    _, together = extract_shard_many(plans, source)
-    for name, (cohort, plan) in plans.items():
-        _, alone = extract_shard(cohort, plan, source, audit=False)
-        assert together[name].labels.equals(alone.labels)
-        assert together[name].attrition == alone.attrition
+    alone = {name: extract_shard(*plans[name], source, False)[1] for name in plans}
+    for share in (counting.WHOLE_TABLE_SHARE, math.inf):
+        with mock.patch.object(counting, "WHOLE_TABLE_SHARE", share):
+            _, together = extract_shard_many(plans, source)
+        for name, piece in alone.items():
+            assert together[name].labels.equals(piece.labels)
+            assert together[name].attrition == piece.attrition

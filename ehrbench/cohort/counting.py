@@ -95,7 +95,14 @@ class EventCounts:
     ends: dict[str, Rows]
     # Row lists found once and shared by every cohort taking its table from these counts.
     _nonzero: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _nonzero_counts: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     _edges: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def nonzero_count(self, name: str) -> int:
+        """How many rows have a non-zero count of `name`."""
+        if name not in self._nonzero_counts:
+            self._nonzero_counts[name] = int(np.count_nonzero(self.counts[name]))
+        return self._nonzero_counts[name]
 
     def nonzero_rows(self, name: str) -> np.ndarray:
         """The rows, ascending, where `name`'s count is non-zero."""
@@ -433,20 +440,30 @@ def cohort_table(
     return CountTable(subjects, times, ordered, events.subject_ids, len(passers), births, values)
 
 
+# A cohort whose counts are non-zero on this share of a shared table's rows or more takes the
+# whole table: picking its rows out first would cost more than it spares.
+WHOLE_TABLE_SHARE = 0.25
+
+
 def _rows_that_may_count(
     plan: PredicatePlan, events: EventCounts, plain: list[str], birth: str
 ) -> np.ndarray | slice:
     """The rows of `events` where a cohort's timed counts may be non-zero (`plain` and `birth`:
-    its plain and birth predicates' names in `events`); every row when it counts `_ANY_EVENT`
-    or uses every count.
+    its plain and birth predicates' names in `events`); every row when it counts `_ANY_EVENT`,
+    uses every count, or when its counts are non-zero on `WHOLE_TABLE_SHARE` of the rows or more.
 
     Any other row holds only zero counts of the cohort (a derived count is non-zero only where
     an input is), so its count table drops it: taking these rows first spares each cohort the
-    rows of the others when several share one `EventCounts`. Where the rows hold every
-    timestamp (`_ANY_EVENT`, so no separate `ends`), each subject's first and last rows stay
-    when the cohort counts `_RECORD_START` / `_RECORD_END`, so they remain the subject's edges.
+    rows of the others when several share one `EventCounts`, unless they are most rows anyway
+    (taking them then costs more than it spares). Where the rows hold every timestamp
+    (`_ANY_EVENT`, so no separate `ends`), each subject's first and last rows stay when the
+    cohort counts `_RECORD_START` / `_RECORD_END`, so they remain the subject's edges.
     """
     if ANY_EVENT in plan.timed or set(events.counts) <= {*plain, birth}:
+        return slice(None)
+    if sum(events.nonzero_count(name) for name in plain) >= WHOLE_TABLE_SHARE * len(
+        events.subjects
+    ):
         return slice(None)
     kept = np.zeros(len(events.subjects), dtype=bool)
     for name in plain:
