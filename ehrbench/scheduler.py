@@ -84,7 +84,19 @@ def check_workers(value: Any, address: str) -> int | None:
             f"sizes a local cluster and needs scheduler local (scheduler is {address}; a "
             "cluster at an address has the workers it was started with)"
         )
+    most = max_local_workers()
+    if value > most:
+        raise ValueError(
+            f"must be at most {most} for a local cluster (4 worker processes per core of this "
+            f"machine: more only compete for the same cores), got {value}; a larger cluster "
+            "is a scheduler address"
+        )
     return value
+
+
+def max_local_workers() -> int:
+    """The most worker processes a local cluster may start: 4 per core of this machine."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def add_scheduler_options(parser) -> None:

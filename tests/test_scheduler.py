@@ -126,6 +126,10 @@ def test_a_task_that_kills_its_worker_is_run_twice_then_reported_lost():
         (["--scheduler", "dask"], "--scheduler must be none, local or a Dask scheduler address"),
         (["--scheduler", "local", "--workers", "0"], "--workers must be a whole number >= 1"),
         (["--workers", "2"], "--workers sizes a local cluster and needs scheduler local"),
+        (
+            ["--scheduler", "local", "--workers", "100000"],
+            "worker processes per core of this machine",
+        ),
         (["--scheduler", "tcp://127.0.0.1:1"], "no Dask scheduler answers there"),
     ],
 )
