@@ -59,7 +59,8 @@ def file_set(targets: Iterable[Path], manifest: Path) -> Iterator[dict[Path, Pat
     """Write several files as one unit; yield a temporary path for each target.
 
     When the block ends, the old manifest is removed, every file renamed into place and the new
-    manifest (each file's name and SHA-256) written last, atomically. A kill at any point leaves
+    manifest (each file's path from the manifest's folder, and its SHA-256) written last,
+    atomically. A kill at any point leaves
     the old set with its manifest, or files whose manifest is missing or does not match them,
     which `check_file_set` reports: never a mixed old and new set that passes for a complete one.
     """
@@ -69,7 +70,11 @@ def file_set(targets: Iterable[Path], manifest: Path) -> Iterator[dict[Path, Pat
         manifest.unlink(missing_ok=True)
         for target, tmp in temporary.items():
             os.replace(tmp, target)
-        digests = {target.name: _sha256(target) for target in temporary}
+        # Paths from the manifest's folder: a file written elsewhere (an audit in another
+        # folder, perhaps of the same name) keeps an entry of its own.
+        digests = {
+            os.path.relpath(target, manifest.parent): _sha256(target) for target in temporary
+        }
         write_text_atomic(json.dumps({"files": digests}, indent=2, sort_keys=True) + "\n", manifest)
 
 
@@ -80,20 +85,40 @@ def check_file_set(manifest: Path) -> None:
             f"{manifest} is missing: the files beside it were not all written by one command "
             "(an interrupted --overwrite?). Write them again."
         )
-    try:
-        listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-    except (ValueError, KeyError, TypeError):
-        raise EhrbenchError(
-            f"{manifest} is not a manifest ehrbench wrote (a JSON object with `files`): the set "
-            "beside it cannot be checked. Write it again."
-        ) from None
-    for name, digest in listed.items():
+    for name, digest in _listed(manifest).items():
         path = manifest.parent / name
         if not path.is_file() or _sha256(path) != digest:
             raise EhrbenchError(
                 f"{path} is not the file {manifest} was written with: the set was mixed by an "
                 "interrupted write or an edit. Write it again."
             )
+
+
+def check_listed(manifest: Path, path: Path) -> None:
+    """Raise `EhrbenchError` when `manifest` lists `path` with another content: the file was
+    replaced or edited after its set was written. The set's other files are not needed."""
+    listed = _listed(manifest)
+    name = os.path.relpath(path, manifest.parent)
+    if name in listed and _sha256(path) != listed[name]:
+        raise EhrbenchError(
+            f"{path} is not the file {manifest} was written with (an interrupted --overwrite, or "
+            "an edit): extract it again; a file edited on purpose needs a name of its own, or "
+            "that manifest removed."
+        )
+
+
+def _listed(manifest: Path) -> dict[str, str]:
+    """The files `manifest` lists, by path from its folder, with their SHA-256."""
+    try:
+        listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        if not isinstance(listed, dict):
+            raise TypeError("`files` is not an object")
+    except (ValueError, KeyError, TypeError):
+        raise EhrbenchError(
+            f"{manifest} is not a manifest ehrbench wrote (a JSON object with `files`): the set "
+            "beside it cannot be checked. Write it again."
+        ) from None
+    return listed
 
 
 @contextlib.contextmanager

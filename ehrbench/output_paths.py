@@ -113,12 +113,12 @@ def check_distinct(outputs: Mapping[str, Path]) -> None:
             )
         for other, other_option in seen.items():
             if resolved.is_relative_to(other) or other.is_relative_to(resolved):
-                inner, outer = (option, other_option)
+                inner, outer = (option, resolved), (other_option, other)
                 if other.is_relative_to(resolved):
                     inner, outer = outer, inner
                 raise EhrbenchError(
-                    f"{inner} lies inside {outer} ({path} and {other}): each output is a file "
-                    "of its own, never the folder of another."
+                    f"{inner[0]} {inner[1]} lies inside {outer[0]} {outer[1]}: each output is a "
+                    "file of its own, never the folder of another."
                 )
         seen[resolved] = option
 

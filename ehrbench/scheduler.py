@@ -84,19 +84,26 @@ def check_workers(value: Any, address: str) -> int | None:
             f"sizes a local cluster and needs scheduler local (scheduler is {address}; a "
             "cluster at an address has the workers it was started with)"
         )
-    most = max_local_workers()
-    if value > most:
-        raise ValueError(
-            f"must be at most {most} for a local cluster (4 worker processes per core of this "
-            f"machine: more only compete for the same cores), got {value}; a larger cluster "
-            "is a scheduler address"
-        )
     return value
 
 
-def max_local_workers() -> int:
-    """The most worker processes a local cluster may start: 4 per core of this machine."""
-    return 4 * (os.cpu_count() or 1)
+def local_workers(asked: int | None) -> int:
+    """How many worker processes a local cluster starts: as many as asked (default: one per
+    core), at most 4 per core of this machine (more only compete for the same cores, and
+    100,000 of them would stall it), with a warning when that cuts the number asked; a suite
+    written on a larger machine still runs here."""
+    cores = os.cpu_count() or 1
+    if asked is None:
+        return cores
+    if asked > 4 * cores:
+        logger.warning(
+            "--workers %d: this machine has %d core(s); starting %d workers (4 per core)",
+            asked,
+            cores,
+            4 * cores,
+        )
+        return 4 * cores
+    return asked
 
 
 def add_scheduler_options(parser) -> None:
@@ -345,7 +352,7 @@ def _connect(setting: SchedulerSetting) -> tuple[Any, Any]:
     from dask.distributed import Client, LocalCluster
 
     if setting.address == LOCAL:
-        workers = setting.workers or os.cpu_count() or 1
+        workers = local_workers(setting.workers)
         # A task whose worker is lost is run once more, then given up (`Done.lost`); a worker
         # is given one task at a time, so a lost worker costs no task it had not started.
         placement = {

@@ -6,9 +6,10 @@ import polars as pl
 import pytest
 from cohort_reference import at, cohort, frame, plain, rows, window
 
-from ehrbench.cohort.artifact import Extraction, ExtractionFiles
+from ehrbench.cohort.artifact import Extraction, ExtractionFiles, read_label_file
 from ehrbench.cohort.attrition import Attrition
 from ehrbench.cohort.extract import extract_events
+from ehrbench.errors import EhrbenchError
 
 ADM = plain("adm", "ADM")
 LAB = plain("lab", "LAB")
@@ -69,3 +70,19 @@ def test_a_failed_write_leaves_the_earlier_files_as_they_were(tmp_path, monkeypa
     written = [*files.paths, files.manifest]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
     assert Extraction.read(files).labels.height == labelled().labels.height
+
+
+def test_an_audit_in_another_folder_keeps_its_own_manifest_entry(tmp_path):
+    # The audit takes the labels' file name in another folder; later it is deleted. The labels
+    # stay readable, checked against their own entry; a swapped label file is refused.
+    extraction = labelled()
+    files = ExtractionFiles.beside(
+        tmp_path / "labels" / "b.parquet", tmp_path / "audits" / "b.parquet"
+    )
+    extraction.write(files)
+    assert Extraction.read(files).audit.equals(extraction.audit)
+    files.audit.unlink()
+    assert read_label_file(files.labels).equals(extraction.labels)
+    extraction.labels.head(1).write_parquet(files.labels)
+    with pytest.raises(EhrbenchError, match=r"b.parquet is not the file .*b.manifest.json"):
+        read_label_file(files.labels)

@@ -138,3 +138,6 @@ def test_a_label_file_written_by_polars_is_read_and_a_float64_value_named(tmp_pa
     values.write_parquet(tmp_path / "values.parquet")
     with pytest.raises(EhrbenchError, match=r"float64 \(polars' default\).*cast\(pl.Float32\)"):
         read_labels(tmp_path / "values.parquet")
+    unset = values.with_columns(float_value=pl.lit(None, pl.Float64), boolean_value=True)
+    unset.write_parquet(tmp_path / "unset.parquet")
+    assert read_labels(tmp_path / "unset.parquet")["boolean_value"].to_list() == [True, True]

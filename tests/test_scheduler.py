@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.sparse as sp
-from protocol_helpers import COHORT, PREDICATES, tiny_dataset, tiny_suite
+from protocol_helpers import COHORT, PREDICATES, captured_logs, tiny_dataset, tiny_suite
 
 import ehrbench.scheduler as scheduler
 from ehrbench.cli import main
@@ -126,10 +126,6 @@ def test_a_task_that_kills_its_worker_is_run_twice_then_reported_lost():
         (["--scheduler", "dask"], "--scheduler must be none, local or a Dask scheduler address"),
         (["--scheduler", "local", "--workers", "0"], "--workers must be a whole number >= 1"),
         (["--workers", "2"], "--workers sizes a local cluster and needs scheduler local"),
-        (
-            ["--scheduler", "local", "--workers", "100000"],
-            "worker processes per core of this machine",
-        ),
         (["--scheduler", "tcp://127.0.0.1:1"], "no Dask scheduler answers there"),
     ],
 )
@@ -163,3 +159,11 @@ def test_the_count_of_tasks_in_flight_holds_across_nested_results():
         assert executor.load() == "1 worker, 2 in flight"
         assert len(list(outer)) == 2
         assert executor.in_flight == 0
+
+
+def test_a_local_cluster_starts_at_most_four_workers_per_core(caplog, monkeypatch):
+    monkeypatch.setattr(scheduler.os, "cpu_count", lambda: 2)
+    assert scheduler.local_workers(None) == 2 and scheduler.local_workers(8) == 8
+    with captured_logs(caplog):
+        assert scheduler.local_workers(100_000) == 8
+    assert "--workers 100000: this machine has 2 core(s); starting 8 workers" in caplog.text

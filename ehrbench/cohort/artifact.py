@@ -15,7 +15,7 @@ import polars as pl
 
 from ehrbench.cohort.attrition import Attrition
 from ehrbench.errors import EhrbenchError
-from ehrbench.io import check_file_set, file_set
+from ehrbench.io import check_file_set, check_listed, file_set
 from ehrbench.meds import MedsDataset, read_labels, write_labels
 
 
@@ -68,13 +68,14 @@ class ExtractionFiles:
 
 def read_label_file(path: str | os.PathLike, dataset: MedsDataset | None = None) -> pl.DataFrame:
     """A label file named on the command line, read and checked (`read_labels`); when the
-    manifest of an extraction lies beside it (`X.manifest.json`), also checked against it, so a
-    label file replaced or left by an interrupted --overwrite is refused. A label file without
-    one (written by another tool) is read as it is. With `dataset`, every label subject must
-    have events there."""
+    manifest of an extraction lies beside it (`X.manifest.json`), also checked against the
+    manifest's entry for it, so a label file replaced or left by an interrupted --overwrite is
+    refused (the set's other files, an audit perhaps deleted, are not needed). A label file
+    without one (written by another tool) is read as it is. With `dataset`, every label subject
+    must have events there."""
     manifest = ExtractionFiles.beside(path).manifest
     if manifest.exists():
-        check_file_set(manifest)
+        check_listed(manifest, Path(path))
     labels = read_labels(path)
     if dataset is not None:
         _check_subjects_in(labels, dataset, path)

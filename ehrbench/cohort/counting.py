@@ -93,7 +93,8 @@ class EventCounts:
     static_subjects: dict[str, np.ndarray]
     values: dict[str, ValueRows]
     ends: dict[str, Rows]
-    # Row lists found once and shared by every cohort taking its table from these counts.
+    # Row lists found once and shared by every cohort taking its table from these counts (one
+    # EventCounts per shard task, read by one thread: the frozen record's caches fill safely).
     _nonzero: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _nonzero_counts: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     _edges: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
@@ -162,7 +163,8 @@ def count_plain(
 ) -> EventCounts:
     """Count `plain` per (subject, time) and find the subjects matching each of `statics`.
 
-    `specials` (special predicate names) say which extra timestamps to keep; `valued` (names
+    `specials` (special predicate names) say which extra timestamps to keep (every one for
+    `_ANY_EVENT`) or find (each subject's first / last, `EventCounts.ends`); `valued` (names
     among `plain`) whose matching rows' numeric_value to keep. Predicate names must be distinct:
     they key the counts. Polars' streaming engine does the per-row work, in one run of queries
     over `source`.
@@ -214,7 +216,7 @@ def _micros(source: EventSource) -> pl.Expr:
 
 
 def _ends(specials: Collection[str]) -> dict[str, pl.Expr]:
-    """The subject ends the count table needs as rows of their own, by special predicate: the
+    """The subject ends the count tables need, by special predicate (`EventCounts.ends`): the
     first timestamp for `_RECORD_START`, the last for `_RECORD_END` (none with `_ANY_EVENT`,
     which keeps every timestamp anyway). Only the ones asked for are aggregated: each is a
     per-subject aggregate over every row."""
@@ -398,8 +400,10 @@ def cohort_table(
     """`cohort`'s count table from `events`: demographic filter, computed counts, non-zero rows.
 
     `names` maps a predicate name of `cohort` to its name in `events` where they differ (when
-    `events` counts several cohorts' predicates). `events` must count every plain and static
-    predicate of `plan` and keep the timestamps its special predicates need; rows where all of
+    `events` counts several cohorts' predicates: the cohort then starts from the rows where its
+    own counts may be non-zero, `_rows_that_may_count`). `events` must count every plain and
+    static predicate of `plan` and keep or find the timestamps its special predicates need (the
+    subjects' ends join the table here, for the cohorts that count them); rows where all of
     `cohort`'s counts are zero are dropped, so the table is the one `count_events` gives.
     `cohort_rows` gives, per `{cohort: ...}` predicate, the rows where it counts 1 (they may
     fall between event timestamps: they join the table as rows of their own).
@@ -440,8 +444,8 @@ def cohort_table(
     return CountTable(subjects, times, ordered, events.subject_ids, len(passers), births, values)
 
 
-# A cohort whose counts are non-zero on this share of a shared table's rows or more takes the
-# whole table: picking its rows out first would cost more than it spares.
+# A cohort whose predicates' non-zero rows add up to this share of a shared table's rows or more
+# takes the whole table: picking its rows out first would cost more than it spares.
 WHOLE_TABLE_SHARE = 0.25
 
 
@@ -450,7 +454,8 @@ def _rows_that_may_count(
 ) -> np.ndarray | slice:
     """The rows of `events` where a cohort's timed counts may be non-zero (`plain` and `birth`:
     its plain and birth predicates' names in `events`); every row when it counts `_ANY_EVENT`,
-    uses every count, or when its counts are non-zero on `WHOLE_TABLE_SHARE` of the rows or more.
+    uses every count, or when its predicates' non-zero rows add up to `WHOLE_TABLE_SHARE` of the
+    rows or more (a row two of them share counts twice: a bound, cheap to find).
 
     Any other row holds only zero counts of the cohort (a derived count is non-zero only where
     an input is), so its count table drops it: taking these rows first spares each cohort the

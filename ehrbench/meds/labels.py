@@ -100,7 +100,9 @@ def read_labels(path: str | os.PathLike) -> pl.DataFrame:
         table = _plain_strings(pq.read_table(path))
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise EhrbenchError(f"{path} is not a readable parquet label table ({exc}).") from exc
-    if "float_value" in table.column_names and pa.types.is_float64(table["float_value"].type):
+    values = table["float_value"] if "float_value" in table.column_names else None
+    # A column null on every row is as absent (see the module doc): only values need float32.
+    if values is not None and pa.types.is_float64(values.type) and values.null_count < len(values):
         raise EhrbenchError(
             f"label table {path} stores `float_value` as float64 (polars' default); the MEDS "
             "label schema stores it as float32: cast it before writing "

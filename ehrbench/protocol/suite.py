@@ -436,8 +436,7 @@ def load_suite(
     for key in REQUIRED:
         if config.get(key) is None:
             reader.fail(key, "is required (see the suite format in `ehrbench run --help`).")
-    name = _text(config, "name", reader, path.stem)
-    assert name is not None
+    name = _text(config, "name", reader, path.stem) or path.stem
     output = _output(config, reader, name)
     cohorts_dir = _path(config, "cohorts_dir", reader, DEFAULT_COHORTS_DIR)
     cohorts = _cohorts(config, reader, cohorts_dir)
@@ -523,14 +522,16 @@ def _output(config: dict, reader: _Reader, name: str) -> Path:
     """
     if config.get("output") is not None:
         return _path(config, "output", reader)
-    # The name is then a folder name: a path in it would lead outside `results/`.
-    if name.strip() in ("", ".", "..") or any(sep in name for sep in ("/", "\\")):
+    results = (Path.cwd() / "results").resolve()
+    output = (results / name).resolve()
+    # The name then names a folder under results/: one leading elsewhere is refused.
+    if output == results or not output.is_relative_to(results):
         reader.fail(
             "name",
-            f"must be a plain name when `output` is not set (it names the folder "
-            f"results/<name>), got {name!r}; set `output` to write elsewhere.",
+            f"names the folder results/<name> when `output` is not set, so it must stay inside "
+            f"results/, got {name!r}; set `output` to write elsewhere.",
         )
-    return (Path.cwd() / "results" / name).resolve()
+    return output
 
 
 def _existing_file(config: dict, key: str, reader: _Reader) -> Path:
