@@ -288,12 +288,23 @@ def test_existing_figures_are_refused_without_overwrite(results, tmp_path, capsy
         ("manifest.json", b'{"suite": ', "cannot be read"),
         ("runs.csv", b'a,b\n1,2\n"x', "cannot be read"),
         ("results.parquet", None, "holds no rows"),
+        ("manifest.json", None, "is not a manifest this ehrbench can read"),
     ],
-    ids=["corrupt-results", "empty-file", "manifest-not-json", "runs-csv", "no-rows"],
+    ids=[
+        "corrupt-results",
+        "empty-file",
+        "manifest-not-json",
+        "runs-csv",
+        "no-rows",
+        "manifest-cohorts-a-list",
+    ],
 )
 def test_a_damaged_results_table_is_named(results, tmp_path, capsys, name, damage, expected):
     copy = _tables_copy(results, tmp_path)
-    if damage is None:
+    if damage is None and name == "manifest.json":
+        manifest = json.loads((copy / name).read_text(encoding="utf-8"))
+        (copy / name).write_text(json.dumps({**manifest, "cohorts": []}), encoding="utf-8")
+    elif damage is None:
         _no_rows(copy, "results")
     else:
         (copy / name).write_bytes(damage)

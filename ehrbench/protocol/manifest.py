@@ -128,7 +128,8 @@ class Manifest:
                 runs=RunCounts(**data["runs"]),
                 protocol=data.get("protocol", "ehrbench"),  # older manifests: the default
             )
-        except (KeyError, TypeError) as exc:
+        # A field of the wrong JSON type (a list where an object is meant) fails as one of these.
+        except (KeyError, TypeError, AttributeError) as exc:
             raise EhrbenchError(
                 f"{path} is not a manifest this ehrbench can read ({type(exc).__name__}: {exc}); "
                 "rerun the suite with this version to write it again."
