@@ -60,9 +60,9 @@ def file_set(targets: Iterable[Path], manifest: Path) -> Iterator[dict[Path, Pat
 
     When the block ends, the old manifest is removed, every file renamed into place and the new
     manifest (each file's path from the manifest's folder, and its SHA-256) written last,
-    atomically. A kill at any point leaves
-    the old set with its manifest, or files whose manifest is missing or does not match them,
-    which `check_file_set` reports: never a mixed old and new set that passes for a complete one.
+    atomically. A kill at any point leaves the old set with its manifest, or files whose manifest
+    is missing or does not match them, which `check_file_set` reports: never a mixed old and new
+    set that passes for a complete one.
     """
     with contextlib.ExitStack() as stack:
         temporary = {target: stack.enter_context(_temporary(target)) for target in targets}
