@@ -15,6 +15,7 @@ import pickle
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -156,8 +157,10 @@ def remove_stale_temporaries(folder: Path) -> int:
     return len(stale)
 
 
-# What reading a damaged or hand-edited file raises: bad JSON or keys, a broken archive or pickle.
-_DAMAGED = (
+# What reading a damaged or hand-edited file raises: bad JSON or keys, a broken archive, deflate
+# stream or pickle, a table polars cannot decode. Every reader of ehrbench's own files turns
+# these into one error naming the file.
+DAMAGED_FILE_ERRORS = (
     ValueError,
     KeyError,
     TypeError,
@@ -166,6 +169,8 @@ _DAMAGED = (
     RuntimeError,
     pickle.UnpicklingError,
     zipfile.BadZipFile,
+    zlib.error,
+    pl.exceptions.PolarsError,
 )
 
 
@@ -177,7 +182,7 @@ def reading_saved(path: Path, what: str) -> Iterator[None]:
     """
     try:
         yield
-    except _DAMAGED as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         raise EhrbenchError(
             f"{path} is not {what} ehrbench can read ({type(exc).__name__}: {exc}): it was "
             "damaged or edited. Write it again."

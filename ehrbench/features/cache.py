@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +29,7 @@ from ehrbench.features.concepts import featurised_dataset
 from ehrbench.features.config import config_record
 from ehrbench.features.kinds import FeatureKind
 from ehrbench.features.rows import normalise_splits, row_frame
-from ehrbench.io import file_set
+from ehrbench.io import DAMAGED_FILE_ERRORS, file_set
 from ehrbench.meds import MedsDataset
 
 # Bump when the meaning or layout of cached features changes.
@@ -130,15 +129,7 @@ def _checked_shape(entry: Path, kind: FeatureKind) -> tuple[int, ...]:
         for name in kind.outputs:
             _check_readable(entry / name)
         return kind.shape(entry)
-    except (
-        OSError,
-        EOFError,
-        KeyError,
-        ValueError,
-        zipfile.BadZipFile,
-        zlib.error,
-        pl.exceptions.PolarsError,
-    ) as exc:
+    except (OSError, *DAMAGED_FILE_ERRORS) as exc:
         raise EhrbenchError(
             f"the feature cache entry {entry} cannot be read ({exc}); delete that folder, or "
             "pass another --cache, and the features are built again."

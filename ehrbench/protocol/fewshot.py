@@ -35,6 +35,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ehrbench.arguments import SEED_MAX
 from ehrbench.errors import EhrbenchError
 from ehrbench.meds.label_kinds import BINARY, MULTICLASS, REGRESSION
 
@@ -61,7 +62,8 @@ def parse_k(value: object) -> K:
 
 
 def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+    whole = isinstance(seed, int | np.integer) and not isinstance(seed, bool)
+    if not (whole and 0 <= seed <= SEED_MAX):
         raise EhrbenchError(
             f"few-shot: a replicate seed must be a whole number from 0 to 2**32 - 1, got {seed!r}."
         )

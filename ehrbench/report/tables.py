@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.io import DAMAGED_FILE_ERRORS
 from ehrbench.models.cost import COST_COLUMNS
 from ehrbench.protocol.fewshot import ALL, MAX_K
 from ehrbench.protocol.manifest import MANIFEST_FILE, Manifest
@@ -96,11 +97,11 @@ def load_results(root: str | Path) -> ResultsFolder:
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
     """Read `path`, a file `ehrbench run` wrote, inside this block: a damaged or hand-edited
-    file gives one clear error naming it. (`ehrbench.io.reading_saved` does not know polars'
-    errors, and its remedy does not say how a results folder's tables are written again.)"""
+    file gives one clear error naming it, and how a results folder's tables are written again
+    (`ehrbench.io.reading_saved`'s remedy for a file of its own would not say)."""
     try:
         yield
-    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+    except (OSError, *DAMAGED_FILE_ERRORS) as exc:
         # Polars follows what is wrong with lines of hints: the first line says it.
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise EhrbenchError(
