@@ -155,10 +155,17 @@ def _batch(tensors: dict[str, torch.Tensor], index: torch.Tensor, device: torch.
 
 
 def resolve_device(name: str) -> torch.device:
-    """CUDA when `name` is `auto` and a GPU is present, else the device named (`cpu`, `cuda:N`)."""
+    """CUDA when `name` is `auto` and a GPU is present, else the device named (`cpu`, `cuda:N`);
+    a CUDA device this machine lacks is an `EhrbenchError` (torch would fail deep in a fit)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise EhrbenchError(
+            f"setting `device` is {name!r}, but this machine has {torch.cuda.device_count()} "
+            "CUDA device(s) torch can use; choose `device=cpu` or `device=auto`."
+        )
+    return device
 
 
 @contextlib.contextmanager

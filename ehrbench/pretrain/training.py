@@ -133,7 +133,7 @@ def pretrain_dataset(
     see a tuning or held_out subject. A fresh `folder` gets the settings and vocabulary first;
     a folder holding them (checked by the caller to match) resumes from its checkpoint.
     """
-    available_device(settings.device)  # before anything is written
+    resolve_device(settings.device)  # a missing device refused before anything is written
     splits = dataset.subject_splits()
     train = splits.filter(pl.col("split") == "train")["subject_id"].cast(pl.Int64)
     events = read_events(dataset, train)
@@ -160,7 +160,7 @@ def pretrain(
             "learn; pretraining needs train-split subjects with event histories."
         )
     schedule = _Schedule(starts.size, settings)
-    device = available_device(settings.device)
+    device = resolve_device(settings.device)
     with reproducible(settings.seed, settings.num_threads, device):
         net = build_network(settings, vocabulary).to(device)
         optimizer = torch.optim.AdamW(
@@ -200,18 +200,6 @@ def pretrain(
         _checkpoint(folder, net, optimizer, schedule.total, curve, device)
         _save(net.state_dict(), folder / WEIGHTS_FILE)
     return PretrainResult(schedule.total, schedule.total, curve[-1]["loss"])
-
-
-def available_device(name: str) -> torch.device:
-    """The device of setting `device` `name`; raise when this machine has no such device."""
-    device = resolve_device(name)
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise EhrbenchError(
-            f"pretraining: setting `device` is {name!r}, but this machine has "
-            f"{torch.cuda.device_count()} CUDA device(s) torch can use; choose `device=cpu` "
-            "or `device=auto`."
-        )
-    return device
 
 
 def _diverged(
