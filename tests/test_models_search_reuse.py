@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 from meds_builders import synthetic_mortality
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MaxAbsScaler
 
 from ehrbench.features.config import TabularConfig
 from ehrbench.features.tabular import build_tabular
 from ehrbench.meds import label_values, open_dataset, read_labels
+from ehrbench.meds.label_kinds import REGRESSION, LabelTarget
 from ehrbench.models.base import get_model, model_class, take_rows
 from ehrbench.models.grid import expand_grid
 from ehrbench.models.tabular import forest_input
@@ -54,6 +58,32 @@ def test_lightgbm_on_shared_datasets_is_each_setting_fitted_alone(rows, grid):
         alone = get_model("lightgbm", **setting).fit(train, y_train, tuning, y_tuning, seed=3)
         assert model.booster.model_to_string() == alone.booster.model_to_string()
         assert model.predict_proba(tuning).tobytes() == alone.predict_proba(tuning).tobytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "estimator_of"),
+    [
+        (
+            "logreg",
+            lambda s: LogisticRegression(C=s["C"], l1_ratio=0.0, max_iter=1000, random_state=3),
+        ),
+        ("ridge", lambda s: Ridge(alpha=s["alpha"], solver="sparse_cg")),
+    ],
+)
+def test_linear_settings_on_rows_scaled_once_are_scikit_learns_own_pipelines(
+    rows, name, estimator_of
+):
+    """Each setting of a search, its scaler fitted once (`_fit_scaled`), pickles to the bytes of
+    scikit-learn's own pipeline of that setting fitted alone."""
+    train, y_train, tuning, y_tuning = rows
+    target = LabelTarget(REGRESSION, "float_value") if name == "ridge" else None
+    y = y_train.astype(np.float64) if target else y_train
+    settings = expand_grid(name, None, {})
+    extra = {"target": target} if target else {}
+    models = model_class(name).fit_each(settings, train, y, tuning, y_tuning, seed=3, **extra)
+    for setting, model in zip(settings, models, strict=True):
+        own = make_pipeline(MaxAbsScaler(), estimator_of(setting)).fit(train.matrix, y)
+        assert pickle.dumps(model.estimator) == pickle.dumps(own)  # scaler and coefficients
 
 
 def test_random_forest_on_a_dense_copy_grows_the_sparse_trees(rows):

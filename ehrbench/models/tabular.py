@@ -120,14 +120,25 @@ class _SklearnModel(Model):
         super().__init__(**params)
         self.estimator: Any = None
 
-    def _fit_estimator(self, matrix: Any, y: np.ndarray, settings: Any = None) -> None:
-        """Fit `self.estimator`, made from `settings` (default: this model's hyperparameters);
+    def _fit_estimator(
+        self, estimator: Any, matrix: Any, y: np.ndarray, settings: Any = None
+    ) -> Any:
+        """`estimator`, made from `settings` (default: this model's hyperparameters), fitted;
         scikit-learn validates its parameters on the first fit of those settings in the
         process, and later fits of them skip that."""
         setting = (self.name, settings or self.hyperparameters)
         with lean_sklearn(matrix, validated=setting in _VALIDATED_SETTINGS):
-            self.estimator.fit(matrix, y)
+            estimator.fit(matrix, y)
         _VALIDATED_SETTINGS.add(setting)
+        return estimator
+
+    def _fit_scaled(self, estimator: Any, train: Any, y: np.ndarray) -> None:
+        """Set `self.estimator` to the pipeline (max-abs scaler, `estimator`) fitted on the
+        training rows. Every setting of a search would fit the same scaler and scale the same
+        rows, so that is done once per search (`reuse`): 9% of a binary logistic regression search
+        on all training rows, 4% of a 4-class one."""
+        scaler, scaled = self.reuse("max-abs scaled rows", lambda: _max_abs_scaled(train.matrix))
+        self.estimator = make_pipeline(scaler, self._fit_estimator(estimator, scaled, y))
 
     def _predicted(self, method: str, features: Any) -> np.ndarray:
         """`self.estimator.<method>` of the rows' matrix, as float64 (prediction takes no
@@ -193,11 +204,10 @@ class LogisticRegressionModel(_SklearnModel):
             max_iter=self.hyperparameters.max_iter,
             random_state=seed,
         )
-        self.estimator = make_pipeline(MaxAbsScaler(), classifier)
         # Weak regularisation on few rows may stop at max_iter; the grid then judges the result.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self._fit_estimator(train.matrix, y_train)
+            self._fit_scaled(classifier, train, y_train)
 
 
 @register
@@ -225,8 +235,7 @@ class RidgeModel(_SklearnModel):
     ) -> None:
         """Fit on the training rows; the solver is deterministic, so `seed` is only recorded."""
         regressor = Ridge(alpha=float(self.hyperparameters.alpha), solver="sparse_cg")
-        self.estimator = make_pipeline(MaxAbsScaler(), regressor)
-        self._fit_estimator(train.matrix, y_train)
+        self._fit_scaled(regressor, train, y_train)
 
     def predict_proba(self, features: Any) -> np.ndarray:
         """The predicted value of each row."""
@@ -276,7 +285,7 @@ class RandomForestModel(_SklearnModel):
         self, hp: RandomForestParams, train: Any, y_train: np.ndarray, seed: int
     ) -> RandomForestClassifier:
         """A forest of settings `hp` fitted on the training rows."""
-        self.estimator = RandomForestClassifier(
+        forest = RandomForestClassifier(
             n_estimators=hp.n_estimators,
             max_depth=hp.max_depth,
             min_samples_leaf=hp.min_samples_leaf,
@@ -286,8 +295,7 @@ class RandomForestModel(_SklearnModel):
         )
         # Column-major: the order the splitter reads.
         rows = self.reuse("forest input", lambda: forest_input(train.matrix, order="F"))
-        self._fit_estimator(rows, y_train, settings=hp)
-        return self.estimator
+        return self._fit_estimator(forest, rows, y_train, settings=hp)
 
     def _prediction_input(self, matrix: Any) -> Any:
         """A dense row-major copy when compact: each tree walks a row's values from its root,
@@ -431,6 +439,14 @@ class LightGBMModel(Model):
             self.booster = lgb.Booster(model_file=str(directory / BOOSTER_FILE))
         except lgb.basic.LightGBMError as exc:  # a damaged file: reported by `Model.load`
             raise ValueError(str(exc)) from exc
+
+
+def _max_abs_scaled(matrix: Any) -> tuple[MaxAbsScaler, Any]:
+    """A `MaxAbsScaler` fitted on `matrix`, and `matrix` scaled by it (what a pipeline's
+    `fit_transform` hands its estimator; the estimator converts the dtype as it needs)."""
+    with lean_sklearn(matrix, validated=False):
+        scaler = MaxAbsScaler()
+        return scaler, scaler.fit_transform(matrix)
 
 
 def _binned_sets(
