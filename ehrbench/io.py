@@ -124,17 +124,25 @@ def _listed(manifest: Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _temporary(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target`, removed unless it was renamed away."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    # mkstemp creates owner-only files; give the output the mode a plain open() would have.
-    os.chmod(tmp, 0o666 & ~_current_umask())
+    """A temporary path beside `target`, removed unless it was renamed away; the folders made
+    for it are removed again when nothing ended up in them (a write that failed, perhaps on
+    another file of its set, leaves no empty folders behind)."""
+    created = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
     try:
-        yield tmp
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            # mkstemp creates owner-only files; give the output the mode a plain open() would have.
+            os.chmod(tmp, 0o666 & ~_current_umask())
+            yield tmp
+        finally:
+            tmp.unlink(missing_ok=True)
     finally:
-        tmp.unlink(missing_ok=True)
+        for folder in created:  # innermost first; a folder that holds anything stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _sha256(path: Path) -> str:

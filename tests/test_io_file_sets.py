@@ -45,6 +45,19 @@ def test_a_failed_write_leaves_the_old_set_whole_and_no_temporary_file(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "set.json"]
 
 
+def test_a_set_that_cannot_be_written_leaves_no_folder_it_made(tmp_path):
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "a_file").write_text("the user's")
+    labels, audit = tmp_path / "kept/new/deeper/labels.txt", tmp_path / "a_file/audit.txt"
+    with pytest.raises(OSError), file_set([labels, audit], tmp_path / "kept/new/set.json"):
+        pass
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a_file", "kept"]
+    assert (tmp_path / "a_file").read_text() == "the user's"
+    with file_set([labels], tmp_path / "kept/new/set.json") as tmp:
+        tmp[labels].write_text("written")
+    assert labels.read_text() == "written"
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return tiny_dataset(tmp_path_factory.mktemp("data"))
