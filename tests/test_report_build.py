@@ -12,13 +12,15 @@ import polars as pl
 import pytest
 from protocol_helpers import COHORT, tiny_dataset, tiny_suite
 
+import ehrbench.protocol.outputs as outputs_module
 import ehrbench.protocol.runner as runner_module
+import ehrbench.report.tables as tables_module
 from ehrbench import __version__
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
 from ehrbench.models.cost import COST_COLUMNS
 from ehrbench.protocol.manifest import MANIFEST_FILE, Manifest, RunCounts
-from ehrbench.protocol.outputs import write_outputs
+from ehrbench.protocol.outputs import write_outputs, write_tables
 from ehrbench.protocol.runner import GridRunner
 from ehrbench.protocol.suite import load_suite
 from ehrbench.report.build import SECTIONS, build_report
@@ -278,6 +280,45 @@ def test_existing_figures_are_refused_without_overwrite(results, tmp_path, capsy
     assert main(["report", str(results), "--out", str(out), "--overwrite"]) == 0
     assert (out / "figures" / "macro.png").read_bytes().startswith(PNG_MAGIC)
     assert (out / "figures" / "mine.txt").read_text(encoding="utf-8") == "my notes"
+
+
+def test_tables_written_again_but_cut_short_are_refused_not_mixed(
+    results, tmp_path, monkeypatch, capsys
+):
+    copy = _tables_copy(results, tmp_path)
+    tables = {stem: pl.read_parquet(copy / f"{stem}.parquet") for stem in ("results", "paired")}
+    new_results = tables["results"].with_columns(pl.col("value") / 2)
+    real = outputs_module.write_parquet_atomic
+
+    def killed_at_paired(frame, target):
+        if target.name == "paired.parquet":
+            raise KeyboardInterrupt
+        real(frame, target)
+
+    monkeypatch.setattr(outputs_module, "write_parquet_atomic", killed_at_paired)
+    with pytest.raises(KeyboardInterrupt):
+        write_tables(copy, {**tables, "results": new_results}, pl.DataFrame(), Manifest.read(copy))
+    assert pl.read_parquet(copy / "results.parquet").equals(new_results)
+    assert main(["report", str(copy)]) == 2
+    error = capsys.readouterr().err
+    assert f"{copy} lacks ['{MANIFEST_FILE}']" in error and "rerun the suite" in error
+
+
+def test_a_results_folder_written_while_the_report_reads_it_is_refused(
+    results, tmp_path, monkeypatch, capsys
+):
+    copy = _tables_copy(results, tmp_path)
+    real = tables_module._read_tables
+
+    def run_finishing_meanwhile(root):
+        read = real(root)
+        Manifest.read(copy).write(copy)  # a run's new manifest, renamed into place
+        return read
+
+    monkeypatch.setattr(tables_module, "_read_tables", run_finishing_meanwhile)
+    assert main(["report", str(copy)]) == 2
+    assert "was written again while the report read it" in capsys.readouterr().err
+    assert not (copy / "report").exists()
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from ehrbench.metrics.paired import paired_primary
 from ehrbench.metrics.tables import PRIMARY_METRICS
 from ehrbench.models.cost import COST_COLUMNS
 from ehrbench.protocol.manifest import (
+    MANIFEST_FILE,
     BootstrapInfo,
     DatasetInfo,
     Manifest,
@@ -60,10 +61,22 @@ PAIRED_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def write_table(frame: pl.DataFrame, folder: Path, stem: str) -> None:
-    """Write `frame` as `<stem>.parquet` and `<stem>.csv` in `folder`."""
-    write_parquet_atomic(frame, folder / f"{stem}.parquet")
-    write_text_atomic(frame.write_csv(), folder / f"{stem}.csv")
+def write_tables(
+    folder: Path, tables: dict[str, pl.DataFrame], runs: pl.DataFrame, manifest: Manifest
+) -> None:
+    """Write a results folder as one unit: each of `tables` as `<name>.parquet` and `.csv`,
+    `runs` as runs.csv, and `manifest` as manifest.json.
+
+    The old manifest goes first and the new one comes last, and everything is computed before:
+    a write cut short (Ctrl-C, a kill) leaves a folder without manifest.json, which `ehrbench
+    report` refuses, never new tables beside the old paired comparisons and manifest.
+    """
+    (folder / MANIFEST_FILE).unlink(missing_ok=True)
+    for stem, frame in tables.items():
+        write_parquet_atomic(frame, folder / f"{stem}.parquet")
+        write_text_atomic(frame.write_csv(), folder / f"{stem}.csv")
+    write_text_atomic(runs.write_csv(), folder / "runs.csv")
+    manifest.write(folder)
 
 
 def _ok(result: GridResult) -> list[PlannedRun]:
@@ -77,23 +90,24 @@ def write_outputs(result: GridResult) -> dict[str, Path]:
     store = ResultsStore(folder)
     run_ids = [p.key.run_id for p in result.planned]
     results = store.load_all().filter(pl.col("run_id").is_in(run_ids))
-    write_table(results, folder, "results")
     runs = store.runs().filter(pl.col("run_id").is_in(run_ids))
     runs = runs.with_columns(
         pl.col("info").str.json_path_match(f"$.cost.{name}").cast(dtype).alias(name)
         for name, dtype in COST_COLUMNS.items()
     ).drop("info")
-    write_text_atomic(runs.write_csv(), folder / "runs.csv")
     ok = _ok(result)
     predictions = {p.key.run_id: store.predictions(p.key) for p in ok}
     targets = {name: info.target for name, info in result.cohorts.items()}
     paired = paired_table(
         ok, predictions, suite.baseline, suite.resamples, suite.bootstrap_seed, targets
     )
-    write_table(paired, folder, "paired")
     binary = [p for p in ok if targets[p.cohort].kind == BINARY]
-    write_table(calibration_table(binary, predictions), folder, "calibration")
-    manifest(result).write(folder)
+    tables = {
+        "results": results,
+        "paired": paired,
+        "calibration": calibration_table(binary, predictions),
+    }
+    write_tables(folder, tables, runs, manifest(result))
     return {name: folder / f"{name}.parquet" for name in ("results", "paired", "calibration")}
 
 

@@ -30,7 +30,6 @@ from ehrbench.alignment import match_label_rows
 from ehrbench.cohort.artifact import read_label_file
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError
-from ehrbench.io import write_text_atomic
 from ehrbench.meds import open_dataset
 from ehrbench.meds.label_kinds import (
     BINARY,
@@ -58,7 +57,7 @@ from ehrbench.protocol.manifest import (
     RunCounts,
     SuiteInfo,
 )
-from ehrbench.protocol.outputs import calibration_table, paired_table, write_table
+from ehrbench.protocol.outputs import calibration_table, paired_table, write_tables
 from ehrbench.protocol.prepare import cohort_summary, demographics
 from ehrbench.protocol.runner import PlannedRun
 from ehrbench.protocol.store import RESULTS_SCHEMA, RUNS_SCHEMA, RunKey
@@ -323,20 +322,21 @@ def evaluate_outside(evaluation: Evaluation) -> Path:
     planned = [_planned_run(evaluation, cohort, name, settings) for name in names]
     frames = {run.key.run_id: frames_by_name[run.model] for run in planned}
     results = _results(planned, frames, resamples, demo, evaluation.age_bands, target)
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(results, out, "results")
-    write_text_atomic(_runs(planned).write_csv(), out / "runs.csv")
     paired = paired_table(
         planned, frames, baseline, evaluation.resamples, evaluation.seed, {cohort: target}
     )
-    write_table(paired, out, "paired")
     binary = planned if target.kind == BINARY else []
-    write_table(calibration_table(binary, frames), out, "calibration")
     config_hash = json_digest({**settings, "runs": [p.key.run_id for p in planned]})
     manifest = _manifest(
         evaluation, cohort, labels, fingerprint, config_hash, names, baseline, target
     )
-    manifest.write(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "results": results,
+        "paired": paired,
+        "calibration": calibration_table(binary, frames),
+    }
+    write_tables(out, tables, _runs(planned), manifest)
     metric = PRIMARY_METRICS[target.kind][0]
     name = "AUROC" if target.kind == BINARY else metric
     overall = results.filter((pl.col("group") == "all") & (pl.col("metric") == metric))

@@ -73,8 +73,31 @@ def load_results(root: str | Path) -> ResultsFolder:
     if missing:
         raise EhrbenchError(
             f"{root} lacks {missing}: expected the output folder of a finished `ehrbench run` "
-            "(rerun the suite to write them; finished runs are not recomputed)."
+            "(one cut short, or writing its tables now, has no manifest.json: rerun the suite "
+            "to write them; finished runs are not recomputed)."
         )
+    written = _file_identity(root / MANIFEST_FILE)
+    folder = _read_tables(root)
+    if _file_identity(root / MANIFEST_FILE) != written:
+        raise EhrbenchError(
+            f"{root} was written again while the report read it (an `ehrbench run` finishing): "
+            "its tables may mix two runs' results. Run the report again."
+        )
+    return folder
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """`path`'s inode and modification time, or None when it is missing: an atomic write
+    (a rename of a new file) changes them."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def _read_tables(root: Path) -> ResultsFolder:
+    """The manifest and tables of the results folder `root`, each checked as it is read."""
     runs_csv = root / "runs.csv"
     with _reading(root / MANIFEST_FILE):
         manifest = Manifest.read(root)
