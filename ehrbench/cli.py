@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
 import sys
 import traceback
 
-from ehrbench import __version__
+from ehrbench import __version__, interrupts
 from ehrbench.errors import EhrbenchError
 from ehrbench.logs import configure as configure_logging
 
@@ -42,6 +41,10 @@ VERB_MODULES = {
     "demo": "ehrbench.demo",
     "report": "ehrbench.report.commands",
 }
+
+# The verbs whose rerun picks up where an interrupted one stopped (the results store,
+# pretraining's checkpoint); the others write their outputs again (with --overwrite).
+RESUMING_VERBS = frozenset({"run", "pretrain"})
 
 
 def chosen_verb(argv: list[str]) -> str | None:
@@ -71,11 +74,6 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _stop_on_terminate(signum: int, frame: object) -> None:
-    """SIGTERM (a scheduler's or `kill`'s stop) unwinds like Ctrl-C, so temporary files go."""
-    raise KeyboardInterrupt
-
-
 def _os_error_text(exc: OSError) -> str:
     """One line on a refused file operation, naming the path(s).
 
@@ -90,10 +88,14 @@ def _os_error_text(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one `ehrbench` command; return the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(chosen_verb(argv))
+    interrupts.install()
+    verb = chosen_verb(argv)
+    try:
+        parser = build_parser(verb)  # imports the verb's module: may take a second
+    except KeyboardInterrupt:
+        return _interrupted(verb)
     args = parser.parse_args(argv)
     configure_logging(-1 if args.quiet else 1 if args.verbose else 0)
-    signal.signal(signal.SIGTERM, _stop_on_terminate)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
@@ -108,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt:
-        print("interrupted: nothing partial was kept; rerun to resume.", file=sys.stderr)
-        return 130
+        return _interrupted(verb)
     except OSError as exc:
         # The file system refused an operation the checks before the work could not foresee
         # (a special or full file system, a permission lost meanwhile): the user's to fix.
@@ -124,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _internal_error(exc, args.debug)
     return int(result or 0)
+
+
+def _interrupted(verb: str | None) -> int:
+    """Say the command stopped on the user's Ctrl-C (or SIGTERM); exit code 130."""
+    resume = "; rerun to resume" if verb in RESUMING_VERBS else ""
+    print(f"interrupted: nothing partial was kept{resume}.", file=sys.stderr)
+    return 130
 
 
 def _internal_error(exc: BaseException, debug: bool) -> int:

@@ -226,6 +226,15 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temporary_file(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_the_verb_is_imported_is_one_line_not_a_traceback(monkeypatch, capsys):
+    def importing(verb=None):
+        raise KeyboardInterrupt  # Ctrl-C in the first second, while scikit-learn loads
+
+    monkeypatch.setattr(cli, "build_parser", importing)
+    assert main(["cohorts", "extract"]) == 130
+    assert capsys.readouterr().err == "interrupted: nothing partial was kept.\n"
+
+
 def _parser_running(handler):
     """A `build_parser` whose only verb runs `handler`."""
     import argparse

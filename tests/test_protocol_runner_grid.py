@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import polars as pl
 import pytest
@@ -137,6 +140,38 @@ def test_a_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, dataset, monkey
     assert GridRunner(suite).run().computed == 0  # failed runs are kept ...
     retried = GridRunner(suite, retry_failed=True).run()  # ... unless asked
     assert retried.computed == 1 and retried.failed == 0
+
+
+def test_ctrl_c_disguised_by_a_library_stops_the_grid_and_records_no_failure(
+    tmp_path, dataset, monkeypatch, capsys
+):
+    """Polars has turned a KeyboardInterrupt landing in its code into a TypeError: after the
+    user's Ctrl-C such an error is the interruption, not a failed run kept in the store."""
+    path = tiny_suite(tmp_path, dataset)
+    real = runner_module.fit_and_predict
+
+    def interrupted_inside_a_library(name, *args, **kwargs):
+        if name == "lightgbm":
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # the handler raises here, at once
+            except KeyboardInterrupt:
+                raise TypeError("'<unprintable str object>' is not a Polars data type") from None
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "fit_and_predict", interrupted_inside_a_library)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        assert main(["run", str(path)]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    assert "interrupted: nothing partial was kept; rerun to resume." in capsys.readouterr().err
+    store = ResultsStore(load_suite(path).output)
+    assert "failed" not in store.runs()["status"].to_list()
+    monkeypatch.setattr(runner_module, "fit_and_predict", real)
+    assert main(["run", str(path)]) == 0  # the rerun resumes: every run ok, none failed
+    assert set(pl.read_csv(load_suite(path).output / "runs.csv")["status"]) == {"ok"}
 
 
 def test_a_broken_cohort_is_skipped_and_reported(tmp_path, dataset, caplog, capsys):

@@ -31,6 +31,7 @@ from ehrbench.digest import file_digest
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.cache import cached
 from ehrbench.features.kinds import FeatureKind
+from ehrbench.interrupts import raise_if_stopping
 from ehrbench.io import write_text_atomic
 from ehrbench.meds import (
     SPLIT_NAMES,
@@ -205,6 +206,7 @@ def load_cohorts(
             else:
                 reused[name] = extraction
         except Exception as exc:  # this cohort is skipped; the report lists it
+            raise_if_stopping(exc)
             errors[name] = exc
     extracted, failed = _extract_pending(suite, dataset, pending, folders)
     errors |= failed
@@ -219,6 +221,7 @@ def load_cohorts(
                 suite, splits, name, extraction, folders[name], name in reused, dataset.root, order
             )
         except Exception as exc:  # this cohort is skipped; the report lists it
+            raise_if_stopping(exc)
             errors[name] = exc
     return cohorts, {name: errors[name] for name in suite.cohorts if name in errors}
 
@@ -335,6 +338,7 @@ def _extract_pending(
     try:
         results, failures = extract_many(cohorts, dataset)
     except Exception as exc:  # an error of the data itself concerns every cohort
+        raise_if_stopping(exc)
         return {}, dict.fromkeys(cohorts, exc)
     errors: dict[str, Exception] = {
         name: EhrbenchError(message) for name, message in failures.items()
@@ -344,6 +348,7 @@ def _extract_pending(
         try:
             _write(suite, name, extraction, folders[name])
         except Exception as exc:  # this cohort is skipped; the others are written
+            raise_if_stopping(exc)
             errors[name] = exc
         else:
             written[name] = extraction

@@ -42,6 +42,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import REPRESENTATION
 from ehrbench.features.representation import read_representation
+from ehrbench.interrupts import raise_if_stopping
 from ehrbench.logs import ROOT, progress
 from ehrbench.meds import MedsDataset
 from ehrbench.meds.label_kinds import BINARY
@@ -250,6 +251,7 @@ class FeatureSource:
         try:
             self._build(data, model, name)
         except Exception as exc:  # every run that needs them fails with this error
+            raise_if_stopping(exc)
             self.errors[(data.name, name)] = exc
             logger.warning(
                 "features (%s) of cohort %s failed: %s", name, data.name, _error_text(exc)
@@ -306,6 +308,7 @@ def compute_run(context: RunContext, data: CohortData, planned: PlannedRun) -> R
             context.suite, data, features, context.demo, planned
         )
     except Exception as exc:  # a failed run is recorded and the grid goes on
+        raise_if_stopping(exc)
         return RunOutcome(error=_error_text(exc))
     return RunOutcome(
         metrics, predictions, info, model if planned.cohort in context.scored else None
