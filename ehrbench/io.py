@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import zipfile
@@ -46,7 +47,20 @@ def _current_umask() -> int:
 def write_parquet_atomic(frame: pl.DataFrame, target: str | os.PathLike) -> None:
     """Write `frame` to `target` as parquet, atomically."""
     with atomic_path(target) as tmp:
-        frame.write_parquet(tmp)
+        write_parquet(frame, tmp)
+
+
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """`frame.write_parquet(path)`, a write the file system refuses (a full disk) raised as the
+    `OSError` it is: polars reports it as a `ComputeError` ending in "(os error N)"."""
+    try:
+        frame.write_parquet(path)
+    except pl.exceptions.ComputeError as exc:
+        refused = re.search(r"\(os error (\d+)\)", str(exc))
+        if refused is None:
+            raise
+        code = int(refused.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from exc
 
 
 def write_text_atomic(text: str, target: str | os.PathLike) -> None:

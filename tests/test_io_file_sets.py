@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 
+import polars as pl
 import pytest
 from protocol_helpers import COHORT, COHORTS, tiny_dataset
 
@@ -11,7 +13,7 @@ from ehrbench.cli import main
 from ehrbench.cohort.artifact import Extraction, ExtractionFiles
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import TABULAR
-from ehrbench.io import check_file_set, file_set
+from ehrbench.io import check_file_set, file_set, write_parquet_atomic
 
 
 def test_a_file_set_is_checked_against_its_manifest(tmp_path):
@@ -56,6 +58,27 @@ def test_a_set_that_cannot_be_written_leaves_no_folder_it_made(tmp_path):
     with file_set([labels], tmp_path / "kept/new/set.json") as tmp:
         tmp[labels].write_text("written")
     assert labels.read_text() == "written"
+
+
+def test_a_parquet_write_the_disk_refuses_is_an_os_error_naming_the_file(tmp_path, monkeypatch):
+    def full_disk(frame, path):
+        raise pl.exceptions.ComputeError(
+            "parquet: File out of specification: underlying IO error: No space left on device "
+            "(os error 28)"
+        )
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", full_disk)
+    with pytest.raises(OSError, match="No space left on device") as refused:
+        write_parquet_atomic(pl.DataFrame({"a": [1]}), tmp_path / "labels.parquet")
+    assert refused.value.errno == errno.ENOSPC and ".labels.parquet." in refused.value.filename
+    assert list(tmp_path.iterdir()) == []
+
+    def other_error(frame, path):
+        raise pl.exceptions.ComputeError("cannot write a column of type Object")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", other_error)
+    with pytest.raises(pl.exceptions.ComputeError, match="Object"):  # raised as it is
+        write_parquet_atomic(pl.DataFrame({"a": [1]}), tmp_path / "labels.parquet")
 
 
 @pytest.fixture(scope="module")

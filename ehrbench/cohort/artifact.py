@@ -15,7 +15,7 @@ import polars as pl
 
 from ehrbench.cohort.attrition import Attrition
 from ehrbench.errors import EhrbenchError
-from ehrbench.io import check_file_set, check_listed, file_set
+from ehrbench.io import check_file_set, check_listed, file_set, write_parquet
 from ehrbench.meds import MedsDataset, read_labels, write_labels
 
 
@@ -117,12 +117,12 @@ class Extraction:
             if self.prediction_times:
                 write_labels(self.labels, tmp[files.labels])
             else:
-                self.labels.write_parquet(tmp[files.labels])
+                write_parquet(self.labels, tmp[files.labels])
             tmp[files.attrition].write_text(self.attrition.to_json(), encoding="utf-8")
             if files.attrition_text is not None:
                 tmp[files.attrition_text].write_text(self.attrition.render(), encoding="utf-8")
             if files.audit is not None:
-                self.audit.write_parquet(tmp[files.audit])
+                write_parquet(self.audit, tmp[files.audit])
 
     @classmethod
     def read(cls, files: ExtractionFiles) -> Extraction:
