@@ -25,6 +25,7 @@ import itertools
 import logging
 import os
 import re
+import signal
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -359,14 +360,22 @@ def _connect(setting: SchedulerSetting) -> tuple[Any, Any]:
             "distributed.scheduler.allowed-failures": 1,
             "distributed.scheduler.worker-saturation": 1.0,
         }
-        with dask.config.set(placement):
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # any free port: several clusters may run here
-                silence_logs=logging.CRITICAL,  # ehrbench says what matters
-            )
+        # The worker processes start ignoring Ctrl-C (an ignored signal stays ignored in a
+        # child): a terminal sends it to the whole process group, and each worker would print a
+        # traceback, while this process handles it, closing the cluster. A Ctrl-C in the second
+        # the cluster starts is ignored here too: pressed again, it stops the command.
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            with dask.config.set(placement):
+                cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # any free port: several clusters may run here
+                    silence_logs=logging.CRITICAL,  # ehrbench says what matters
+                )
+        finally:
+            signal.signal(signal.SIGINT, handler)
         logger.info("scheduler: a local Dask cluster of %d worker(s)", workers)
         return Client(cluster), cluster
     try:

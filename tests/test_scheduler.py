@@ -120,6 +120,16 @@ def test_a_task_that_kills_its_worker_is_run_twice_then_reported_lost():
             list(executor.results([Call(divmod, (1, 0), "divides")]))
 
 
+def test_local_workers_leave_ctrl_c_to_the_command():
+    """A terminal's Ctrl-C reaches every process of the group: the workers ignore it (no
+    traceback from each), the command keeps its own handler and closes the cluster."""
+    own = signal.getsignal(signal.SIGINT)
+    with use_scheduler(SchedulerSetting("local", 1)) as executor:
+        done = next(iter(executor.results([Call(signal.getsignal, (signal.SIGINT,), "asks")])))
+        assert done.value == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is own
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
