@@ -138,12 +138,8 @@ def _listed(manifest: Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _temporary(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target`, removed unless it was renamed away; the folders made
-    for it are removed again when nothing ended up in them (a write that failed, perhaps on
-    another file of its set, leaves no empty folders behind)."""
-    created = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    """A temporary path beside `target`, removed unless it was renamed away."""
+    with folder_made(target.parent):
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp = Path(name)
@@ -153,10 +149,21 @@ def _temporary(target: Path) -> Iterator[Path]:
             yield tmp
         finally:
             tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def folder_made(folder: Path) -> Iterator[Path]:
+    """`folder`, made (with its missing parents) for the block; the folders made are removed
+    again when the block leaves them empty, so a write that failed or was interrupted, perhaps
+    on another file of its set, leaves no empty folders behind."""
+    made = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
     finally:
-        for folder in created:  # innermost first; a folder that holds anything stays
+        for path in made:  # innermost first; a folder that holds anything stays
             with contextlib.suppress(OSError):
-                folder.rmdir()
+                path.rmdir()
 
 
 def _sha256(path: Path) -> str:

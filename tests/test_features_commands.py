@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 from meds_builders import events_frame, write_meds_folder
 
+import ehrbench.features.cache as cache_module
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.cache import cache_key, cached, cached_files
@@ -58,6 +59,18 @@ def test_tabular_command_writes_outputs_and_uses_cache(folder, capsys):
     assert _run("tabular", *common, "--out", str(again)) == 0
     assert "from the cache" in capsys.readouterr().out
     assert (again / "features.npz").read_bytes() == (out / "features.npz").read_bytes()
+
+
+def test_an_interrupted_featurize_leaves_no_empty_cache_folder(folder, monkeypatch, capsys):
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt  # Ctrl-C as the cache entry is about to be written
+
+    monkeypatch.setattr(cache_module.tempfile, "mkdtemp", interrupted)
+    out = folder / "out"
+    common = ["--data", str(folder / "meds"), "--labels", str(folder / "labels.parquet")]
+    assert _run("tabular", *common, "--out", str(out), "--min-count", "3") == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not out.exists()
 
 
 # A flipped byte inside a parquet page can still decode (parquet pages carry no checksum here),

@@ -29,7 +29,7 @@ from ehrbench.features.concepts import featurised_dataset
 from ehrbench.features.config import config_record
 from ehrbench.features.kinds import FeatureKind
 from ehrbench.features.rows import normalise_splits, row_frame
-from ehrbench.io import DAMAGED_FILE_ERRORS, file_set
+from ehrbench.io import DAMAGED_FILE_ERRORS, file_set, folder_made
 from ehrbench.meds import MedsDataset
 
 # Bump when the meaning or layout of cached features changes.
@@ -154,16 +154,16 @@ def _check_readable(path: Path) -> None:
 def _fill_entry(entry: Path, kind: FeatureKind, save: Callable[[Path], T]) -> T:
     """Make the cache folder `entry` with `save(folder)`: into a temporary folder, renamed into
     place, so an interrupted run leaves no half entry behind. Returns what `save` returned."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
-    try:
-        saved = save(tmp)
+    with folder_made(entry.parent):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
         try:
-            os.replace(tmp, entry)
-        except OSError:
-            if not entry.is_dir():  # not a concurrent run that finished first
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            saved = save(tmp)
+            try:
+                os.replace(tmp, entry)
+            except OSError:
+                if not entry.is_dir():  # not a concurrent run that finished first
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     logger.debug("%s features saved in the cache entry %s", kind.name, entry)
     return saved
