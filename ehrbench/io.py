@@ -146,9 +146,23 @@ def _temporary(target: Path) -> Iterator[Path]:
         try:
             # mkstemp creates owner-only files; give the output the mode a plain open() would have.
             os.chmod(tmp, 0o666 & ~_current_umask())
-            yield tmp
+            with naming(tmp):
+                yield tmp
         finally:
             tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Inside the block, an `OSError` that names no file (a write to an open file object on a
+    full disk) is raised naming `path`, the file or folder being written, so the user is told
+    where."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 @contextlib.contextmanager

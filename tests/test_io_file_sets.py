@@ -13,7 +13,7 @@ from ehrbench.cli import main
 from ehrbench.cohort.artifact import Extraction, ExtractionFiles
 from ehrbench.errors import EhrbenchError
 from ehrbench.features.kinds import TABULAR
-from ehrbench.io import check_file_set, file_set, write_parquet_atomic
+from ehrbench.io import atomic_path, check_file_set, file_set, write_parquet_atomic
 
 
 def test_a_file_set_is_checked_against_its_manifest(tmp_path):
@@ -79,6 +79,15 @@ def test_a_parquet_write_the_disk_refuses_is_an_os_error_naming_the_file(tmp_pat
     monkeypatch.setattr(pl.DataFrame, "write_parquet", other_error)
     with pytest.raises(pl.exceptions.ComputeError, match="Object"):  # raised as it is
         write_parquet_atomic(pl.DataFrame({"a": [1]}), tmp_path / "labels.parquet")
+
+
+def test_a_write_refused_without_a_file_name_names_the_file_being_written(tmp_path):
+    target = tmp_path / "features.npz"
+    with pytest.raises(OSError) as refused, atomic_path(target) as tmp, tmp.open("wb") as stream:
+        stream.write(b"x")
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a full disk's write() does
+    assert refused.value.errno == errno.ENOSPC and refused.value.filename == str(tmp)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from ehrbench.features.concepts import featurised_dataset
 from ehrbench.features.config import config_record
 from ehrbench.features.kinds import FeatureKind
 from ehrbench.features.rows import normalise_splits, row_frame
-from ehrbench.io import DAMAGED_FILE_ERRORS, file_set, folder_made
+from ehrbench.io import DAMAGED_FILE_ERRORS, file_set, folder_made, naming
 from ehrbench.meds import MedsDataset
 
 # Bump when the meaning or layout of cached features changes.
@@ -157,7 +157,8 @@ def _fill_entry(entry: Path, kind: FeatureKind, save: Callable[[Path], T]) -> T:
     with folder_made(entry.parent):
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
         try:
-            saved = save(tmp)
+            with naming(tmp):
+                saved = save(tmp)
             try:
                 os.replace(tmp, entry)
             except OSError:
