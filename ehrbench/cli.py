@@ -88,12 +88,17 @@ def _os_error_text(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one `ehrbench` command; return the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    interrupts.install()
     verb = chosen_verb(argv)
-    try:
-        parser = build_parser(verb)  # imports the verb's module: may take a second
-    except KeyboardInterrupt:
-        return _interrupted(verb)
+    with interrupts.handling():
+        try:
+            return _command(argv, verb)
+        except KeyboardInterrupt:  # in the first second, while the verb's module imports
+            return _interrupted(verb)
+
+
+def _command(argv: list[str], verb: str | None) -> int:
+    """Parse `argv` and run its verb; every error ends in one paragraph and an exit code."""
+    parser = build_parser(verb)
     args = parser.parse_args(argv)
     configure_logging(-1 if args.quiet else 1 if args.verbose else 0)
     if not getattr(args, "handler", None):
@@ -101,9 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         result = args.handler(args)
-    except EhrbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         # The reader (`| head`) closed the pipe: stop quietly, as Unix tools do, and point
         # stdout at /dev/null so the interpreter's final flush does not fail again.
@@ -111,20 +113,31 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except KeyboardInterrupt:
         return _interrupted(verb)
-    except OSError as exc:
+    except BaseException as exc:
+        # After the user's stop, an error is the interruption disguised by the library it
+        # landed in (polars has raised a TypeError): not bad input, not a bug.
+        if interrupts.stopping() and not isinstance(exc, SystemExit):
+            return _interrupted(verb)
+        return _failure(exc, args.debug)
+    return int(result or 0)
+
+
+def _failure(exc: BaseException, debug: bool) -> int:
+    """Report `exc` in one paragraph; return the exit code (2: the input or the file system,
+    the user's to fix; 3: a bug). Anything else (SystemExit) goes on as it is."""
+    if isinstance(exc, EhrbenchError):
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError):
         # The file system refused an operation the checks before the work could not foresee
-        # (a special or full file system, a permission lost meanwhile): the user's to fix.
+        # (a special or full file system, a permission lost meanwhile).
         print(f"error: {_os_error_text(exc)}", file=sys.stderr)
         return 2
-    except Exception as exc:  # a bug in ehrbench, not the user's input
-        return _internal_error(exc, args.debug)
-    except BaseException as exc:
-        # A panic inside a Rust extension (polars) derives from BaseException, so that it
-        # passes `except Exception`; it is a bug too, reported alike, never as a traceback.
-        if type(exc).__module__ != "pyo3_runtime":
-            raise
-        return _internal_error(exc, args.debug)
-    return int(result or 0)
+    # A panic inside a Rust extension (polars) derives from BaseException, so that it passes
+    # `except Exception`; it is a bug too, reported alike, never as a traceback.
+    if isinstance(exc, Exception) or type(exc).__module__ == "pyo3_runtime":
+        return _internal_error(exc, debug)
+    raise exc
 
 
 def _interrupted(verb: str | None) -> int:

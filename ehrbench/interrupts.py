@@ -3,16 +3,19 @@
 Python raises `KeyboardInterrupt` wherever the signal lands, and a library running there may
 turn it into an error of its own (polars, inside its Rust code, has raised a `TypeError`). The
 places that record an error and go on (a failed run, a cohort skipped) call
-`raise_if_stopping` first, so that such an error ends the command as the interruption it is,
-never as a failure kept in the results.
+`raise_if_stopping` first, and the command line reports any error after a stop as the
+interruption it is, never as a failure kept in the results or a bug.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _STOP = threading.Event()
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -22,11 +25,31 @@ def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def install() -> None:
-    """Handle Ctrl-C and SIGTERM from here on (a command's start: no stop asked for yet)."""
+@contextmanager
+def handling() -> Iterator[None]:
+    """Handle Ctrl-C and SIGTERM during the block (one command); the handlers before it are
+    put back after it, and the stop forgotten. A signal the process was started ignoring
+    (`nohup`, `cmd &` in a script) stays ignored; off the main thread, which cannot set
+    handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {signum: signal.getsignal(signum) for signum in _SIGNALS}
     _STOP.clear()
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    for signum, handler in before.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, _stop)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        _STOP.clear()
+
+
+def stopping() -> bool:
+    """Has the user asked this command to stop?"""
+    return _STOP.is_set()
 
 
 def raise_if_stopping(exc: BaseException) -> None:
@@ -35,5 +58,5 @@ def raise_if_stopping(exc: BaseException) -> None:
 
     >>> raise_if_stopping(ValueError("a real failure"))  # no stop asked for: nothing raised
     """
-    if _STOP.is_set():
+    if stopping():
         raise KeyboardInterrupt from exc

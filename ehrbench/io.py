@@ -8,6 +8,7 @@ belong together are written as one unit with a manifest that readers check (`fil
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -32,7 +33,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     The temporary file is removed if the block raises, so nothing partial is left behind.
     """
     target = Path(target)
-    with _temporary(target) as tmp:
+    with naming(target), _temporary(target) as tmp:
         yield tmp
         os.replace(tmp, target)
 
@@ -52,7 +53,8 @@ def write_parquet_atomic(frame: pl.DataFrame, target: str | os.PathLike) -> None
 
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:
     """`frame.write_parquet(path)`, a write the file system refuses (a full disk) raised as the
-    `OSError` it is: polars reports it as a `ComputeError` ending in "(os error N)"."""
+    `OSError` it is (polars reports it as a `ComputeError` ending in "(os error N)"), which the
+    enclosing write (`atomic_path`, `file_set`) names."""
     try:
         frame.write_parquet(path)
     except pl.exceptions.ComputeError as exc:
@@ -60,7 +62,7 @@ def write_parquet(frame: pl.DataFrame, path: Path) -> None:
         if refused is None:
             raise
         code = int(refused.group(1))
-        raise OSError(code, os.strerror(code), str(path)) from exc
+        raise OSError(code, os.strerror(code)) from exc
 
 
 def write_text_atomic(text: str, target: str | os.PathLike) -> None:
@@ -79,7 +81,7 @@ def file_set(targets: Iterable[Path], manifest: Path) -> Iterator[dict[Path, Pat
     is missing or does not match them, which `check_file_set` reports: never a mixed old and new
     set that passes for a complete one.
     """
-    with contextlib.ExitStack() as stack:
+    with naming(manifest.parent), contextlib.ExitStack() as stack:
         temporary = {target: stack.enter_context(_temporary(target)) for target in targets}
         yield temporary
         manifest.unlink(missing_ok=True)
@@ -146,21 +148,24 @@ def _temporary(target: Path) -> Iterator[Path]:
         try:
             # mkstemp creates owner-only files; give the output the mode a plain open() would have.
             os.chmod(tmp, 0o666 & ~_current_umask())
-            with naming(tmp):
-                yield tmp
+            yield tmp
         finally:
             tmp.unlink(missing_ok=True)
 
 
+# What a refused write raises: a full disk, an exhausted quota, a file over the size limit.
+_REFUSED_WRITES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
 @contextlib.contextmanager
 def naming(path: Path) -> Iterator[None]:
-    """Inside the block, an `OSError` that names no file (a write to an open file object on a
-    full disk) is raised naming `path`, the file or folder being written, so the user is told
+    """Inside the block, a refused write that names no file (a full disk under an open file
+    object, or polars') is raised naming `path`, what the block writes, so the user is told
     where."""
     try:
         yield
     except OSError as exc:
-        if exc.filename is not None or exc.errno is None:
+        if exc.filename is not None or exc.errno not in _REFUSED_WRITES:
             raise
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
 

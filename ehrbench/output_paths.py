@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.io import folder_made
 
 
 def check_writable(path: str | os.PathLike, option: str, *, folder: bool = False) -> Path:
@@ -149,13 +150,11 @@ def exclusive_folder(folder: Path, command: str) -> Iterator[None]:
     holds it, for the message a second process gets. A block that ends with nothing written
     leaves no trace: the folders this call created are removed again if they hold only the lock.
     """
-    existed = _nearest_existing(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with _held_lock(folder, command):
+    with folder_made(folder), _held_lock(folder, command):
         try:
             yield
         finally:
-            _remove_if_only_lock(folder, existed)
+            _remove_if_only_lock(folder)
 
 
 @contextlib.contextmanager
@@ -180,17 +179,11 @@ def _held_lock(folder: Path, command: str) -> Iterator[None]:
         yield
 
 
-def _remove_if_only_lock(folder: Path, existed: Path) -> None:
-    """Remove `folder` and its parents below `existed` when they hold nothing but the lock
-    (a command that failed before writing anything)."""
-    if not folder.is_dir() or [p.name for p in folder.iterdir()] != [".lock"]:
-        return
-    (folder / ".lock").unlink()
-    # Another process may have just written here: rmdir refuses a folder that is not empty.
-    with contextlib.suppress(OSError):
-        while folder != existed:
-            folder.rmdir()
-            folder = folder.parent
+def _remove_if_only_lock(folder: Path) -> None:
+    """Remove the lock of `folder` when it is all the folder holds (a command that failed before
+    writing anything), so that `folder_made` can remove the folder too."""
+    if folder.is_dir() and [p.name for p in folder.iterdir()] == [".lock"]:
+        (folder / ".lock").unlink()
 
 
 def _empty_folder(path: Path) -> bool:

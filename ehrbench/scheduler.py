@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.interrupts import raise_if_stopping
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +289,7 @@ def _done(future: Any, call: Call) -> Done:
     try:
         return Done(call, future.result())
     except Exception as exc:
+        raise_if_stopping(exc)  # a worker lost to the stop signal of the whole process group
         if not _lost(exc):
             raise
         logger.warning("%s: its worker was lost (%s)", call.tag, type(exc).__name__)
@@ -363,7 +365,8 @@ def _connect(setting: SchedulerSetting) -> tuple[Any, Any]:
         # The worker processes start ignoring Ctrl-C (an ignored signal stays ignored in a
         # child): a terminal sends it to the whole process group, and each worker would print a
         # traceback, while this process handles it, closing the cluster. A Ctrl-C in the second
-        # the cluster starts is ignored here too: pressed again, it stops the command.
+        # the cluster starts is ignored here too: pressed again, it stops the command. (A worker
+        # a nanny restarts after a loss starts later, with Ctrl-C as usual.)
         handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             with dask.config.set(placement):

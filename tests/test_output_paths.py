@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 import yaml
 from protocol_helpers import COHORT, COHORTS, tiny_dataset, tiny_suite
 
-from ehrbench import cli
+from ehrbench import cli, interrupts
 from ehrbench.cli import main
 from ehrbench.errors import EhrbenchError
 from ehrbench.io import atomic_path
@@ -218,12 +219,39 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temporary_file(tmp_path, monk
 
     monkeypatch.setattr(cli, "build_parser", _parser_running(handler))
     previous = signal.getsignal(signal.SIGTERM)
-    try:
-        assert main(["anything"]) == 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    assert main(["anything"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+    # The command's handlers are put back and its stop forgotten (main is a library call too).
+    assert signal.getsignal(signal.SIGTERM) is previous and not interrupts.stopping()
+
+
+def test_ctrl_c_ignored_when_the_command_starts_stays_ignored(monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        cli,
+        "build_parser",
+        _parser_running(lambda args: seen.append(signal.getsignal(signal.SIGINT))),
+    )
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `nohup` or `cmd &` start it
+    try:
+        assert main(["anything"]) == 0
+        assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_error_raised_after_the_users_stop_is_the_interruption(monkeypatch, capsys):
+    def handler(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here, at once
+        except KeyboardInterrupt:  # wrapped, as a reader of a file would wrap polars' error
+            raise EhrbenchError("labels.parquet cannot be read: damaged") from None
+
+    monkeypatch.setattr(cli, "build_parser", _parser_running(handler))
+    assert main(["anything"]) == 130
+    assert capsys.readouterr().err == "interrupted: nothing partial was kept.\n"
 
 
 def test_ctrl_c_while_the_verb_is_imported_is_one_line_not_a_traceback(monkeypatch, capsys):

@@ -138,17 +138,6 @@ def test_resume_gives_the_same_results_as_one_pass(tmp_path):
     assert resumed.runs()["k"].to_list() == ["1", "1", "8", "8", "all", "all"]
 
 
-def test_export_writes_parquet_and_csv_deterministically(tmp_path):
-    store = ResultsStore(tmp_path)
-    store.save(_key(), *_run())
-    parquet, csv = store.export()
-    first = (parquet.read_bytes(), csv.read_bytes())
-    assert pl.read_parquet(parquet).equals(store.load_all())
-    assert pl.read_csv(csv).height == store.load_all().height
-    store.export()
-    assert (parquet.read_bytes(), csv.read_bytes()) == first
-
-
 def test_save_validation(tmp_path):
     store = ResultsStore(tmp_path)
     metrics, predictions = _run()

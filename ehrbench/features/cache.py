@@ -157,7 +157,7 @@ def _fill_entry(entry: Path, kind: FeatureKind, save: Callable[[Path], T]) -> T:
     with folder_made(entry.parent):
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
         try:
-            with naming(tmp):
+            with naming(entry):
                 saved = save(tmp)
             try:
                 os.replace(tmp, entry)

@@ -118,8 +118,8 @@ class Model(ABC):
         """Each of `settings` fitted on the same rows (see `fit`), in order: a search's fits.
 
         What a setting's `_fit` computes through `reuse` is kept for the later settings, so work
-        on the rows alone (LightGBM's binning, the forest's dense copy) is done once per search,
-        not once per setting.
+        on the rows alone (LightGBM's binning, the forest's dense copy, the linear models'
+        scaling) is done once per search, not once per setting.
         """
         shared: dict[Any, Any] = {}
         for setting in settings:

@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from ehrbench.errors import EhrbenchError
+from ehrbench.interrupts import raise_if_stopping
 from ehrbench.io import write_text_atomic
 from ehrbench.metrics.bootstrap import Resamples
 from ehrbench.models.base import Model
@@ -108,6 +109,7 @@ def score_run(
                 suite.age_bands,
             )
         except EhrbenchError as exc:
+            raise_if_stopping(exc)
             site.store.save(external_key, status="failed", error=str(exc), overwrite=True)
             logger.warning("%s %s on %s: FAILED: %s", key.cohort, key.model, site.spec.name, exc)
             continue

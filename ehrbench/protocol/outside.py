@@ -30,6 +30,7 @@ from ehrbench.alignment import match_label_rows
 from ehrbench.cohort.artifact import read_label_file
 from ehrbench.digest import file_digest, json_digest
 from ehrbench.errors import EhrbenchError
+from ehrbench.io import folder_made
 from ehrbench.meds import open_dataset
 from ehrbench.meds.label_kinds import (
     BINARY,
@@ -330,13 +331,13 @@ def evaluate_outside(evaluation: Evaluation) -> Path:
     manifest = _manifest(
         evaluation, cohort, labels, fingerprint, config_hash, names, baseline, target
     )
-    out.mkdir(parents=True, exist_ok=True)
     tables = {
         "results": results,
         "paired": paired,
         "calibration": calibration_table(binary, frames),
     }
-    write_tables(out, tables, _runs(planned), manifest)
+    with folder_made(out):
+        write_tables(out, tables, _runs(planned), manifest)
     metric = PRIMARY_METRICS[target.kind][0]
     name = "AUROC" if target.kind == BINARY else metric
     overall = results.filter((pl.col("group") == "all") & (pl.col("metric") == metric))

@@ -5,7 +5,6 @@ Layout under the store root:
     runs/<run_id>/predictions.parquet   meds-evaluation prediction frame (ok runs)
     runs/<run_id>/metrics.parquet       metrics table, `METRIC_TABLE_SCHEMA` (ok runs)
     runs/<run_id>/run.json              key, status ("ok" | "failed"), error, info
-    results.parquet, results.csv        `export()`: every ok run's metrics, one row per metric
 
 `run.json` is written last and every file atomically, so a run interrupted while saving leaves no
 record and is simply recomputed; a record on disk always has its files complete. The run id is a
@@ -268,11 +267,3 @@ class ResultsStore:
                 f"seed={key.seed}) has no finished predictions in {self.run_dir(key)}."
             )
         return pl.read_parquet(self.run_dir(key) / _PREDICTIONS)
-
-    def export(self) -> tuple[Path, Path]:
-        """Write `load_all()` to results.parquet and results.csv in the root; return both paths."""
-        frame = self.load_all()
-        parquet, csv = self.root / "results.parquet", self.root / "results.csv"
-        write_parquet_atomic(frame, parquet)
-        write_text_atomic(frame.write_csv(), csv)
-        return parquet, csv

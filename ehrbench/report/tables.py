@@ -74,7 +74,7 @@ def load_results(root: str | Path) -> ResultsFolder:
         raise EhrbenchError(
             f"{root} lacks {missing}: expected the output folder of a finished `ehrbench run` "
             "(one cut short, or writing its tables now, has no manifest.json: rerun the suite "
-            "to write them; finished runs are not recomputed)."
+            "to write them, finished runs are not recomputed; or rerun `ehrbench evaluate`)."
         )
     written = _file_identity(root / MANIFEST_FILE)
     folder = _read_tables(root)
@@ -86,14 +86,15 @@ def load_results(root: str | Path) -> ResultsFolder:
     return folder
 
 
-def _file_identity(path: Path) -> tuple[int, int] | None:
-    """`path`'s inode and modification time, or None when it is missing: an atomic write
-    (a rename of a new file) changes them."""
+def _file_identity(path: Path) -> tuple[int, int, int, bytes] | None:
+    """`path`'s size, modification and change times and bytes, or None when it is missing: a
+    manifest written again differs in one of them (its bytes count the runs; the times tell a
+    rewrite of the same bytes on file systems with fine timestamps)."""
     try:
         stat = path.stat()
+        return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, path.read_bytes()
     except FileNotFoundError:
         return None
-    return stat.st_ino, stat.st_mtime_ns
 
 
 def _read_tables(root: Path) -> ResultsFolder:
