@@ -47,6 +47,21 @@ def handling() -> Iterator[None]:
         _STOP.clear()
 
 
+@contextmanager
+def ctrl_c_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C during the block, so that processes started in it ignore it for good (an
+    ignored signal stays ignored in a child); the handler before it is put back after. Off the
+    main thread, which cannot set handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def stopping() -> bool:
     """Has the user asked this command to stop?"""
     return _STOP.is_set()

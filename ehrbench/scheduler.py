@@ -25,7 +25,6 @@ import itertools
 import logging
 import os
 import re
-import signal
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ehrbench.errors import EhrbenchError
-from ehrbench.interrupts import raise_if_stopping
+from ehrbench.interrupts import ctrl_c_ignored, raise_if_stopping
 
 logger = logging.getLogger(__name__)
 
@@ -362,23 +361,19 @@ def _connect(setting: SchedulerSetting) -> tuple[Any, Any]:
             "distributed.scheduler.allowed-failures": 1,
             "distributed.scheduler.worker-saturation": 1.0,
         }
-        # The worker processes start ignoring Ctrl-C (an ignored signal stays ignored in a
-        # child): a terminal sends it to the whole process group, and each worker would print a
-        # traceback, while this process handles it, closing the cluster. A Ctrl-C in the second
-        # the cluster starts is ignored here too: pressed again, it stops the command. (A worker
-        # a nanny restarts after a loss starts later, with Ctrl-C as usual.)
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            with dask.config.set(placement):
-                cluster = LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0",  # any free port: several clusters may run here
-                    silence_logs=logging.CRITICAL,  # ehrbench says what matters
-                )
-        finally:
-            signal.signal(signal.SIGINT, handler)
+        # The worker processes start ignoring Ctrl-C: a terminal sends it to the whole process
+        # group, and each worker would print a traceback, while this process handles it,
+        # closing the cluster. A Ctrl-C in the second the cluster starts is ignored here too:
+        # pressed again, it stops the command. (A worker a nanny restarts after a loss starts
+        # later, with Ctrl-C as usual.)
+        with ctrl_c_ignored(), dask.config.set(placement):
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",  # any free port: several clusters may run here
+                silence_logs=logging.CRITICAL,  # ehrbench says what matters
+            )
         logger.info("scheduler: a local Dask cluster of %d worker(s)", workers)
         return Client(cluster), cluster
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,20 @@ def test_local_workers_leave_ctrl_c_to_the_command():
         done = next(iter(executor.results([Call(signal.getsignal, (signal.SIGINT,), "asks")])))
         assert done.value == signal.SIG_IGN
         assert signal.getsignal(signal.SIGINT) is own
+
+
+def test_a_local_cluster_starts_off_the_main_thread_too():
+    """Only the main thread may set signal handlers: elsewhere the workers keep Ctrl-C."""
+    values = []
+
+    def run():
+        with use_scheduler(SchedulerSetting("local", 1)) as executor:
+            values.extend(d.value for d in executor.results([Call(len, ("abc",), "counts")]))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert values == [3]
 
 
 @pytest.mark.parametrize(
